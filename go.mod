@@ -1,0 +1,8 @@
+module github.com/rdpdvc/rdpdvc
+
+go 1.26.8
+
+require (
+	go.uber.org/goleak v1.3.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)
