@@ -1,0 +1,144 @@
+package dvc
+
+import (
+	"context"
+	"io"
+	"sync"
+)
+
+// DefaultInboxBytes is how many bytes of received, unread messages an Inbox
+// holds before Put blocks. DRDYNVC has no per-channel flow control
+// (MS-RDPEDYC 1.3.3.2), so a full inbox stalls the whole carrier, as a slow
+// reader stalls a real RDP connection; the ceiling keeps a flooding peer from
+// growing memory without bound.
+const DefaultInboxBytes = 16 << 20
+
+// Inbox is a FIFO of whole messages between a backend's receive loop (Put)
+// and a blocking reader (Read). Backends use it to give server programs the
+// blocking Conn shape; the zero value is not usable, call NewInbox.
+type Inbox struct {
+	mu     sync.Mutex
+	q      [][]byte
+	head   int
+	bytes  int
+	limit  int
+	done   bool
+	err    error         // returned once the queue drains after Close
+	wake   chan struct{} // a message arrived or the inbox closed
+	room   chan struct{} // bytes were taken out
+	closed chan struct{}
+}
+
+// NewInbox returns an inbox that holds up to limit bytes (DefaultInboxBytes
+// if limit <= 0). A single message larger than limit is still accepted when
+// the inbox is empty, so the limit never deadlocks a reader.
+func NewInbox(limit int) *Inbox {
+	if limit <= 0 {
+		limit = DefaultInboxBytes
+	}
+	return &Inbox{
+		limit:  limit,
+		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Put appends msg, which the inbox now owns. It blocks while the inbox is
+// over its limit, until ctx is done or the inbox is closed; it returns
+// ErrClosed if the inbox was closed.
+func (in *Inbox) Put(ctx context.Context, msg []byte) error {
+	for {
+		in.mu.Lock()
+		if in.done {
+			in.mu.Unlock()
+			return ErrClosed
+		}
+		if in.bytes == 0 || in.bytes+len(msg) <= in.limit {
+			in.q = append(in.q, msg)
+			in.bytes += len(msg)
+			in.mu.Unlock()
+			signal(in.wake)
+			return nil
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.room:
+		case <-in.closed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Read returns the next message. After CloseWithError it drains what is
+// queued, then returns the close error (io.EOF for nil).
+func (in *Inbox) Read(ctx context.Context) ([]byte, error) {
+	for {
+		in.mu.Lock()
+		if in.head < len(in.q) {
+			m := in.q[in.head]
+			in.q[in.head] = nil
+			in.head++
+			if in.head == len(in.q) {
+				in.q, in.head = in.q[:0], 0
+			}
+			in.bytes -= len(m)
+			more := in.head < len(in.q)
+			in.mu.Unlock()
+			signal(in.room)
+			if more {
+				signal(in.wake) // another reader may be waiting
+			}
+			return m, nil
+		}
+		if in.done {
+			err := in.err
+			in.mu.Unlock()
+			return nil, err
+		}
+		in.mu.Unlock()
+		select {
+		case <-in.wake:
+		case <-in.closed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// CloseWithError ends the inbox: queued messages can still be read, then
+// Read returns err, or io.EOF if err is nil. Only the first call counts.
+func (in *Inbox) CloseWithError(err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.done {
+		return
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	in.done, in.err = true, err
+	close(in.closed)
+}
+
+// Discard ends the inbox and drops what is queued: Read returns err at once.
+func (in *Inbox) Discard(err error) {
+	in.CloseWithError(err)
+	in.mu.Lock()
+	for i := range in.q {
+		in.q[i] = nil
+	}
+	in.q, in.head, in.bytes = nil, 0, 0
+	in.mu.Unlock()
+}
+
+// Closed is closed when the inbox is.
+func (in *Inbox) Closed() <-chan struct{} { return in.closed }

@@ -1,0 +1,178 @@
+// Package loopback is an in-process dvc backend: a Hub is both the client
+// side (a dvc.Registrar) and the server side (a dvc.Opener) of one
+// imaginary RDP connection, with no wire format in between.
+//
+// It exists so that channel protocols can be tested, and embedded, without
+// a transport: what a handler sees through it is exactly what it sees
+// through the portable transport, xrdp or FreeRDP — named instances,
+// whole messages, serialized callbacks, Closed exactly once.
+package loopback
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+)
+
+// Hub joins client-side listeners and server-side opens in one process.
+type Hub struct {
+	mu        sync.Mutex
+	listeners map[string]dvc.Listener
+	nextID    uint32
+	open      map[uint32]*instance
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// New returns an empty hub.
+func New() *Hub {
+	return &Hub{listeners: map[string]dvc.Listener{}, open: map[uint32]*instance{}}
+}
+
+// Listen registers a client-side listener.
+func (h *Hub) Listen(name string, l dvc.Listener) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, dup := h.listeners[name]; dup {
+		return fmt.Errorf("loopback: listener %q already registered", name)
+	}
+	h.listeners[name] = l
+	return nil
+}
+
+// Open creates a channel instance and hands its client end to the listener
+// registered for name.
+func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, fmt.Errorf("loopback: open %q: %w", name, dvc.ErrConnectionLost)
+	}
+	l, ok := h.listeners[name]
+	h.nextID++
+	id := h.nextID
+	h.mu.Unlock()
+	if !ok {
+		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(nil)}
+	}
+	in := &instance{hub: h, name: name, id: id, toServer: dvc.NewInbox(0), toClient: dvc.NewInbox(0)}
+	in.client = &clientEnd{in}
+	handler, err := l.Accept(in.client)
+	if err != nil {
+		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(err)}
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		handler.Closed(dvc.ErrConnectionLost)
+		return nil, fmt.Errorf("loopback: open %q: %w", name, dvc.ErrConnectionLost)
+	}
+	h.open[id] = in
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go in.deliver(handler)
+	return &serverEnd{in}, nil
+}
+
+// Close ends the imaginary connection: every open instance sees its
+// connection lost, and Close waits until every Handler has had Closed.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	open := h.open
+	h.open = map[uint32]*instance{}
+	h.mu.Unlock()
+	for _, in := range open {
+		in.end(fmt.Errorf("loopback: hub closed: %w", dvc.ErrConnectionLost))
+	}
+	h.wg.Wait()
+	return nil
+}
+
+type instance struct {
+	hub      *Hub
+	name     string
+	id       uint32
+	client   *clientEnd
+	toServer *dvc.Inbox // client Write → server Read
+	toClient *dvc.Inbox // server Write → Handler.Received
+
+	once sync.Once
+}
+
+// end closes both directions with err (nil = orderly close).
+func (in *instance) end(err error) {
+	in.once.Do(func() {
+		if err == nil {
+			in.toServer.CloseWithError(io.EOF)
+			in.toClient.CloseWithError(nil)
+		} else {
+			in.toServer.CloseWithError(err)
+			in.toClient.CloseWithError(err)
+		}
+		in.hub.mu.Lock()
+		delete(in.hub.open, in.id)
+		in.hub.mu.Unlock()
+	})
+}
+
+// deliver runs the client Handler: one goroutine per instance keeps the
+// callbacks serialized and in order, as every backend does.
+func (in *instance) deliver(h dvc.Handler) {
+	defer in.hub.wg.Done()
+	for {
+		m, err := in.toClient.Read(context.Background())
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			h.Closed(err)
+			return
+		}
+		h.Received(m)
+	}
+}
+
+func write(ctx context.Context, to *dvc.Inbox, msg []byte) error {
+	if err := to.Put(ctx, append([]byte(nil), msg...)); err != nil {
+		if err == dvc.ErrClosed {
+			return dvc.ErrClosed
+		}
+		return err
+	}
+	return nil
+}
+
+type serverEnd struct{ in *instance }
+
+func (s *serverEnd) Name() string { return s.in.name }
+func (s *serverEnd) ID() uint32   { return s.in.id }
+func (s *serverEnd) Write(ctx context.Context, msg []byte) error {
+	return write(ctx, s.in.toClient, msg)
+}
+func (s *serverEnd) Read(ctx context.Context) ([]byte, error) { return s.in.toServer.Read(ctx) }
+func (s *serverEnd) Close() error {
+	s.in.toServer.Discard(dvc.ErrClosed) // this end's Read now says ErrClosed, not EOF
+	s.in.end(nil)
+	return nil
+}
+
+type clientEnd struct{ in *instance }
+
+func (c *clientEnd) Name() string { return c.in.name }
+func (c *clientEnd) ID() uint32   { return c.in.id }
+func (c *clientEnd) Write(ctx context.Context, msg []byte) error {
+	return write(ctx, c.in.toServer, msg)
+}
+func (c *clientEnd) Close() error { c.in.end(nil); return nil }
+
+var (
+	_ dvc.Registrar = (*Hub)(nil)
+	_ dvc.Opener    = (*Hub)(nil)
+)
