@@ -132,7 +132,9 @@ func TestFrameLen(t *testing.T) {
 	}
 }
 
-func putU32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
+func putU32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
 
 func TestSplitScanner(t *testing.T) {
 	var stream []byte

@@ -8,9 +8,9 @@ package simple
 //
 // The zero value is ready to use. It is not safe for concurrent use.
 type Reassembler struct {
-	buf  []byte // unconsumed bytes; buf[off:] is pending
-	off  int
-	err  error
+	buf []byte // unconsumed bytes; buf[off:] is pending
+	off int
+	err error
 }
 
 // Add appends a received chunk. The Reassembler copies what it must keep,
