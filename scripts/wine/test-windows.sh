@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs rdpdvc's Windows tests (GOOS=windows go test) under Wine.
+#
+#   scripts/wine/test-windows.sh [go test flags...]    e.g. -race -count=1 -v
+#
+# Non-interactive and bounded: installs Wine 8.0 and the mingw compiler
+# from Debian if they are missing (needs root), builds the two test DLLs,
+# creates a Wine prefix, runs the tests, and stops wineserver on exit.
+# Environment: RDPDVC_WINEPREFIX (default /tmp/rdpdvc-wine) to reuse a
+# prefix between runs; RDPDVC_WINE_PKGS to override which packages to test.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+start=$SECONDS
+log() { printf '%s [wine %3ds] %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start)) "$*" >&2; }
+
+# 1. Tools. Debian bookworm's wine/wine64 are 8.0; gcc-mingw-w64-x86-64-win32
+# builds the DLLs below and is the C compiler for -race on windows/amd64.
+need=()
+command -v wine >/dev/null || need+=(wine wine64)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64-win32)
+if ((${#need[@]})); then
+	log "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	timeout 600 apt-get update -qq -o DPkg::Lock::Timeout=600
+	timeout 900 apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >/dev/null
+fi
+
+# 2. The test DLLs (see the .c files for why each exists).
+build=$(mktemp -d /tmp/rdpdvc-wine-build.XXXXXX)
+export WINEPREFIX=${RDPDVC_WINEPREFIX:-/tmp/rdpdvc-wine}
+export WINEARCH=win64 WINEDEBUG=-all
+cleanup() {
+	wineserver -k >/dev/null 2>&1 || true
+	rm -rf "$build"
+}
+trap cleanup EXIT
+cc=x86_64-w64-mingw32-gcc
+$cc -shared -O2 -s -Wall -Werror -o "$build/bcryptprimitives.dll" "$here/dll/bcryptprimitives.c" -lbcrypt
+if [[ -f $here/dll/wtsapi32.c ]]; then
+	$cc -shared -O2 -s -Wall -Werror -o "$build/wtsapi32.dll" "$here/dll/wtsapi32.c"
+fi
+
+# 3. The prefix. wineserver and wineboot must not hold go test's stdout:
+# a child that inherits it keeps go test waiting (a minute, then failure)
+# after the test binary has exited. So both start detached, once, here.
+log "prefix $WINEPREFIX"
+mkdir -p "$WINEPREFIX"
+wineserver -p </dev/null >/dev/null 2>&1
+# mscoree/mshtml= : do not offer to install Mono and Gecko (no one to click).
+WINEDLLOVERRIDES="mscoree,mshtml=" timeout 300 wineboot -i </dev/null >/dev/null 2>&1
+sys32=$WINEPREFIX/drive_c/windows/system32
+cp "$build"/*.dll "$sys32/"
+log "prefix ready"
+
+# 4. The tests. go test runs each windows/amd64 test binary through
+# go_windows_amd64_exec (here) -> wine.
+export PATH=$here:$PATH
+cd "$root"
+pkgs=${RDPDVC_WINE_PKGS:-./scripts/wine/... ./backend/wts/... ./backend/com/... ./cmd/rdp-simple-plugin-client/... ./cmd/rdp-simple-plugin-server/...}
+# Only packages that exist yet (the list names some that land later).
+# shellcheck disable=SC2086
+pkgs=$(GOOS=windows go list $pkgs 2>/dev/null || true)
+# -race on windows/amd64 needs cgo and a mingw C compiler.
+for a in "$@"; do
+	[[ $a == -race ]] && export CGO_ENABLED=1 CC=$cc
+done
+# The test wtsapi32.dll replaces Wine's stub one (native first) for the
+# processes go test starts; RDPDVC_WINE=1 tells tests the fakes are there.
+export WINEDLLOVERRIDES="wtsapi32=n,b;mscoree,mshtml=" RDPDVC_WINE=1
+log "GOOS=windows go test $* $(echo $pkgs)"
+rc=0
+# shellcheck disable=SC2086
+GOOS=windows GOARCH=amd64 timeout 900 go test "$@" $pkgs || rc=$?
+log "done rc=$rc"
+exit $rc
