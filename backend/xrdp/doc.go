@@ -1,0 +1,70 @@
+// Package xrdp is the server-side dvc backend for programs running inside
+// an xrdp session on Linux: it opens dynamic virtual channels through the
+// session's xrdpapi socket, the UNIX socket xrdp-chansrv listens on for
+// WTSVirtualChannelOpenEx, and gives them the [dvc.Conn] shape.
+//
+//	op, err := xrdp.New(xrdp.Options{})   // display from $DISPLAY
+//	c, err := op.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
+//
+// # The xrdpapi socket
+//
+// chansrv listens on <sockdir>/xrdpapi_<display>, where sockdir is
+// $XRDP_SOCKET_PATH in the session (/run/xrdp/sockdir for xrdp 0.9,
+// /run/xrdp/<uid> for xrdp 0.10). An opener connects and sends one
+// handshake, all little-endian:
+//
+//	[u32 total = 16 + nameLen][u32 version = 0][u32 nameLen][name][u32 flags]
+//
+// flags is WTS_CHANNEL_OPTION_DYNAMIC (1) for a dynamic channel. chansrv
+// sends DYNVC_CREATE_REQ to the client and, for a dynamic channel, relays
+// the client's CreationStatus (MS-RDPEDYC 2.2.2.2) as a u32: 0 when the
+// channel opened, 0xC0000001 when the client has no listener for the name.
+// From then on the socket is a raw byte stream both ways.
+//
+// # What xrdp does not keep, and what this package does about it
+//
+// The byte stream has no message boundaries. Read from the xrdp sources
+// (sesman/chansrv/chansrv.c, 0.9.21 to 0.10):
+//
+//   - Server to client: chansrv reads the socket with one recv() of up to
+//     32768 bytes and sends whatever that recv() returned as one DVC message
+//     (DYNVC_DATA_FIRST with that total, then DYNVC_DATA chunks of 1590
+//     bytes), which the client reassembles. So a message reaches the client
+//     whole exactly when one recv() returns exactly that message: if two
+//     writes are queued when chansrv reads, the client gets them glued
+//     together, or the first plus the head of the second; a message over
+//     32768 bytes always arrives in several pieces.
+//   - Client to server: chansrv writes each DVC chunk it gets from xrdp to
+//     the socket as it comes. Message boundaries are gone.
+//   - A close by the client (DYNVC_CLOSE) is not passed on: chansrv only
+//     acts on a close it asked for itself, so the socket stays open and
+//     Read blocks until the session ends or ctx is done.
+//   - Priority (the flags' priority bits) is ignored: xrdp sends every
+//     DYNVC_CREATE_REQ with Pri 0.
+//   - The client cannot say why it refused: FreeRDP and mstsc send
+//     0xC0000001 whatever the reason.
+//
+// What rdpdvc does:
+//
+//   - Write sends each message with a single write() and refuses messages
+//     over [MaxWrite] (32768) bytes with [dvc.ErrTooLarge], unless
+//     [Options.SplitLarge] allows pieces.
+//   - On Linux, Write waits before each message until the socket's send
+//     queue is empty (ioctl SIOCOUTQ), that is until chansrv has read the
+//     previous message, so a chansrv recv() never sees two messages. The
+//     socket's send buffer is raised so that a 32768-byte write is queued
+//     as one socket buffer that chansrv reads in one recv(). With both, a
+//     client of an rdpdvc server receives every message whole. The wait is
+//     also the flow control: chansrv stops reading while xrdp's queue to
+//     the client is full. Elsewhere (no SIOCOUTQ) messages may be merged.
+//   - Read recovers messages with the [dvc.Framer] given at Open (Simple:
+//     frameLen; PNPDR: Size; FileRedirectorChannel replies: from the
+//     request each one answers). Without a Framer each read() is returned
+//     as a message, which is only right for protocols that tolerate that.
+//   - Clients that talk to servers other than rdpdvc's (which do not wait
+//     for the send queue) must expect merged or split messages; rdpdvc's
+//     FreeRDP plugin reframes with the same Framer where a protocol has one.
+//
+// Conn.ID numbers instances within an Opener; chansrv's own channel id is
+// not visible through the socket.
+package xrdp
