@@ -1,0 +1,301 @@
+// Package freerdp hosts rdpdvc's client-side channels in FreeRDP 2: the
+// pure-Go half of librdpdvc-client.so, the plugin xfreerdp loads with
+// /dvc:rdpdvc,<feature>,<feature>=<value>.
+//
+// The cgo half (freerdp/plugin, built with -tags freerdp against
+// freerdp2-dev) only translates FreeRDP's C callbacks into calls on a
+// [Host]; everything with state lives here, so it is tested by plain
+// `go test` without FreeRDP:
+//
+//	IWTSPlugin::Initialize                      -> Host.Attach (CreateListener per name)
+//	IWTSListenerCallback::OnNewChannelConnection -> Host.NewChannel
+//	IWTSVirtualChannelCallback::OnDataReceived   -> Instance.Data
+//	IWTSVirtualChannelCallback::OnClose          -> Instance.Gone
+//	IWTSPlugin::Terminated                      -> Host.Terminate
+//
+// What FreeRDP 2.11 does and this package relies on (read from
+// channels/drdynvc/client/drdynvc_main.c): all callbacks run on the
+// drdynvc channel thread; OnDataReceived gets whole messages (FreeRDP
+// reassembles DYNVC_DATA_FIRST/DYNVC_DATA); IWTSVirtualChannel::Write
+// copies the data and queues it, so it may be called from any thread;
+// IWTSVirtualChannel::Close does nothing, while a zero-length Write sends
+// DYNVC_CLOSE and frees the channel (calling OnClose before it returns),
+// so Channel.Close uses that and an empty message cannot be sent; a
+// refused channel is always reported to the server as 0xC0000001,
+// whatever HRESULT the Listener's error carries.
+package freerdp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+)
+
+// Native is one FreeRDP channel instance (IWTSVirtualChannel), as the cgo
+// glue exposes it.
+type Native interface {
+	// Write is IWTSVirtualChannel::Write: it copies msg and queues it.
+	// A zero-length write closes the channel (FreeRDP 2.11).
+	Write(msg []byte) error
+}
+
+// Host is a dvc.Registrar whose listeners are FreeRDP listeners. Create
+// one per plugin instance; it is safe for concurrent use.
+type Host struct {
+	mu        sync.Mutex
+	listeners map[string]dvc.Listener
+	order     []string
+	create    func(name string) error // set by Attach
+	open      map[*Instance]struct{}
+	done      bool
+}
+
+var _ dvc.Registrar = (*Host)(nil)
+
+// NewHost returns a Host with no listeners.
+func NewHost() *Host {
+	return &Host{listeners: map[string]dvc.Listener{}, open: map[*Instance]struct{}{}}
+}
+
+// Listen registers l for channels named name. Before Attach the listener
+// is created in FreeRDP when the plugin is initialized; after, at once.
+func (h *Host) Listen(name string, l dvc.Listener) error {
+	if name == "" || l == nil {
+		return errors.New("freerdp: Listen needs a name and a listener")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return errors.New("freerdp: plugin terminated")
+	}
+	if _, dup := h.listeners[name]; dup {
+		return fmt.Errorf("freerdp: listener %q already registered", name)
+	}
+	if h.create != nil {
+		if err := h.create(name); err != nil {
+			return fmt.Errorf("freerdp: CreateListener %q: %w", name, err)
+		}
+	}
+	h.listeners[name] = l
+	h.order = append(h.order, name)
+	return nil
+}
+
+// Names returns the registered listener names in registration order.
+func (h *Host) Names() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.order...)
+}
+
+// Attach is called from IWTSPlugin::Initialize: create makes a FreeRDP
+// listener (IWTSVirtualChannelManager::CreateListener) and is called now
+// for every registered name, and later for names registered after.
+func (h *Host) Attach(create func(name string) error) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.create != nil {
+		return errors.New("freerdp: plugin initialized twice")
+	}
+	for _, name := range h.order {
+		if err := create(name); err != nil {
+			return fmt.Errorf("freerdp: CreateListener %q: %w", name, err)
+		}
+	}
+	h.create = create
+	return nil
+}
+
+// NewChannel is OnNewChannelConnection: it asks the listener registered
+// for name to accept the instance. An error means refuse (FreeRDP then
+// sends CreationStatus 0xC0000001).
+func (h *Host) NewChannel(name string, id uint32, n Native) (*Instance, error) {
+	h.mu.Lock()
+	l, ok := h.listeners[name]
+	done := h.done
+	h.mu.Unlock()
+	if !ok || done {
+		return nil, fmt.Errorf("freerdp: no listener for %q", name)
+	}
+	in := &Instance{host: h, name: name, id: id, native: n}
+	hd, err := l.Accept(in)
+	if err != nil {
+		in.mu.Lock()
+		in.native = nil
+		in.mu.Unlock()
+		return nil, err
+	}
+	if hd == nil {
+		return nil, fmt.Errorf("freerdp: listener for %q accepted with a nil Handler", name)
+	}
+	in.handler = hd
+	h.mu.Lock()
+	h.open[in] = struct{}{}
+	h.mu.Unlock()
+	return in, nil
+}
+
+// Terminate is IWTSPlugin::Terminated: every instance still open gets
+// Closed(dvc.ErrConnectionLost) and no new one is accepted.
+func (h *Host) Terminate() {
+	h.mu.Lock()
+	h.done = true
+	open := h.open
+	h.open = map[*Instance]struct{}{}
+	h.mu.Unlock()
+	for in := range open {
+		in.Gone(fmt.Errorf("freerdp: client terminated: %w", dvc.ErrConnectionLost))
+	}
+}
+
+func (h *Host) forget(in *Instance) {
+	h.mu.Lock()
+	delete(h.open, in)
+	h.mu.Unlock()
+}
+
+// Instance is one accepted channel: the dvc.Channel its Handler writes
+// to, and the target of the glue's data and close callbacks.
+type Instance struct {
+	host *Host
+	name string
+	id   uint32
+
+	// mu guards native: it is held across native calls so that OnClose,
+	// after which FreeRDP frees the channel, waits for them.
+	mu      sync.Mutex
+	native  Native      // nil once closed
+	closing atomic.Bool // inside the zero-length Write that closes the channel
+
+	handler dvc.Handler
+	dmu     sync.Mutex // guards the delivery queue below
+	busy    bool
+	queue   []event
+	ended   bool // Closed was delivered or queued
+}
+
+type event struct {
+	msg    []byte
+	closed bool
+	err    error
+}
+
+var _ dvc.Channel = (*Instance)(nil)
+
+// Name is the listener name.
+func (in *Instance) Name() string { return in.name }
+
+// ID is FreeRDP's ChannelId for the instance (MS-RDPEDYC 2.2.2.1).
+func (in *Instance) ID() uint32 { return in.id }
+
+// Write queues msg in FreeRDP, which copies it. FreeRDP 2 cannot send an
+// empty message (a zero-length write closes the channel): Write drops
+// it. Write never blocks for flow control: FreeRDP queues without limit.
+func (in *Instance) Write(ctx context.Context, msg []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(msg) == 0 {
+		return nil
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.native == nil {
+		return dvc.ErrClosed
+	}
+	if err := in.native.Write(msg); err != nil {
+		return fmt.Errorf("freerdp: channel %q %d: write: %w", in.name, in.id, err)
+	}
+	return nil
+}
+
+// Close sends DYNVC_CLOSE (by FreeRDP 2's zero-length write) and delivers
+// Closed(nil) to the handler, after any message already being delivered.
+func (in *Instance) Close() error {
+	in.mu.Lock()
+	n := in.native
+	if n == nil {
+		in.mu.Unlock()
+		return nil
+	}
+	// FreeRDP calls OnClose (Gone) from inside this call, on this
+	// goroutine: Gone must not take mu then.
+	in.closing.Store(true)
+	err := n.Write(nil)
+	in.closing.Store(false)
+	in.native = nil
+	in.mu.Unlock()
+	in.host.forget(in)
+	in.deliver(event{closed: true})
+	if err != nil {
+		return fmt.Errorf("freerdp: channel %q %d: close: %w", in.name, in.id, err)
+	}
+	return nil
+}
+
+// Data is OnDataReceived: msg is one whole message, valid during the
+// call only.
+func (in *Instance) Data(msg []byte) { in.deliver(event{msg: msg}) }
+
+// Gone is OnClose: FreeRDP frees the channel when it returns. err is nil
+// for a close by the server.
+//
+// Waiting on mu makes OnClose wait for a Write in progress on another
+// goroutine. Gone skips that while Close's own zero-length write is in
+// progress, since that write is what called it; a server close racing a
+// local Close is then not waited for (FreeRDP 2 gives no way to tell the
+// two apart).
+func (in *Instance) Gone(err error) {
+	if !in.closing.Load() {
+		in.mu.Lock()
+		in.native = nil
+		in.mu.Unlock()
+	}
+	in.host.forget(in)
+	in.deliver(event{closed: true, err: err})
+}
+
+// deliver runs handler callbacks one at a time and in order, whichever
+// thread the event comes from. A callback that causes another event (a
+// handler closing its channel inside Received) queues it instead of
+// re-entering the handler.
+func (in *Instance) deliver(ev event) {
+	in.dmu.Lock()
+	if in.ended {
+		in.dmu.Unlock()
+		return
+	}
+	if ev.closed {
+		in.ended = true
+	}
+	if in.busy {
+		if ev.msg != nil {
+			ev.msg = append([]byte(nil), ev.msg...) // the caller's buffer dies on return
+		}
+		in.queue = append(in.queue, ev)
+		in.dmu.Unlock()
+		return
+	}
+	in.busy = true
+	in.dmu.Unlock()
+	for {
+		if ev.closed {
+			in.handler.Closed(ev.err)
+		} else {
+			in.handler.Received(ev.msg)
+		}
+		in.dmu.Lock()
+		if len(in.queue) == 0 {
+			in.busy = false
+			in.dmu.Unlock()
+			return
+		}
+		ev = in.queue[0]
+		in.queue = in.queue[1:]
+		in.dmu.Unlock()
+	}
+}
