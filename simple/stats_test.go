@@ -1,0 +1,141 @@
+package simple
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+)
+
+func TestStatsFigures(t *testing.T) {
+	var s Stats
+	if s.Min() != 0 || s.Avg() != 0 || s.Percentile(50) != 0 || s.Max() != 0 || !s.OK() {
+		t.Fatal("empty stats")
+	}
+	// 1..100 ms, shuffled order must not matter.
+	for i := 100; i >= 1; i-- {
+		s.RTTs = append(s.RTTs, time.Duration(i)*time.Millisecond)
+	}
+	s.Sent, s.Received = 100, 100
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.1, time.Millisecond}} {
+		if got := s.Percentile(c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if s.Min() != time.Millisecond || s.Max() != 100*time.Millisecond || s.Avg() != 50500*time.Microsecond {
+		t.Errorf("min %v avg %v max %v", s.Min(), s.Avg(), s.Max())
+	}
+}
+
+func TestStatsSummary(t *testing.T) {
+	s := Stats{Sent: 4, Received: 2, Lost: 1, Mismatched: 1,
+		RTTs: []time.Duration{1500 * time.Microsecond, 500 * time.Microsecond}}
+	want := "--- dvc::sample::simpleplugin ping statistics ---\n" +
+		"4 sent, 2 received, 1 lost, 1 mismatched, 50.0% loss\n" +
+		"rtt min/avg/p50/p99/max = 0.500/1.000/0.500/1.500/1.500 ms\n"
+	if got := s.Summary(ChannelName); got != want {
+		t.Errorf("Summary =\n%s\nwant\n%s", got, want)
+	}
+	if s.OK() {
+		t.Error("OK with losses")
+	}
+	s = Stats{Sent: 1, Lost: 1, Unexpected: 2}
+	want = "--- ECHO ping statistics ---\n1 sent, 0 received, 1 lost, 0 mismatched, 2 unexpected, 100.0% loss\n"
+	if got := s.Summary("ECHO"); got != want {
+		t.Errorf("Summary =\n%s\nwant\n%s", got, want)
+	}
+	if (&Stats{Sent: 1, Received: 1, Unexpected: 1}).OK() {
+		t.Error("OK with an unexpected echo")
+	}
+}
+
+func TestStatsMerge(t *testing.T) {
+	a := Stats{Sent: 2, Received: 1, Lost: 1, RTTs: []time.Duration{1}}
+	b := Stats{Sent: 3, Received: 2, Mismatched: 1, Unexpected: 1, RTTs: []time.Duration{2, 3}}
+	a.Merge(&b)
+	if a.Sent != 5 || a.Received != 3 || a.Lost != 1 || a.Mismatched != 1 || a.Unexpected != 1 || len(a.RTTs) != 3 {
+		t.Fatalf("%+v", a)
+	}
+}
+
+func TestReplyLine(t *testing.T) {
+	r := Reply{Seq: 12, Payload: 5120, RTT: 12345 * time.Microsecond}
+	if got := r.Line(); got != "Ping#12 payload=5120 rttMs=12.35" && got != "Ping#12 payload=5120 rttMs=12.34" {
+		t.Fatalf("Line = %q", got)
+	}
+	r.RTT = 7 * time.Millisecond
+	if got := r.Line(); got != "Ping#12 payload=5120 rttMs=7.00" {
+		t.Fatalf("Line = %q", got)
+	}
+}
+
+// stuckChannel's Write blocks until ctx is done, like a peer that stopped
+// reading.
+type stuckChannel struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (c *stuckChannel) Name() string { return ChannelName }
+func (c *stuckChannel) ID() uint32   { return 1 }
+func (c *stuckChannel) Write(ctx context.Context, msg []byte) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (c *stuckChannel) Close() error { c.mu.Lock(); c.closed = true; c.mu.Unlock(); return nil }
+
+func TestEchoerGivesUpOnStalledPeer(t *testing.T) {
+	e := &Echoer{Timeout: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+	ch := &stuckChannel{}
+	h, err := e.Accept(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Received(goldenPing)
+	h.Received(goldenPing) // not attempted: the channel was given up
+	h.Closed(nil)
+	if !ch.closed || e.Counts().Messages != 0 {
+		t.Fatalf("closed %v counts %+v", ch.closed, e.Counts())
+	}
+}
+
+// recordChannel records writes.
+type recordChannel struct {
+	stuckChannel
+	got [][]byte
+	err error
+}
+
+func (c *recordChannel) Write(_ context.Context, msg []byte) error {
+	c.got = append(c.got, append([]byte(nil), msg...))
+	return c.err
+}
+
+func TestEchoerEchoesAnyBytes(t *testing.T) {
+	e := &Echoer{Logger: slog.New(slog.DiscardHandler)}
+	ch := &recordChannel{}
+	h, _ := e.Accept(ch)
+	for _, m := range [][]byte{goldenPing, []byte("Hello world!"), {0}} {
+		h.Received(m)
+	}
+	if len(ch.got) != 3 || string(ch.got[1]) != "Hello world!" || string(ch.got[0]) != string(goldenPing) {
+		t.Fatalf("echoed %q", ch.got)
+	}
+	if c := e.Counts(); c.Messages != 3 || c.Bytes != int64(len(goldenPing)+13) || c.Channels != 1 {
+		t.Fatalf("%+v", c)
+	}
+	// A closed channel stops the echoes quietly, without Close.
+	ch2 := &recordChannel{err: dvc.ErrClosed}
+	h, _ = e.Accept(ch2)
+	h.Received(goldenPing)
+	h.Received(goldenPing)
+	if len(ch2.got) != 1 || ch2.closed {
+		t.Fatalf("%d writes after ErrClosed, closed %v", len(ch2.got), ch2.closed)
+	}
+}
