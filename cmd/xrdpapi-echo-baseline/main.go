@@ -1,0 +1,130 @@
+// Command xrdpapi-echo-baseline measures the round-trip time of Simple
+// pings through xrdp with none of rdpdvc's layers: it opens the channel
+// on the session's xrdpapi socket with a hand-written handshake, writes
+// each 5140-byte frame with one write(), reads until the whole echo is
+// back and compares it. It is the baseline rdp-simple-plugin-server's
+// xrdp mode is measured against (docs/benchmarks-linux.md).
+//
+//	xrdpapi-echo-baseline [-channel dvc::sample::simpleplugin] [-count 200] [-interval 10ms]
+//
+// Run it inside the xrdp session (DISPLAY and XRDP_SOCKET_PATH set) while
+// the client echoes the channel: FreeRDP's /echo for ECHO, or
+// /dvc:rdpdvc,simple for the Simple channel.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	channel := flag.String("channel", "dvc::sample::simpleplugin", "dynamic channel to open")
+	count := flag.Int("count", 200, "pings to send")
+	interval := flag.Duration("interval", 10*time.Millisecond, "time between the starts of two pings")
+	payload := flag.Int("payload", 5120, "payload bytes per ping")
+	display := flag.String("display", os.Getenv("DISPLAY"), "X display of the session")
+	sockdir := flag.String("sockdir", os.Getenv("XRDP_SOCKET_PATH"), "xrdp socket folder (default /run/xrdp/sockdir)")
+	timeout := flag.Duration("timeout", 5*time.Second, "give up on an echo after this long")
+	flag.Parse()
+	if err := run(*channel, *count, *interval, *payload, *display, *sockdir, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "xrdpapi-echo-baseline:", err)
+		os.Exit(1)
+	}
+}
+
+func run(channel string, count int, interval time.Duration, payload int, display, sockdir string, timeout time.Duration) error {
+	if count < 1 || payload < 0 {
+		return errors.New("-count must be at least 1 and -payload not negative")
+	}
+	_, num, _ := strings.Cut(display, ":")
+	num, _, _ = strings.Cut(num, ".")
+	if _, err := strconv.Atoi(num); err != nil {
+		return fmt.Errorf("no display number in DISPLAY=%q", display)
+	}
+	if sockdir == "" {
+		sockdir = "/run/xrdp/sockdir"
+	}
+	c, err := net.Dial("unix", filepath.Join(sockdir, "xrdpapi_"+num))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// [u32 total = 16 + nameLen][u32 version = 0][u32 nameLen][name][u32 flags = 1 (dynamic)]
+	hs := binary.LittleEndian.AppendUint32(nil, uint32(16+len(channel)))
+	hs = binary.LittleEndian.AppendUint32(hs, 0)
+	hs = binary.LittleEndian.AppendUint32(hs, uint32(len(channel)))
+	hs = append(hs, channel...)
+	hs = binary.LittleEndian.AppendUint32(hs, 1)
+	if _, err := c.Write(hs); err != nil {
+		return err
+	}
+	var st [4]byte
+	c.SetReadDeadline(time.Now().Add(timeout))
+	if _, err := io.ReadFull(c, st[:]); err != nil {
+		return fmt.Errorf("waiting for the creation status: %w", err)
+	}
+	if s := binary.LittleEndian.Uint32(st[:]); s != 0 {
+		return fmt.Errorf("open %q: creation status 0x%08X", channel, s)
+	}
+
+	// Simple frame: [frameLen][seq][utcTicks i64][payloadLen][payload 0..255...]
+	frame := make([]byte, 20+payload)
+	binary.LittleEndian.PutUint32(frame[0:], uint32(16+payload))
+	binary.LittleEndian.PutUint32(frame[16:], uint32(payload))
+	for i := range payload {
+		frame[20+i] = byte(i)
+	}
+	echo := make([]byte, len(frame))
+	rtts := make([]time.Duration, 0, count)
+	next := time.Now()
+	for seq := 1; seq <= count; seq++ {
+		time.Sleep(time.Until(next))
+		next = next.Add(interval)
+		binary.LittleEndian.PutUint32(frame[4:], uint32(seq))
+		start := time.Now()
+		binary.LittleEndian.PutUint64(frame[8:], uint64(start.UnixNano()/100+116444736000000000))
+		if _, err := c.Write(frame); err != nil {
+			return err
+		}
+		c.SetReadDeadline(start.Add(timeout))
+		if _, err := io.ReadFull(c, echo); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("ping %d: no echo within %v", seq, timeout)
+			}
+			return fmt.Errorf("ping %d: %w", seq, err)
+		}
+		rtt := time.Since(start)
+		if !bytes.Equal(echo, frame) {
+			return fmt.Errorf("ping %d: echo differs from the ping", seq)
+		}
+		rtts = append(rtts, rtt)
+	}
+	fmt.Println(summary("baseline", rtts))
+	return nil
+}
+
+// summary is one line of RTT figures in microseconds, the same format
+// rdpdvc's e2e tools print.
+func summary(what string, rtts []time.Duration) string {
+	s := slices.Clone(rtts)
+	slices.Sort(s)
+	var sum time.Duration
+	for _, r := range s {
+		sum += r
+	}
+	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
+	pct := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
+	return fmt.Sprintf("%s rtt_us n=%d min=%s median=%s mean=%s p90=%s max=%s",
+		what, len(s), us(s[0]), us(pct(0.5)), us(sum/time.Duration(len(s))), us(pct(0.9)), us(s[len(s)-1]))
+}

@@ -1,0 +1,25 @@
+//go:build freerdp
+
+package main
+
+import (
+	"log/slog"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/freerdp"
+	"github.com/rdpdvc/rdpdvc/simple"
+)
+
+// features are the client-side channels the plugin can host, chosen by
+// /dvc:rdpdvc,<name>[=<value>],... The PNP work adds "pnp" here.
+func features(log *slog.Logger) []freerdp.Feature {
+	return []freerdp.Feature{
+		{
+			Name:  "simple",
+			Usage: "echo the Simple sample's pings on " + simple.ChannelName,
+			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
+				return r.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
+			}),
+		},
+	}
+}

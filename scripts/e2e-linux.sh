@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# End-to-end test of rdpdvc in a real RDP session on Linux: xrdp as the
+# server, FreeRDP 2 (xfreerdp under Xvfb) as the client, all on 127.0.0.1.
+#
+#   sudo scripts/e2e-linux.sh        (Debian 12, as root; .ci/run calls it)
+#
+# It installs the packages, creates a test user, starts xrdp-sesman, xrdp,
+# Xvfb and xfreerdp with our plugin, and runs as the session user:
+#   (a) a Simple pinger over backend/xrdp against FreeRDP's ECHO listener;
+#   (b) the same against librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple),
+#       and an open with no listener, which must fail with 0xC0000001;
+#   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline.
+# It always stops everything it started and removes what it created.
+# Exit status: 0 when every check passed, 1 otherwise.
+#
+# Environment: E2E_USER (rdpdvc-e2e), E2E_COUNT (pings per RTT run, 300),
+# E2E_RTT_MAX_RATIO (1.2), E2E_KEEP=1 keeps the work dir, E2E_SERVER=path
+# of a server binary taking the xrdpping flags (default: our xrdpping).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+E2E_USER=${E2E_USER:-rdpdvc-e2e}
+COUNT=${E2E_COUNT:-300}
+MAX_RATIO=${E2E_RTT_MAX_RATIO:-1.2}
+PACKAGES=(xrdp xorgxrdp tigervnc-standalone-server xvfb freerdp2-x11 freerdp2-dev libwinpr2-dev
+	pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
+SOCKDIR=/run/xrdp/sockdir
+
+log() { printf 'e2e: %s\n' "$*" >&2; }
+die() {
+	log "FAIL: $*"
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts xrdp)"
+command -v go >/dev/null || die "go is not on PATH"
+
+WORK=$(mktemp -d /tmp/rdpdvc-e2e.XXXXXX)
+chmod 755 "$WORK"
+GROUPS_STARTED=()   # process groups we started (setsid), killed at exit
+CREATED_USER=""
+PLUGIN_DEST=""
+PLUGIN_BACKUP=""
+CREATED_ADDIN_DIR=""
+SESSION_DISPLAY=""
+FAILED=0
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s.
+wait_for() {
+	local secs=$1 what=$2
+	shift 2
+	local end=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$end" ] || {
+			log "timed out after ${secs}s waiting for $what"
+			return 1
+		}
+		sleep 0.2
+	done
+}
+
+# start NAME COMMAND...: run COMMAND in its own session and process group,
+# output in $WORK/NAME.log; remembers the group for cleanup.
+start() {
+	local name=$1
+	shift
+	setsid "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+	local pid=$!
+	GROUPS_STARTED+=("$pid")
+	eval "PID_${name//-/_}=$pid"
+	log "started $name (pid $pid): $*"
+}
+
+group_alive() { pgrep -g "$1" >/dev/null 2>&1; }
+
+stop_group() {
+	local g=$1
+	group_alive "$g" || return 0
+	kill -TERM -- "-$g" 2>/dev/null || true
+	local end=$((SECONDS + 10))
+	while group_alive "$g" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
+	if group_alive "$g"; then
+		log "process group $g ignored SIGTERM; killing"
+		kill -KILL -- "-$g" 2>/dev/null || true
+		sleep 0.5
+	fi
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT INT TERM
+	[ "$FAILED" = 0 ] || rc=1
+	# Reverse start order: the client first, then xrdp, sesman (and the
+	# session it spawned, which shares sesman's group), then Xvfb.
+	local i
+	for ((i = ${#GROUPS_STARTED[@]} - 1; i >= 0; i--)); do
+		stop_group "${GROUPS_STARTED[$i]}"
+	done
+	if [ -n "$SESSION_DISPLAY" ]; then
+		# Sockets and X locks a killed session may leave behind.
+		rm -f "$SOCKDIR"/xrdp*_"$SESSION_DISPLAY" "$SOCKDIR"/xrdpapi_"$SESSION_DISPLAY" \
+			"$SOCKDIR"/xrdp_chansrv_*_"$SESSION_DISPLAY"
+		if ! pgrep -f "Xorg :$SESSION_DISPLAY " >/dev/null; then
+			rm -f "/tmp/.X$SESSION_DISPLAY-lock" "/tmp/.X11-unix/X$SESSION_DISPLAY"
+		fi
+	fi
+	if [ -n "$PLUGIN_DEST" ]; then
+		if [ -n "$PLUGIN_BACKUP" ]; then mv -f "$PLUGIN_BACKUP" "$PLUGIN_DEST"; else rm -f "$PLUGIN_DEST"; fi
+	fi
+	[ -z "$CREATED_ADDIN_DIR" ] || rmdir "$CREATED_ADDIN_DIR" 2>/dev/null
+	if [ -n "$CREATED_USER" ]; then
+		pgrep -u "$CREATED_USER" >/dev/null && log "processes of $CREATED_USER still running: $(pgrep -u "$CREATED_USER" | tr '\n' ' ')"
+		userdel -r "$CREATED_USER" >/dev/null 2>&1 || userdel "$CREATED_USER" >/dev/null 2>&1
+	fi
+	if [ "$rc" != 0 ]; then
+		for f in "$WORK"/*.log; do
+			[ -s "$f" ] || continue
+			echo "----- ${f##*/} (last 40 lines)" >&2
+			tail -n 40 "$f" >&2
+		done
+	fi
+	if [ "${E2E_KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+	if [ "$rc" = 0 ]; then log "PASS"; else log "FAILED"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# ---------------------------------------------------------------- packages
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt_install() {
+		timeout 1200 apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >"$WORK/apt.log" 2>&1
+	}
+	if ! apt_install; then
+		timeout 600 apt-get -o DPkg::Lock::Timeout=600 update -q >>"$WORK/apt.log" 2>&1 || true
+		apt_install || die "apt-get install failed (see apt.log)"
+	fi
+fi
+
+# ------------------------------------------------------------------- build
+BIN=$WORK/bin
+mkdir -p "$BIN"
+log "building"
+(
+	cd "$ROOT"
+	go build -o "$BIN/xrdpping" ./backend/xrdp/internal/xrdpping
+	go build -o "$BIN/xrdpapi-echo-baseline" ./cmd/xrdpapi-echo-baseline
+	CGO_ENABLED=1 go build -tags freerdp -buildmode=c-shared -o "$BIN/librdpdvc-client.so" ./freerdp/plugin
+) >"$WORK/build.log" 2>&1 || die "build failed (see build.log)"
+chmod -R a+rX "$BIN"
+SERVER=${E2E_SERVER:-$BIN/xrdpping}
+
+MULTIARCH=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
+ADDIN_DIR=/usr/lib/$MULTIARCH/freerdp2
+if [ ! -d "$ADDIN_DIR" ]; then
+	mkdir -p "$ADDIN_DIR"
+	CREATED_ADDIN_DIR=$ADDIN_DIR
+fi
+PLUGIN_DEST=$ADDIN_DIR/librdpdvc-client.so
+if [ -e "$PLUGIN_DEST" ]; then
+	PLUGIN_BACKUP=$WORK/librdpdvc-client.so.orig
+	cp -a "$PLUGIN_DEST" "$PLUGIN_BACKUP"
+fi
+install -m 644 "$BIN/librdpdvc-client.so" "$PLUGIN_DEST"
+
+# -------------------------------------------------------------------- user
+if ! id "$E2E_USER" >/dev/null 2>&1; then
+	useradd -m -s /bin/sh "$E2E_USER"
+	CREATED_USER=$E2E_USER
+fi
+PASSWORD="e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$E2E_USER:$PASSWORD" | chpasswd
+HOME_DIR=$(getent passwd "$E2E_USER" | cut -d: -f6)
+# The session holds as long as startwm.sh runs; no desktop is needed.
+printf '#!/bin/sh\nexec sleep infinity\n' >"$HOME_DIR/startwm.sh"
+chmod 755 "$HOME_DIR/startwm.sh"
+chown "$E2E_USER:" "$HOME_DIR/startwm.sh"
+if pgrep -u "$E2E_USER" >/dev/null; then
+	die "user $E2E_USER already has processes (a session from another run?)"
+fi
+
+# ------------------------------------------------------------ xrdp config
+port_free() { [ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
+XRDP_PORT=""
+for p in $(seq 33890 33990); do
+	if port_free "$p"; then
+		XRDP_PORT=$p
+		break
+	fi
+done
+[ -n "$XRDP_PORT" ] || die "no free port in 33890-33990"
+# xrdp finds sesman through /etc/xrdp/sesman.ini whatever -c says, so
+# sesman keeps the packaged port; it must be free.
+SESMAN_PORT=$(sed -n 's/^ListenPort=\([0-9]*\).*/\1/p' /etc/xrdp/sesman.ini | head -n1)
+SESMAN_PORT=${SESMAN_PORT:-3350}
+port_free "$SESMAN_PORT" || die "port $SESMAN_PORT (sesman) is in use: stop the system's xrdp-sesman first"
+for pidfile in /run/xrdp/xrdp-sesman.pid /run/xrdp/xrdp.pid /var/run/xrdp/xrdp-sesman.pid /var/run/xrdp/xrdp.pid; do
+	[ -e "$pidfile" ] || continue
+	if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+		die "$pidfile names a running process: another xrdp is running"
+	fi
+	rm -f "$pidfile" # stale, from a run that was killed
+done
+mkdir -p /run/xrdp
+
+cp /etc/xrdp/xrdp.ini "$WORK/xrdp.ini"
+cp /etc/xrdp/sesman.ini "$WORK/sesman.ini"
+# Globals port line (the first port= in the file) to loopback only; logs
+# into the work dir.
+sed -i "0,/^port=.*/s||port=tcp://127.0.0.1:$XRDP_PORT|" "$WORK/xrdp.ini"
+sed -i "s|^LogFile=.*|LogFile=$WORK/xrdp-file.log|; s|^EnableSyslog=.*|EnableSyslog=false|" "$WORK/xrdp.ini"
+sed -i "s|^ListenAddress=.*|ListenAddress=127.0.0.1|; s|^LogFile=.*|LogFile=$WORK/sesman-file.log|; s|^EnableSyslog=.*|EnableSyslog=false|" "$WORK/sesman.ini"
+grep -q "^port=tcp://127.0.0.1:$XRDP_PORT" "$WORK/xrdp.ini" || die "could not set the port in xrdp.ini"
+
+# ----------------------------------------------------------------- servers
+start sesman xrdp-sesman --nodaemon -c "$WORK/sesman.ini"
+wait_for 15 "xrdp-sesman on port $SESMAN_PORT" bash -c "! [ -z \"\$(ss -Htln 'sport = :$SESMAN_PORT')\" ]" || die "xrdp-sesman did not start"
+start xrdp xrdp --nodaemon -c "$WORK/xrdp.ini"
+wait_for 15 "xrdp on 127.0.0.1:$XRDP_PORT" bash -c "! [ -z \"\$(ss -Htln 'sport = :$XRDP_PORT')\" ]" || die "xrdp did not start"
+
+XVFB_DISPLAY=""
+for d in $(seq 99 150); do
+	if [ ! -e "/tmp/.X$d-lock" ] && [ ! -e "/tmp/.X11-unix/X$d" ]; then
+		XVFB_DISPLAY=$d
+		break
+	fi
+done
+[ -n "$XVFB_DISPLAY" ] || die "no free X display in :99-:150"
+start xvfb Xvfb ":$XVFB_DISPLAY" -screen 0 1280x800x24 -nolisten tcp
+wait_for 15 "Xvfb :$XVFB_DISPLAY" test -S "/tmp/.X11-unix/X$XVFB_DISPLAY" || die "Xvfb did not start"
+
+# ------------------------------------------------------------------ client
+before=$(ls "$SOCKDIR" 2>/dev/null | grep '^xrdpapi_' || true)
+start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info xfreerdp /v:"127.0.0.1:$XRDP_PORT" \
+	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple
+
+new_session_socket() {
+	local s
+	for s in "$SOCKDIR"/xrdpapi_*; do
+		[ -S "$s" ] || continue
+		grep -qx "${s##*/}" <<<"$before" && continue
+		[ "$(stat -c %U "$s")" = "$E2E_USER" ] || continue
+		echo "${s##*/xrdpapi_}"
+		return 0
+	done
+	return 1
+}
+session_up() {
+	kill -0 "$PID_xfreerdp" 2>/dev/null || return 2
+	new_session_socket >/dev/null
+}
+end=$((SECONDS + 60))
+until session_up; do
+	kill -0 "$PID_xfreerdp" 2>/dev/null || die "xfreerdp exited before the session came up"
+	[ "$SECONDS" -lt "$end" ] || die "no xrdpapi socket for $E2E_USER after 60s"
+	sleep 0.3
+done
+SESSION_DISPLAY=$(new_session_socket)
+log "session is on display :$SESSION_DISPLAY (socket $SOCKDIR/xrdpapi_$SESSION_DISPLAY)"
+
+# as_user CMD...: run in the session's environment, as the session user.
+as_user() {
+	timeout 120 runuser -u "$E2E_USER" -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
+		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKDIR" XRDP_SESSION=1 "$@"
+}
+
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		log "ok   $name"
+	else
+		log "FAIL $name"
+		FAILED=1
+	fi
+}
+
+# The client's DRDYNVC may still be starting when chansrv's socket
+# appears: retry the first open for a while.
+end=$((SECONDS + 45))
+until as_user "$SERVER" -channel ECHO -count 1 >"$WORK/warmup.log" 2>&1; do
+	[ "$SECONDS" -lt "$end" ] || die "no channel could be opened within 45s (see warmup.log)"
+	sleep 1
+done
+
+check_a() { as_user "$SERVER" -channel ECHO -count 20 -v >"$WORK/check-a.log" 2>&1; }
+check_b() { as_user "$SERVER" -channel dvc::sample::simpleplugin -count 20 -v >"$WORK/check-b.log" 2>&1; }
+check_b_refused() {
+	! as_user "$SERVER" -channel rdpdvc::no-such-listener -count 1 >"$WORK/check-b-refused.log" 2>&1 &&
+		grep -q 'C0000001' "$WORK/check-b-refused.log"
+}
+check "(a) Simple pings over backend/xrdp to FreeRDP's ECHO listener" check_a
+check "(b) Simple pings to librdpdvc-client.so's Simple echo" check_b
+check "(b) an open with no client listener fails with 0xC0000001" check_b_refused
+
+# (d): alternate baseline and rdpdvc runs so that machine noise hits both.
+check_d() {
+	local i
+	for i in 1 2; do
+		as_user "$BIN/xrdpapi-echo-baseline" -channel dvc::sample::simpleplugin -count "$COUNT" >>"$WORK/rtt-baseline.log" 2>&1 || return 1
+		as_user "$SERVER" -channel dvc::sample::simpleplugin -count "$COUNT" >>"$WORK/rtt-rdpdvc.log" 2>&1 || return 1
+	done
+	local b r
+	b=$(sed -n 's/.* median=\([0-9.]*\).*/\1/p' "$WORK/rtt-baseline.log" | sort -n | head -n1)
+	r=$(sed -n 's/.* median=\([0-9.]*\).*/\1/p' "$WORK/rtt-rdpdvc.log" | sort -n | head -n1)
+	[ -n "$b" ] && [ -n "$r" ] || return 1
+	local ratio
+	ratio=$(awk -v r="$r" -v b="$b" 'BEGIN { printf "%.2f", r / b }')
+	log "RTT of ${COUNT} pings, 5120-byte payload (best median of 2 runs): baseline ${b}us, rdpdvc ${r}us, ratio ${ratio} (target <= ${MAX_RATIO})"
+	grep -h rtt_us "$WORK/rtt-baseline.log" "$WORK/rtt-rdpdvc.log" | sed 's/^/e2e:   /' >&2
+	awk -v x="$ratio" -v m="$MAX_RATIO" 'BEGIN { exit !(x <= m) }'
+}
+check "(d) RTT within ${MAX_RATIO}x of the raw xrdpapi baseline" check_d
+
+kill -0 "$PID_xfreerdp" 2>/dev/null || {
+	log "FAIL xfreerdp died during the checks"
+	FAILED=1
+}
+[ "$FAILED" = 0 ]
