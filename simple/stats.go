@@ -2,6 +2,7 @@ package simple
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -116,3 +117,21 @@ func (s *Stats) Summary(name string) string {
 
 // ms converts d to milliseconds as the log lines print them.
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// LogValue makes Stats log as a group of counts and round trips in
+// milliseconds, for JSON logs:
+// {"sent":5,"received":5,...,"rttMs":{"min":0.1,"avg":0.2,...}}.
+func (s *Stats) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.Int("sent", s.Sent), slog.Int("received", s.Received), slog.Int("lost", s.Lost),
+		slog.Int("mismatched", s.Mismatched), slog.Int("unexpected", s.Unexpected),
+	}
+	if len(s.RTTs) > 0 {
+		sorted := slices.Clone(s.RTTs)
+		slices.Sort(sorted)
+		attrs = append(attrs, slog.Group("rttMs",
+			"min", ms(sorted[0]), "avg", ms(s.Avg()), "p50", ms(percentile(sorted, 50)),
+			"p99", ms(percentile(sorted, 99)), "max", ms(sorted[len(sorted)-1])))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,8 +1,10 @@
 package simple
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -52,6 +54,16 @@ func TestStatsSummary(t *testing.T) {
 	}
 	if (&Stats{Sent: 1, Received: 1, Unexpected: 1}).OK() {
 		t.Error("OK with an unexpected echo")
+	}
+}
+
+func TestStatsLogValue(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Stats{Sent: 2, Received: 1, Lost: 1, RTTs: []time.Duration{1500 * time.Microsecond}}
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("summary", "stats", s)
+	want := `"stats":{"sent":2,"received":1,"lost":1,"mismatched":0,"unexpected":0,"rttMs":{"min":1.5,"avg":1.5,"p50":1.5,"p99":1.5,"max":1.5}}`
+	if !strings.Contains(buf.String(), want) {
+		t.Fatalf("%s\nlacks %s", buf.String(), want)
 	}
 }
 

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNormalizeArgs(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.Int("count", 0, "")
+	fs.Bool("filehandle", false, "")
+	fs.Bool("register", false, "")
+	fs.String("in", "", "")
+	got := NormalizeArgs(fs, []string{"/count", "5", "/filehandle", "/Register", "/count=7", "-in", "/tmp/x.bin", "/nope", "--", "/count"})
+	want := []string{"-count", "5", "-filehandle", "-register", "-count=7", "-in", "/tmp/x.bin", "/nope", "--", "/count"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	var count int
+	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
+	fs2.IntVar(&count, "count", 0, "")
+	for _, args := range [][]string{{"/count", "3"}, {"--count", "3"}, {"-count=3"}, {"/count=3"}} {
+		count = 0
+		if err := Parse(fs2, args); err != nil || count != 3 {
+			t.Errorf("%q: count %d err %v", args, count, err)
+		}
+	}
+}
+
+func TestPlainHandler(t *testing.T) {
+	var buf bytes.Buffer
+	h := NewPlainHandler(&buf, slog.LevelInfo)
+	h.now = func() time.Time { return time.Date(2024, 1, 1, 13, 4, 5, 6e6, time.UTC) }
+	log := slog.New(h).With("client", "127.0.0.1:5")
+	log.Info("Ping#3 payload=5120 rttMs=0.42")
+	log.WithGroup("g").Warn("Ping#4 lost", "err", "no echo within 5s", "d", 5*time.Second, "n", 3)
+	log.Debug("hidden")
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%q", buf.String())
+	}
+	// The record's own time is used; only its clock part is printed.
+	if !strings.HasSuffix(lines[0], " INFO Ping#3 payload=5120 rttMs=0.42 client=127.0.0.1:5") {
+		t.Errorf("line 1: %q", lines[0])
+	}
+	if !strings.HasSuffix(lines[1], ` WARN Ping#4 lost client=127.0.0.1:5 g.err="no echo within 5s" g.d=5s g.n=3`) {
+		t.Errorf("line 2: %q", lines[1])
+	}
+}
+
+func TestLoggerFormats(t *testing.T) {
+	var buf bytes.Buffer
+	l := &LogFlags{Format: "json"}
+	log, err := l.Logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("Ping#1 payload=5120 rttMs=0.10")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["msg"] != "Ping#1 payload=5120 rttMs=0.10" {
+		t.Fatalf("%s %v", buf.Bytes(), err)
+	}
+	if _, err := (&LogFlags{Format: "xml"}).Logger(&buf); err == nil {
+		t.Fatal("xml accepted")
+	}
+	buf.Reset()
+	log, _ = (&LogFlags{Quiet: true}).Logger(&buf)
+	log.Info("x")
+	if buf.Len() != 0 {
+		t.Fatal("-q logged info")
+	}
+}
+
+func TestIsLoopbackAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:3390": true, "[::1]:1": true, "localhost:1": true, "127.1.2.3:4": true,
+		":3390": false, "0.0.0.0:1": false, "10.0.0.1:1": false, "example.com:1": false, "garbage": false,
+	} {
+		if got := IsLoopbackAddr(addr); got != want {
+			t.Errorf("%s: %v", addr, got)
+		}
+	}
+	var buf bytes.Buffer
+	WarnExposed(&buf, "127.0.0.1:1")
+	if buf.Len() != 0 {
+		t.Fatal("warned for loopback")
+	}
+	WarnExposed(&buf, "0.0.0.0:1")
+	if !strings.Contains(buf.String(), "no authentication or encryption") {
+		t.Fatal(buf.String())
+	}
+}
