@@ -90,7 +90,8 @@ func ParseFileRedirector(dir Direction, b []byte, fn FunctionID) (Message, error
 
 // CheckReply checks rep against the request req it answers, as a server
 // must before completing the request: same RequestId and function, and no
-// more data than asked for. cbBytesReadReturned above the request's cbOut
+// more data than asked for. req and rep are values, as the Parse functions
+// return them, not pointers. cbBytesReadReturned above the request's cbOut
 // MUST close the channel (3.3.5.2.2.8); cbBytesRead above cbBytesToRead is
 // held to the same rule, as nothing could receive the excess. The error
 // wraps ErrInvalid and names the offending field.
@@ -129,4 +130,47 @@ func typeName(m Message) string {
 		return "ClientCapabilitiesReply"
 	}
 	return "Reply"
+}
+
+// SpecName returns the specification's name and section for a message
+// of this package, such as "Read Reply Message (2.2.2.3.4)", for logs and
+// `rdpdvc decode`; "" for anything else.
+func SpecName(m Message) string {
+	switch m.(type) {
+	case ServerVersion:
+		return "Server Version Message (2.2.1.2.1)"
+	case ClientVersion:
+		return "Client Version Message (2.2.1.2.2)"
+	case AuthenticatedClient:
+		return "Authenticated Client Message (2.2.1.2.3)"
+	case ClientDeviceAddition:
+		return "Client Device Addition Message (2.2.1.3.1)"
+	case ClientDeviceRemoval:
+		return "Client Device Removal Message (2.2.1.3.2)"
+	case ServerCapabilitiesRequest:
+		return "Server Capabilities Request Message (2.2.2.2.1)"
+	case ClientCapabilitiesReply:
+		return "Client Capabilities Reply Message (2.2.2.2.2)"
+	case CreateFileRequest:
+		return "CreateFile Request Message (2.2.2.3.1)"
+	case CreateFileReply:
+		return "CreateFile Reply Message (2.2.2.3.2)"
+	case ReadRequest:
+		return "Read Request Message (2.2.2.3.3)"
+	case ReadReply:
+		return "Read Reply Message (2.2.2.3.4)"
+	case WriteRequest:
+		return "Write Request Message (2.2.2.3.5)"
+	case WriteReply:
+		return "Write Reply Message (2.2.2.3.6)"
+	case IOControlRequest:
+		return "IOControl Request Message (2.2.2.3.7)"
+	case IOControlReply:
+		return "IOControl Reply Message (2.2.2.3.8)"
+	case SpecificIoCancelRequest:
+		return "Specific IoCancel Request Message (2.2.2.3.9)"
+	case ClientDeviceCustomEvent:
+		return "Client Device Custom Event Message (2.2.2.3.10)"
+	}
+	return ""
 }

@@ -221,6 +221,9 @@ func TestGoldenDecodeEncode(t *testing.T) {
 			if !reflect.DeepEqual(got, g.want) {
 				t.Fatalf("ParseT decoded\n %#v\nwant\n %#v", got, g.want)
 			}
+			if SpecName(got) == "" {
+				t.Errorf("SpecName(%T) is empty", got)
+			}
 			if n := g.want.Len(); n != len(g.wire) {
 				t.Errorf("Len() = %d, want %d", n, len(g.wire))
 			}

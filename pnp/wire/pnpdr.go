@@ -45,7 +45,9 @@ func readPNPHeader(b []byte, msg string, want PacketID) reader {
 }
 
 // ServerVersion is the Server Version message (2.2.1.2.1), the first
-// message on PNPDR, server to client.
+// message on PNPDR, server to client. Capabilities "MUST be" 0x00000001;
+// decoding does not insist, so that a peer with a new bit still decodes
+// and the role can decide.
 type ServerVersion struct {
 	MajorVersion uint32 `json:"MajorVersion"`
 	MinorVersion uint32 `json:"MinorVersion"`
