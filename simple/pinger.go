@@ -203,9 +203,17 @@ func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 	var endErr error
 	wantMore := func() bool { return p.Count <= 0 || r.stats.Sent < p.Count }
 
-	if err := r.send(ctx, conn, now()); err != nil {
+	sendFailed := func(err error) (Stats, error) {
+		if ctx.Err() != nil {
+			// Ctrl+C interrupted a blocked Write.
+			r.loseAll(fmt.Errorf("no echo before the run ended: %w", ctx.Err()))
+			return r.stats, ctx.Err()
+		}
 		r.loseAll(err)
 		return r.stats, err
+	}
+	if err := r.send(ctx, conn, now()); err != nil {
+		return sendFailed(err)
 	}
 	drain := func() {
 		// Stop sending; wait up to Grace for what is in flight.
@@ -242,13 +250,7 @@ func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 			}
 			if wantMore() {
 				if err := r.send(ctx, conn, at); err != nil {
-					if ctx.Err() != nil {
-						// Ctrl+C interrupted a blocked Write.
-						r.loseAll(fmt.Errorf("no echo before the run ended: %w", ctx.Err()))
-						return r.stats, ctx.Err()
-					}
-					r.loseAll(err)
-					return r.stats, err
+					return sendFailed(err)
 				}
 			}
 		case a := <-arrivals:
@@ -260,9 +262,6 @@ func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 				r.loseAll(err)
 				if endErr != nil {
 					return r.stats, endErr
-				}
-				if !wantMore() && len(r.out) == 0 && errors.Is(err, io.EOF) {
-					return r.stats, nil
 				}
 				return r.stats, err
 			}
