@@ -129,10 +129,15 @@ func (in *Inbox) CloseWithError(err error) {
 	close(in.closed)
 }
 
-// Discard ends the inbox and drops what is queued: Read returns err at once.
+// Discard ends the inbox and drops what is queued: Read returns err at once,
+// even if the inbox was closed before with another error.
 func (in *Inbox) Discard(err error) {
 	in.CloseWithError(err)
 	in.mu.Lock()
+	if err == nil {
+		err = io.EOF
+	}
+	in.err = err
 	for i := range in.q {
 		in.q[i] = nil
 	}

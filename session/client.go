@@ -1,0 +1,273 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/rdpdvc/rdpdvc/drdynvc"
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/hresult"
+)
+
+// Client is the DVC client manager (MS-RDPEDYC 3.2): it answers the
+// capabilities request, keeps listeners by name, accepts or refuses each
+// DYNVC_CREATE_REQ and carries channel data. It is a dvc.Registrar.
+//
+// Each accepted instance gets one goroutine that runs its Listener.Accept
+// and then its Handler callbacks in order, so a slow handler delays only
+// its own channel until its inbox (Config.InboxBytes) fills.
+type Client struct {
+	core
+	lmu       sync.Mutex
+	listeners map[string]dvc.Listener
+	version   uint16 // negotiated; 0 until the capabilities request
+}
+
+// NewClient returns a client manager that sends through carrier. Register
+// listeners, then feed every received PDU to Receive from one goroutine.
+func NewClient(carrier Carrier, cfg Config) *Client {
+	c := &Client{listeners: map[string]dvc.Listener{}}
+	c.core.init(cfg, carrier)
+	c.core.abort = c.abort
+	return c
+}
+
+// Listen registers l for channels named name. It may be called at any
+// time; a create request for a name with no listener is refused with
+// STATUS_UNSUCCESSFUL, as mstsc does.
+func (c *Client) Listen(name string, l dvc.Listener) error {
+	if name == "" || len(name) > drdynvc.MaxChannelNameLen {
+		return fmt.Errorf("dvc: listener name %q: must be 1..%d bytes", name, drdynvc.MaxChannelNameLen)
+	}
+	c.lmu.Lock()
+	defer c.lmu.Unlock()
+	if _, dup := c.listeners[name]; dup {
+		return fmt.Errorf("dvc: listener %q already registered", name)
+	}
+	c.listeners[name] = l
+	return nil
+}
+
+// Version returns the negotiated version, 0 before the server asked.
+func (c *Client) Version() uint16 { return c.version }
+
+// Receive handles one PDU from the server. pdu is not kept. A non-nil
+// error means the connection must be terminated (3.1.5.2.4); the manager
+// has then already failed every channel with it.
+func (c *Client) Receive(pdu []byte) error {
+	err := c.receive(pdu)
+	if err != nil {
+		c.fail(err)
+	}
+	return err
+}
+
+func (c *Client) receive(b []byte) error {
+	if len(b) == 0 {
+		return protoErr("PDU", "empty virtual channel message")
+	}
+	cmd := drdynvc.Cmd(b[0] >> 4)
+	if c.version == 0 && cmd != drdynvc.CmdCapability {
+		return protoErr(pduName(cmd), "received before the capabilities request (2.2.1: the server sends capabilities first)")
+	}
+	switch cmd {
+	case drdynvc.CmdCapability:
+		p, err := drdynvc.ParseCapsRequest(b)
+		if err != nil {
+			return decodeErr("DYNVC_CAPS_VERSION", err)
+		}
+		if c.version != 0 {
+			return protoErr("DYNVC_CAPS_VERSION", "received twice (3.1.5.2.4)")
+		}
+		if p.Version < 1 || p.Version > 3 {
+			return protoErr("DYNVC_CAPS_VERSION", "Version %d is not 1, 2 or 3 (2.2.1.1)", p.Version)
+		}
+		// Answer at once (2.2.1) with the highest version both sides
+		// speak: never 3, which would invite compressed PDUs.
+		c.version = min(p.Version, Version)
+		c.queueCtrl(drdynvc.CapsResponse{Version: c.version}.Append(nil))
+		return nil
+	case drdynvc.CmdCreate:
+		p, err := drdynvc.ParseCreateRequest(b)
+		if err != nil {
+			return decodeErr("DYNVC_CREATE_REQ", err)
+		}
+		return c.onCreateRequest(p)
+	case drdynvc.CmdDataFirst:
+		return c.onDataFirst(b)
+	case drdynvc.CmdData:
+		return c.onData(b)
+	case drdynvc.CmdClose:
+		p, err := drdynvc.ParseClose(b)
+		if err != nil {
+			return decodeErr("DYNVC_CLOSE", err)
+		}
+		c.onClose(p.ChannelID)
+		return nil
+	case drdynvc.CmdDataFirstCompressed, drdynvc.CmdDataCompressed:
+		return protoErr(pduName(cmd), "compressed data needs version 3, which this client did not accept (2.2.3.3)")
+	case drdynvc.CmdSoftSyncRequest, drdynvc.CmdSoftSyncResponse:
+		return protoErr(pduName(cmd), "Soft-Sync needs multitransport, which this connection does not have (3.1.5.3)")
+	}
+	return protoErr(pduName(cmd), "unrecognized Cmd (3.1.5.2.4)")
+}
+
+func (c *Client) refuse(id uint32, status hresult.HRESULT) {
+	c.queueCtrl(drdynvc.CreateResponse{ChannelID: id, CreationStatus: status}.Append(nil))
+}
+
+func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
+	c.lmu.Lock()
+	l := c.listeners[p.ChannelName]
+	c.lmu.Unlock()
+	c.mu.Lock()
+	if _, dup := c.channels[p.ChannelID]; dup {
+		c.mu.Unlock()
+		return protoErr("DYNVC_CREATE_REQ", "ChannelId %d is already in use (2.2.2.1: unique within the connection)", p.ChannelID)
+	}
+	if l == nil {
+		c.mu.Unlock()
+		c.cfg.Logger.Info("drdynvc: no listener; refusing channel", "name", p.ChannelName, "channelId", p.ChannelID)
+		c.refuse(p.ChannelID, hresult.StatusUnsuccessful)
+		return nil
+	}
+	if len(c.channels) >= c.cfg.MaxChannels {
+		c.mu.Unlock()
+		c.cfg.Logger.Warn("drdynvc: too many channels; refusing", "name", p.ChannelName, "max", c.cfg.MaxChannels)
+		c.refuse(p.ChannelID, hresult.E_OUTOFMEMORY)
+		return nil
+	}
+	ch := newChannel(&c.core, p.ChannelID, p.ChannelName, statePending)
+	c.channels[p.ChannelID] = ch
+	c.wg.Add(1)
+	c.mu.Unlock()
+	// The server sends no data before our DYNVC_CREATE_RSP, so Accept can
+	// run off the receive path without anything racing it.
+	go c.run(ch, l)
+	return nil
+}
+
+// run accepts ch and then delivers its messages to the Handler.
+func (c *Client) run(ch *channel, l dvc.Listener) {
+	defer c.wg.Done()
+	h, err := l.Accept(&clientChan{ch})
+	if err != nil {
+		c.remove(ch)
+		ch.end(dvc.ErrClosed, true)
+		status := dvc.StatusOf(err)
+		c.cfg.Logger.Info("drdynvc: listener refused channel", "name", ch.name, "channelId", ch.id, "status", status, "err", err)
+		c.refuse(ch.id, status)
+		return
+	}
+	// Hold the channel's write lock across the state change and the
+	// response, so nothing the handler writes can precede DYNVC_CREATE_RSP.
+	ch.wmu.Lock()
+	c.mu.Lock()
+	alive := c.channels[ch.id] == ch && !ch.localDone
+	if alive {
+		ch.state = stateOpen
+	}
+	c.mu.Unlock()
+	if alive {
+		// Written here, synchronously, not queued: a queued response could
+		// be overtaken by the handler's first message.
+		_ = c.sendNow(drdynvc.CreateResponse{ChannelID: ch.id, CreationStatus: hresult.S_OK}.Append(nil))
+	}
+	ch.wmu.Unlock()
+	for {
+		m, err := ch.in.Read(context.Background())
+		if err != nil {
+			if err == io.EOF || errors.Is(err, dvc.ErrClosed) {
+				err = nil
+			}
+			h.Closed(err)
+			return
+		}
+		h.Received(m)
+	}
+}
+
+func (c *Client) onClose(id uint32) {
+	c.mu.Lock()
+	ch := c.channels[id]
+	if ch == nil {
+		c.mu.Unlock()
+		// 3.2.5.2: ignore, and do not answer.
+		c.cfg.Logger.Debug("drdynvc: DYNVC_CLOSE for an unknown channel; ignored", "channelId", id)
+		return
+	}
+	delete(c.channels, id)
+	st := ch.state
+	c.mu.Unlock()
+	if st == stateOpen {
+		c.queueCtrl(drdynvc.Close{ChannelID: id}.Append(nil)) // the reply mstsc sends (3.2.5.2: MAY)
+	}
+	ch.end(nil, false)
+}
+
+// abort closes ch from the receive path; the server will not answer.
+func (c *Client) abort(ch *channel, cause error) {
+	c.mu.Lock()
+	send := c.channels[ch.id] == ch && ch.state == stateOpen
+	c.mu.Unlock()
+	c.remove(ch)
+	if send {
+		c.queueCtrl(drdynvc.Close{ChannelID: ch.id}.Append(nil))
+	}
+	ch.end(cause, true)
+}
+
+// Shutdown ends the manager: every Handler gets Closed with err wrapped in
+// dvc.ErrConnectionLost, and Shutdown returns when all have.
+func (c *Client) Shutdown(err error) {
+	c.fail(err)
+	c.wg.Wait()
+}
+
+// Done is closed when the manager has failed or been shut down.
+func (c *Client) Done() <-chan struct{} { return c.deadCh }
+
+// clientChan is the dvc.Channel a Listener and Handler see.
+type clientChan struct{ ch *channel }
+
+func (cc *clientChan) Name() string { return cc.ch.name }
+func (cc *clientChan) ID() uint32   { return cc.ch.id }
+func (cc *clientChan) Write(ctx context.Context, msg []byte) error {
+	return cc.ch.c.sendMessage(ctx, cc.ch, msg)
+}
+
+// Close sends an unsolicited DYNVC_CLOSE, which the server does not answer
+// (3.2.5.2); the Handler then gets Closed(nil).
+func (cc *clientChan) Close() error {
+	ch := cc.ch
+	c := ch.c
+	c.mu.Lock()
+	if ch.localDone {
+		c.mu.Unlock()
+		return nil
+	}
+	ch.localDone = true
+	send := c.channels[ch.id] == ch && ch.state == stateOpen && c.dead == nil
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+	}
+	c.mu.Unlock()
+	ch.end(dvc.ErrClosed, true)
+	if send {
+		// Queued rather than written here: Close may be called from a
+		// Handler callback, and the control queue keeps it behind any
+		// message this channel already has on the wire.
+		ch.wmu.Lock()
+		c.queueCtrl(drdynvc.Close{ChannelID: ch.id}.Append(nil))
+		ch.wmu.Unlock()
+	}
+	return nil
+}
+
+var (
+	_ dvc.Registrar = (*Client)(nil)
+	_ dvc.Opener    = (*Server)(nil)
+)

@@ -1,0 +1,369 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/rdpdvc/rdpdvc/drdynvc"
+	"github.com/rdpdvc/rdpdvc/dvc"
+)
+
+// maxSingleData is the largest message sent as one DYNVC_DATA: "A single
+// DYNVC_DATA PDU is used to send a message when the total length of the
+// message data is less than or equal to 1,590 bytes" (2.2.3.2).
+const maxSingleData = 1590
+
+// firstAlloc caps the reassembly buffer allocated on DATA_FIRST; it grows
+// with the data actually received, so a peer announcing large messages on
+// many channels costs what it sends, not what it announces.
+const firstAlloc = 64 << 10
+
+type chanState uint8
+
+const (
+	statePending chanState = iota // server: CREATE_REQ sent, no CREATE_RSP yet
+	stateAbandon                  // server: Open gave up while pending
+	stateOpen                     // both: created
+	stateClosing                  // server: DYNVC_CLOSE sent, awaiting the client's
+)
+
+// core is what both managers share: the carrier, the channel table, the
+// send path and per-channel reassembly.
+type core struct {
+	cfg     Config
+	carrier Carrier
+
+	// wmu serializes the carrier. A message's PDUs are written under one
+	// hold of it, so they are never interleaved with another message's.
+	wmu     sync.Mutex
+	scratch []byte
+
+	// Control PDUs produced while handling received PDUs are queued here
+	// and written by ctrlLoop, so that Receive never blocks on the carrier
+	// (a receive loop blocked on a write can deadlock two peers that both
+	// have full send buffers).
+	ctrlMu sync.Mutex
+	ctrl   [][]byte
+	kick   chan struct{}
+
+	mu       sync.Mutex // guards channels and dead
+	channels map[uint32]*channel
+	dead     error
+	deadCh   chan struct{}
+	wg       sync.WaitGroup // ctrlLoop and client delivery goroutines
+
+	// abort closes ch from this end because of cause, from the receive
+	// path (so without blocking on the carrier). Each role sets it: the
+	// server then waits for the client's DYNVC_CLOSE, the client does not
+	// (3.2.5.2, 3.3.5.2).
+	abort func(ch *channel, cause error)
+}
+
+func (c *core) init(cfg Config, carrier Carrier) {
+	c.cfg = cfg.withDefaults()
+	c.carrier = carrier
+	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
+	c.kick = make(chan struct{}, 1)
+	c.channels = map[uint32]*channel{}
+	c.deadCh = make(chan struct{})
+	c.wg.Add(1)
+	go c.ctrlLoop()
+}
+
+// queueCtrl queues one control PDU (it is copied) for ctrlLoop.
+func (c *core) queueCtrl(pdu []byte) {
+	c.ctrlMu.Lock()
+	c.ctrl = append(c.ctrl, append([]byte(nil), pdu...))
+	c.ctrlMu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *core) ctrlLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.deadCh:
+			return
+		case <-c.kick:
+		}
+		c.ctrlMu.Lock()
+		q := c.ctrl
+		c.ctrl = nil
+		c.ctrlMu.Unlock()
+		if len(q) == 0 {
+			continue
+		}
+		c.wmu.Lock()
+		err := c.writeAll(q)
+		c.wmu.Unlock()
+		if err != nil {
+			c.fail(fmt.Errorf("drdynvc: send: %w", err))
+			return
+		}
+	}
+}
+
+func (c *core) writeAll(pdus [][]byte) error {
+	for _, p := range pdus {
+		if err := c.carrier.WritePDU(p); err != nil {
+			return err
+		}
+	}
+	return c.carrier.Flush()
+}
+
+// sendNow writes one PDU at once, from a caller that may block (Open,
+// Close, Start — never Receive).
+func (c *core) sendNow(pdu []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.isDead(); err != nil {
+		return err
+	}
+	err := c.carrier.WritePDU(pdu)
+	if err == nil {
+		err = c.carrier.Flush()
+	}
+	if err != nil {
+		err = fmt.Errorf("drdynvc: send: %w", err)
+		go c.fail(err)
+	}
+	return err
+}
+
+func (c *core) isDead() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, c.dead)
+	}
+	return nil
+}
+
+// sendMessage fragments msg into DYNVC_DATA_FIRST/DYNVC_DATA PDUs for ch
+// (3.1.5.1) and writes them without interleaving.
+func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
+	if uint64(len(msg)) > 1<<32-1 {
+		return fmt.Errorf("%w: %d bytes (MS-RDPEDYC 2.2.3 allows 2^32-1)", dvc.ErrTooLarge, len(msg))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch.wmu.Lock() // one message at a time per channel: fragments stay in order
+	defer ch.wmu.Unlock()
+	if err := ch.writable(); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.isDead(); err != nil {
+		return err
+	}
+	id := ch.id
+	var err error
+	if len(msg) <= maxSingleData {
+		c.scratch = drdynvc.Data{ChannelID: id, Data: msg}.Append(c.scratch[:0])
+		err = c.carrier.WritePDU(c.scratch)
+	} else {
+		total := uint32(len(msg))
+		n := min(len(msg), drdynvc.MaxPDU-drdynvc.DataFirstHeaderLen(id, total))
+		c.scratch = drdynvc.DataFirst{ChannelID: id, Length: total, Data: msg[:n]}.Append(c.scratch[:0])
+		err = c.carrier.WritePDU(c.scratch)
+		step := drdynvc.MaxPDU - drdynvc.DataHeaderLen(id)
+		for off := n; err == nil && off < len(msg); off += step {
+			end := min(off+step, len(msg))
+			c.scratch = drdynvc.Data{ChannelID: id, Data: msg[off:end]}.Append(c.scratch[:0])
+			err = c.carrier.WritePDU(c.scratch)
+		}
+	}
+	if err == nil {
+		err = c.carrier.Flush()
+	}
+	if err != nil {
+		err = fmt.Errorf("drdynvc: send: %w", err)
+		go c.fail(err)
+		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+	}
+	return nil
+}
+
+func (c *core) lookupOpen(id uint32) *channel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.channels[id]
+	if ch == nil || ch.state != stateOpen {
+		return nil
+	}
+	return ch
+}
+
+// onDataFirst and onData return a *ProtocolError for input that ends the
+// connection. Data for a channel that is not open (closed by this end a
+// moment ago, with PDUs still in flight) is dropped.
+func (c *core) onDataFirst(b []byte) error {
+	p, err := drdynvc.ParseDataFirst(b)
+	if err != nil {
+		return decodeErr("DYNVC_DATA_FIRST", err)
+	}
+	ch := c.lookupOpen(p.ChannelID)
+	if ch == nil {
+		c.cfg.Logger.Debug("drdynvc: DYNVC_DATA_FIRST for a channel that is not open; dropped", "channelId", p.ChannelID)
+		return nil
+	}
+	if ch.assembling {
+		return protoErr("DYNVC_DATA_FIRST", "channel %d: DATA_FIRST while a message of %d bytes is still being reassembled (3.1.5.2.4: out of sequence)", p.ChannelID, ch.want)
+	}
+	if uint32(len(p.Data)) > p.Length {
+		return protoErr("DYNVC_DATA_FIRST", "channel %d: %d bytes of data exceed Length %d", p.ChannelID, len(p.Data), p.Length)
+	}
+	if p.Length > c.cfg.MaxMessage {
+		c.cfg.Logger.Warn("drdynvc: message over the ceiling; closing the channel",
+			"channelId", p.ChannelID, "name", ch.name, "DYNVC_DATA_FIRST.Length", p.Length, "ceiling", c.cfg.MaxMessage)
+		// Only this channel suffers: it is closed from this end, and what
+		// is still in flight for it is dropped as data for a closed channel.
+		c.abort(ch, fmt.Errorf("%w: DYNVC_DATA_FIRST.Length %d exceeds the ceiling %d", dvc.ErrTooLarge, p.Length, c.cfg.MaxMessage))
+		return nil
+	}
+	if uint32(len(p.Data)) == p.Length {
+		return ch.deliver(append([]byte(nil), p.Data...))
+	}
+	ch.assembling = true
+	ch.want = p.Length
+	ch.buf = make([]byte, 0, min(p.Length, firstAlloc))
+	ch.buf = append(ch.buf, p.Data...)
+	return nil
+}
+
+func (c *core) onData(b []byte) error {
+	p, err := drdynvc.ParseData(b)
+	if err != nil {
+		return decodeErr("DYNVC_DATA", err)
+	}
+	ch := c.lookupOpen(p.ChannelID)
+	if ch == nil {
+		c.cfg.Logger.Debug("drdynvc: DYNVC_DATA for a channel that is not open; dropped", "channelId", p.ChannelID)
+		return nil
+	}
+	if !ch.assembling {
+		return ch.deliver(append([]byte(nil), p.Data...))
+	}
+	if uint64(len(ch.buf))+uint64(len(p.Data)) > uint64(ch.want) {
+		return protoErr("DYNVC_DATA", "channel %d: %d bytes overrun the %d announced by DATA_FIRST.Length", p.ChannelID, len(ch.buf)+len(p.Data), ch.want)
+	}
+	ch.buf = append(ch.buf, p.Data...)
+	if uint32(len(ch.buf)) < ch.want {
+		return nil
+	}
+	msg := ch.buf
+	ch.buf, ch.assembling, ch.want = nil, false, 0
+	return ch.deliver(msg)
+}
+
+// fail ends the connection: every channel sees err (wrapped in
+// dvc.ErrConnectionLost), and every pending Open returns it.
+func (c *core) fail(err error) {
+	if err == nil {
+		err = ErrShutdown
+	}
+	c.mu.Lock()
+	if c.dead != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.dead = err
+	close(c.deadCh)
+	chans := c.channels
+	c.channels = map[uint32]*channel{}
+	c.mu.Unlock()
+	lost := fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+	for _, ch := range chans {
+		ch.end(lost, false)
+	}
+}
+
+// remove drops ch from the table if it is still there.
+func (c *core) remove(ch *channel) {
+	c.mu.Lock()
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+	}
+	c.mu.Unlock()
+}
+
+// channel is one DVC instance as a manager sees it.
+type channel struct {
+	c    *core
+	id   uint32
+	name string
+	in   *dvc.Inbox
+
+	// Receive-side reassembly: touched only by the goroutine that calls
+	// Receive.
+	assembling bool
+	want       uint32
+	buf        []byte
+
+	wmu sync.Mutex // one outgoing message at a time
+
+	// Guarded by c.mu.
+	state  chanState
+	result chan error // server: CREATE_RSP outcome for Open
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	localDone bool // this end called Close
+}
+
+func newChannel(c *core, id uint32, name string, st chanState) *channel {
+	return &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{})}
+}
+
+func (ch *channel) writable() error {
+	ch.c.mu.Lock()
+	defer ch.c.mu.Unlock()
+	if ch.localDone {
+		return dvc.ErrClosed
+	}
+	if ch.c.dead != nil {
+		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, ch.c.dead)
+	}
+	if ch.state != stateOpen {
+		return fmt.Errorf("dvc: channel %q (%d) is closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
+	}
+	return nil
+}
+
+// deliver hands a complete message to the reader. It blocks while the
+// reader's inbox is full: DRDYNVC has no other flow control.
+func (ch *channel) deliver(msg []byte) error {
+	err := ch.in.Put(context.Background(), msg)
+	if err != nil && err != dvc.ErrClosed {
+		return err
+	}
+	return nil // a channel closed meanwhile drops the message
+}
+
+// end finishes ch once: its reader sees readErr (nil: io.EOF, after what is
+// queued) or, with discard, sees readErr at once; a pending Open gets
+// readErr too.
+func (ch *channel) end(readErr error, discard bool) {
+	ch.closeOnce.Do(func() {
+		ch.c.mu.Lock()
+		r := ch.result
+		ch.result = nil
+		ch.c.mu.Unlock()
+		if r != nil {
+			r <- readErr
+		}
+		if discard {
+			ch.in.Discard(readErr)
+		} else {
+			ch.in.CloseWithError(readErr)
+		}
+		close(ch.closed)
+	})
+}

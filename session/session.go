@@ -1,0 +1,144 @@
+// Package session holds the two DVC managers of MS-RDPEDYC: Server (the
+// DVC server manager, in the RDP session, which opens channels) and Client
+// (the DVC client manager, in the RDP client, which keeps listeners).
+//
+// They are state machines over DRDYNVC PDUs and nothing else: a carrier
+// (the portable transport, or a test) hands each received PDU to Receive
+// and gives the manager a Carrier to send through. They know nothing of
+// sockets, chunks below the PDU, or the protocols above the channel API.
+//
+// Rules taken from the spec:
+//   - The server sends a capabilities request first and opens nothing
+//     until the client answers (2.2.1, 3.3.3.1), within CapsTimeout (3.3.2).
+//   - Messages over 1590 bytes go as DATA_FIRST + DATA; smaller as one DATA
+//     (2.2.3.1, 2.2.3.2, 3.1.5.1); receivers reassemble per channel
+//     (3.1.5.2.3) up to MaxMessage.
+//   - Unrecognized, malformed, out-of-sequence or duplicated PDUs terminate
+//     the static virtual channel connection (3.1.5.2.4): Receive returns an
+//     error and the carrier drops the connection.
+//   - Compression (v3) and Soft-Sync are never negotiated by rdpdvc, so
+//     their PDUs are protocol errors here.
+//   - Close: the server's DYNVC_CLOSE is answered by the client; the
+//     client's own close is not answered (3.2.5.2, 3.3.5.2).
+package session
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/drdynvc"
+)
+
+// Limits and defaults. Each is a field of Config; these are the values a
+// zero Config gets.
+const (
+	// DefaultMaxMessage caps one reassembled channel message. The spec
+	// allows 2^32-1 (2.2.3); a peer that announces more than this in
+	// DATA_FIRST.Length gets that channel closed, not an allocation.
+	DefaultMaxMessage = 64 << 20
+	// DefaultMaxChannels caps channel instances open at once on one
+	// connection (MS-RDPEPNP opens one per file handle; 1,000 at once is
+	// a tested case).
+	DefaultMaxChannels = 8192
+	// DefaultCapsTimeout is the server's capabilities timer (3.3.2).
+	DefaultCapsTimeout = 10 * time.Second
+	// Version is the highest MS-RDPEDYC version rdpdvc speaks: 2, because
+	// version 3 means RDP8-lite compression (2.2.3.3), which rdpdvc does
+	// not implement; priorities (v2) carry no processing (3.3.3.2).
+	Version = 2
+)
+
+// DefaultPriorityCharges are the version 2 charges rdpdvc's server sends:
+// the 70/20/7/3 percent split worked through in MS-RDPEDYC 2.2.1.1.2.
+var DefaultPriorityCharges = [4]uint16{936, 3276, 9362, 21845}
+
+// Config tunes a manager. The zero value is usable.
+type Config struct {
+	MaxMessage  uint32        // reassembly ceiling per message (DefaultMaxMessage)
+	MaxChannels int           // open instances at once (DefaultMaxChannels)
+	CapsTimeout time.Duration // server: wait for DYNVC_CAPS_RSP (DefaultCapsTimeout)
+	InboxBytes  int           // unread bytes buffered per channel (dvc.DefaultInboxBytes)
+	Logger      *slog.Logger  // nil: slog.Default()
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxMessage == 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.CapsTimeout <= 0 {
+		c.CapsTimeout = DefaultCapsTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Carrier is how a manager sends. WritePDU queues one DRDYNVC PDU (the
+// manager never passes more than drdynvc.MaxPDU bytes, and pdu is reused
+// after the call); Flush pushes what is queued. The manager serializes all
+// calls, so a carrier needs no locking of its own.
+type Carrier interface {
+	WritePDU(pdu []byte) error
+	Flush() error
+}
+
+// ProtocolError is what Receive returns for input that MS-RDPEDYC 3.1.5.2.4
+// says terminates the connection.
+type ProtocolError struct {
+	PDU    string // e.g. "DYNVC_DATA"
+	Reason string
+	Err    error // the decoder's error, if any
+}
+
+func (e *ProtocolError) Error() string {
+	s := "drdynvc: " + e.PDU + ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *ProtocolError) Unwrap() error { return e.Err }
+
+func protoErr(pdu, format string, args ...any) error {
+	return &ProtocolError{PDU: pdu, Reason: fmt.Sprintf(format, args...)}
+}
+
+func decodeErr(pdu string, err error) error {
+	return &ProtocolError{PDU: pdu, Reason: "malformed", Err: err}
+}
+
+// ErrShutdown is the cause carried by channels of a manager whose carrier
+// was shut down without a more specific error.
+var ErrShutdown = errors.New("drdynvc: connection shut down")
+
+// pduName names a Cmd for errors and logs.
+func pduName(cmd drdynvc.Cmd) string {
+	switch cmd {
+	case drdynvc.CmdCreate:
+		return "DYNVC_CREATE"
+	case drdynvc.CmdDataFirst:
+		return "DYNVC_DATA_FIRST"
+	case drdynvc.CmdData:
+		return "DYNVC_DATA"
+	case drdynvc.CmdClose:
+		return "DYNVC_CLOSE"
+	case drdynvc.CmdCapability:
+		return "DYNVC_CAPS"
+	case drdynvc.CmdDataFirstCompressed:
+		return "DYNVC_DATA_FIRST_COMPRESSED"
+	case drdynvc.CmdDataCompressed:
+		return "DYNVC_DATA_COMPRESSED"
+	case drdynvc.CmdSoftSyncRequest:
+		return "DYNVC_SOFT_SYNC_REQUEST"
+	case drdynvc.CmdSoftSyncResponse:
+		return "DYNVC_SOFT_SYNC_RESPONSE"
+	}
+	return fmt.Sprintf("unknown Cmd 0x%X", cmd)
+}

@@ -1,0 +1,458 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rdpdvc/rdpdvc/drdynvc"
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/hresult"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// recorder is a Carrier that keeps what was sent, for scripted tests.
+type recorder struct {
+	mu    sync.Mutex
+	pdus  [][]byte
+	added chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{added: make(chan struct{}, 1024)} }
+
+func (r *recorder) WritePDU(p []byte) error {
+	r.mu.Lock()
+	r.pdus = append(r.pdus, append([]byte(nil), p...))
+	r.mu.Unlock()
+	r.added <- struct{}{}
+	return nil
+}
+func (r *recorder) Flush() error { return nil }
+
+// next waits for the next sent PDU.
+func (r *recorder) next(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case <-r.added:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing was sent")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pdus[0]
+	r.pdus = r.pdus[1:]
+	return p
+}
+
+// none checks that nothing more was sent once the manager is idle.
+func (r *recorder) none(t *testing.T) {
+	t.Helper()
+	time.Sleep(20 * time.Millisecond) // let the control queue drain
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pdus) != 0 {
+		t.Fatalf("unexpected PDUs sent: % x", r.pdus)
+	}
+}
+
+func hexb(t *testing.T, s string) []byte { return mustHex(t, s) }
+
+// memPair joins a Server and a Client with goroutines moving PDUs, as a
+// transport would.
+type pipeCarrier struct {
+	ch chan []byte
+}
+
+func (p *pipeCarrier) WritePDU(b []byte) error { p.ch <- append([]byte(nil), b...); return nil }
+func (p *pipeCarrier) Flush() error            { return nil }
+
+func memPair(t *testing.T, scfg, ccfg Config) (*Server, *Client) {
+	t.Helper()
+	s2c := &pipeCarrier{ch: make(chan []byte, 4096)}
+	c2s := &pipeCarrier{ch: make(chan []byte, 4096)}
+	scfg.Logger, ccfg.Logger = quiet, quiet
+	s := NewServer(s2c, scfg)
+	c := NewClient(c2s, ccfg)
+	var wg sync.WaitGroup
+	pump := func(from chan []byte, to interface{ Receive([]byte) error }, done <-chan struct{}) {
+		defer wg.Done()
+		for {
+			select {
+			case p := <-from:
+				if to.Receive(p) != nil {
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go pump(s2c.ch, c, c.Done())
+	go pump(c2s.ch, s, s.Done())
+	t.Cleanup(func() {
+		s.Shutdown(nil)
+		c.Shutdown(nil)
+		wg.Wait()
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+type echo struct {
+	ch     dvc.Channel
+	closed chan error
+}
+
+func (e *echo) Received(m []byte) { e.ch.Write(context.Background(), m) }
+func (e *echo) Closed(err error)  { e.closed <- err }
+
+func echoListener(handlers chan *echo) dvc.Listener {
+	return dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		e := &echo{ch: ch, closed: make(chan error, 1)}
+		if handlers != nil {
+			handlers <- e
+		}
+		return e, nil
+	})
+}
+
+func TestEchoAllSizes(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	c.Listen("echo", echoListener(nil))
+	ctx := context.Background()
+	conn, err := s.Open(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sizes around every boundary of 2.2.3.1/2.2.3.2: single DATA up to
+	// 1590, DATA_FIRST holding everything, DATA_FIRST + DATA.
+	for _, n := range []int{0, 1, 1589, 1590, 1591, 1594, 1595, 1596, 1597, 1600, 3190, 5140, 65536, 1 << 20} {
+		msg := make([]byte, n)
+		for i := range msg {
+			msg[i] = byte(i*7 + n)
+		}
+		if err := conn.Write(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := conn.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("size %d: echo differs", n)
+		}
+	}
+	if s.Version() != 2 || c.Version() != 2 {
+		t.Fatalf("versions %d/%d, want 2", s.Version(), c.Version())
+	}
+}
+
+func TestManyInstancesSameName(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	hs := make(chan *echo, 2000)
+	c.Listen("FileRedirectorChannel", echoListener(hs))
+	ctx := context.Background()
+	var conns []dvc.Conn
+	ids := map[uint32]bool{}
+	for i := 0; i < 1000; i++ {
+		conn, err := s.Open(ctx, "FileRedirectorChannel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[conn.ID()] {
+			t.Fatalf("ChannelId %d handed out twice", conn.ID())
+		}
+		ids[conn.ID()] = true
+		conns = append(conns, conn)
+	}
+	for i, conn := range conns {
+		if err := conn.Write(ctx, []byte{byte(i), byte(i >> 8)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, conn := range conns {
+		got, err := conn.Read(ctx)
+		if err != nil || got[0] != byte(i) || got[1] != byte(i>>8) {
+			t.Fatalf("instance %d got %v %v", i, got, err)
+		}
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	for i := 0; i < 1000; i++ {
+		if err := <-(<-hs).closed; err != nil {
+			t.Fatalf("handler closed with %v, want nil", err)
+		}
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	c.Listen("deny", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) {
+		return nil, hresult.New("policy", hresult.E_ACCESSDENIED)
+	}))
+	ctx := context.Background()
+	var oe *dvc.OpenError
+	if _, err := s.Open(ctx, "nobody"); !errors.As(err, &oe) || oe.Status != hresult.StatusUnsuccessful {
+		t.Fatalf("no listener: %v", err)
+	}
+	if _, err := s.Open(ctx, "deny"); !errors.As(err, &oe) || oe.Status != hresult.E_ACCESSDENIED {
+		t.Fatalf("refused: %v", err)
+	}
+}
+
+func TestCloseBothWays(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	hs := make(chan *echo, 2)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+
+	// Server closes: handler sees Closed(nil), reads say ErrClosed.
+	a, err := s.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha := <-hs
+	a.Close()
+	if err := <-ha.closed; err != nil {
+		t.Fatalf("Closed(%v), want nil", err)
+	}
+	if _, err := a.Read(ctx); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("read after close: %v", err)
+	}
+	if err := a.Write(ctx, []byte("x")); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+
+	// Client closes after a last message: the server reads it, then EOF.
+	b, err := s.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := <-hs
+	hb.ch.Write(ctx, []byte("last"))
+	hb.ch.Close()
+	if m, err := b.Read(ctx); err != nil || string(m) != "last" {
+		t.Fatalf("%q %v", m, err)
+	}
+	if _, err := b.Read(ctx); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+	if err := <-hb.closed; err != nil {
+		t.Fatalf("Closed(%v) after own close, want nil", err)
+	}
+}
+
+func TestShutdownFailsEverything(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	hs := make(chan *echo, 1)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+	a, err := s.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := <-hs
+	s.Shutdown(errors.New("cable cut"))
+	if _, err := a.Read(ctx); !errors.Is(err, dvc.ErrConnectionLost) {
+		t.Fatalf("read: %v", err)
+	}
+	if _, err := s.Open(ctx, "x"); !errors.Is(err, dvc.ErrConnectionLost) {
+		t.Fatalf("open after shutdown: %v", err)
+	}
+	c.Shutdown(errors.New("cable cut"))
+	if err := <-h.closed; !errors.Is(err, dvc.ErrConnectionLost) {
+		t.Fatalf("handler: %v", err)
+	}
+}
+
+func TestOversizedMessageClosesOnlyThatChannel(t *testing.T) {
+	s, c := memPair(t, Config{MaxMessage: 4096}, Config{})
+	hs := make(chan *echo, 2)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+	big, _ := s.Open(ctx, "x")
+	hbig := <-hs
+	small, _ := s.Open(ctx, "x")
+	<-hs
+	// The client sends a message over the server's ceiling.
+	hbig.ch.Write(ctx, make([]byte, 5000))
+	if _, err := big.Read(ctx); !errors.Is(err, dvc.ErrTooLarge) {
+		t.Fatalf("big channel: %v, want ErrTooLarge", err)
+	}
+	if err := <-hbig.closed; err != nil {
+		t.Fatalf("client side of the big channel closed with %v", err)
+	}
+	small.Write(ctx, []byte("still here"))
+	if m, err := small.Read(ctx); err != nil || string(m) != "still here" {
+		t.Fatalf("other channel harmed: %q %v", m, err)
+	}
+}
+
+func TestCapsTimeout(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{CapsTimeout: time.Millisecond, Logger: quiet})
+	defer s.Shutdown(nil)
+	_, err := s.Open(context.Background(), "x")
+	if !errors.Is(err, errCapsTimeout) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Scripted exchanges: exact bytes in, exact bytes out.
+
+func TestClientScript(t *testing.T) {
+	r := newRecorder()
+	c := NewClient(r, Config{Logger: quiet})
+	defer c.Shutdown(nil)
+	hs := make(chan *echo, 1)
+	c.Listen("testdvc", echoListener(hs))
+	// MS-RDPEDYC 4.1.1 capabilities request (v2) → caps response v2 (4.1.2).
+	if err := c.Receive(hexb(t, "58 00 02 00 33 33 11 11 3d 0a a7 04")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "50 00 02 00")) {
+		t.Fatalf("caps response % x", got)
+	}
+	// 4.2.1 create request → 4.2.2 create response.
+	if err := c.Receive(hexb(t, "10 03 74 65 73 74 64 76 63 00")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "10 03 00 00 00 00")) {
+		t.Fatalf("create response % x", got)
+	}
+	<-hs
+	// Data is echoed on the same channel.
+	c.Receive(hexb(t, "30 03 01 02 03"))
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "30 03 01 02 03")) {
+		t.Fatalf("echo % x", got)
+	}
+	// No listener: STATUS_UNSUCCESSFUL, little-endian.
+	c.Receive(hexb(t, "10 04 6e 6f 00"))
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "10 04 01 00 00 c0")) {
+		t.Fatalf("refusal % x", got)
+	}
+	// Close from the server is answered; a close for an unknown id is not.
+	c.Receive(hexb(t, "40 03"))
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "40 03")) {
+		t.Fatalf("close reply % x", got)
+	}
+	c.Receive(hexb(t, "40 09"))
+	r.none(t)
+}
+
+func TestClientCapsReplyNeverOffersCompression(t *testing.T) {
+	r := newRecorder()
+	c := NewClient(r, Config{Logger: quiet})
+	defer c.Shutdown(nil)
+	if err := c.Receive(hexb(t, "50 00 03 00 00 00 00 00 00 00 00 00")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.next(t); !bytes.Equal(got, hexb(t, "50 00 02 00")) {
+		t.Fatalf("caps response % x, want version 2", got)
+	}
+}
+
+// Every entry is input that MS-RDPEDYC 3.1.5.2.4 says terminates the
+// connection; the error must name the PDU.
+func TestClientBadInputTerminates(t *testing.T) {
+	caps := "50 00 02 00 00 00 00 00 00 00 00 00"
+	open := "10 03 78 00" // create "x" on channel 3
+	for _, tc := range []struct {
+		name, after, pdu, want string
+	}{
+		{"data before caps", "", "30 03 00", "DYNVC_DATA"},
+		{"create before caps", "", open, "DYNVC_CREATE"},
+		{"caps twice", caps, caps, "twice"},
+		{"caps version 0", "", "50 00 00 00", "Version"},
+		{"truncated caps", "", "50 00 02", "DYNVC_CAPS"},
+		{"create without terminator", caps, "10 03 78", "DYNVC_CREATE_REQ"},
+		{"duplicate channel id", caps + "|" + open, open, "already in use"},
+		{"invalid cbId", caps, "33 03", "DYNVC_DATA"},
+		{"compressed data", caps, "70 03 00", "DYNVC_DATA_COMPRESSED"},
+		{"soft-sync", caps, "80 00 08 00 00 00 01 00 00 00", "SOFT_SYNC"},
+		{"unknown cmd", caps, "f0 00", "unknown Cmd"},
+		{"data first twice", caps + "|" + open + "|" + "24 03 ff 01 02", "24 03 ff 01 02", "out of sequence"},
+		{"data overruns data first", caps + "|" + open + "|" + "20 03 03 01 02", "30 03 01 02", "overrun"},
+		{"empty", caps, "", "empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRecorder()
+			c := NewClient(r, Config{Logger: quiet})
+			defer c.Shutdown(nil)
+			c.Listen("x", echoListener(nil))
+			if tc.after != "" {
+				for _, p := range bytes.Split([]byte(tc.after), []byte("|")) {
+					if err := c.Receive(hexb(t, string(p))); err != nil {
+						t.Fatalf("setup PDU % s: %v", p, err)
+					}
+					if p[0] == '5' || p[0] == '1' {
+						r.next(t) // the caps or create response: the channel is open
+					}
+				}
+			}
+			err := c.Receive(hexb(t, tc.pdu))
+			var pe *ProtocolError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *ProtocolError", err)
+			}
+			if !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Fatalf("error %q does not mention %q", err, tc.want)
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Fatal("manager still running after a terminating error")
+			}
+		})
+	}
+}
+
+func TestServerBadInputTerminates(t *testing.T) {
+	for _, tc := range []struct {
+		name, pdu, want string
+	}{
+		{"data before caps", "30 03 00", "DYNVC_DATA"},
+		{"create response for nothing", "10 07 00 00 00 00", "no pending"},
+		{"caps response version 9", "50 00 09 00", "Version 9"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRecorder()
+			s := NewServer(r, Config{Logger: quiet})
+			defer s.Shutdown(nil)
+			s.Start()
+			r.next(t)
+			if tc.name != "data before caps" && tc.name != "caps response version 9" {
+				s.Receive(hexb(t, "50 00 02 00"))
+			}
+			err := s.Receive(hexb(t, tc.pdu))
+			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestServerSpeaksFirstWithVersion2(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{Logger: quiet})
+	defer s.Shutdown(nil)
+	s.Start()
+	want := drdynvc.CapsRequest{Version: 2, PriorityCharges: DefaultPriorityCharges}.Append(nil)
+	if got := r.next(t); !bytes.Equal(got, want) {
+		t.Fatalf("first PDU % x, want % x", got, want)
+	}
+}
