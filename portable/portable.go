@@ -64,7 +64,7 @@ func (c Config) withDefaults() Config {
 type link struct {
 	conn  net.Conn
 	br    *bufio.Reader
-	bw    *bufio.Writer // used only under the session's carrier lock
+	bw    *bufio.Writer            // used only under the session's carrier lock
 	rhdr  [chanpdu.HeaderSize]byte // read side only
 	whdr  [chanpdu.HeaderSize]byte // write side only
 	reasm chanpdu.Reassembler
