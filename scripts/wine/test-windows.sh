@@ -47,6 +47,9 @@ fi
 # after the test binary has exited. So both start detached, once, here.
 log "prefix $WINEPREFIX"
 mkdir -p "$WINEPREFIX"
+# A server left over from an interrupted run would refuse -p.
+wineserver -k >/dev/null 2>&1 || true
+wineserver -w >/dev/null 2>&1 || true
 wineserver -p </dev/null >/dev/null 2>&1
 # mscoree/mshtml= : do not offer to install Mono and Gecko (no one to click).
 WINEDLLOVERRIDES="mscoree,mshtml=" timeout 300 wineboot -i </dev/null >/dev/null 2>&1
