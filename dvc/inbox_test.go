@@ -1,0 +1,96 @@
+package dvc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rdpdvc/rdpdvc/hresult"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestInboxOrderAndEOF(t *testing.T) {
+	in := NewInbox(0)
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := in.Put(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.CloseWithError(nil)
+	for i := 0; i < 3; i++ {
+		m, err := in.Read(ctx)
+		if err != nil || m[0] != byte(i) {
+			t.Fatalf("read %d: %v %v", i, m, err)
+		}
+	}
+	if _, err := in.Read(ctx); err != io.EOF {
+		t.Fatalf("after drain: %v, want EOF", err)
+	}
+	if err := in.Put(ctx, []byte{9}); err != ErrClosed {
+		t.Fatalf("Put after close: %v", err)
+	}
+}
+
+func TestInboxLimitBlocksPutUntilRead(t *testing.T) {
+	in := NewInbox(10)
+	ctx := context.Background()
+	in.Put(ctx, make([]byte, 8))
+	// A second message would pass the limit: Put must wait.
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := in.Put(short, make([]byte, 8)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put over the limit returned %v, want it to block until ctx ends", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- in.Put(ctx, make([]byte, 8)) }()
+	in.Read(ctx) // makes room
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// One message larger than the limit is accepted into an empty inbox.
+	in.Read(ctx)
+	if err := in.Put(ctx, make([]byte, 100)); err != nil {
+		t.Fatalf("oversized message into empty inbox: %v", err)
+	}
+}
+
+func TestInboxCloseUnblocksPutAndDiscardWins(t *testing.T) {
+	in := NewInbox(1)
+	ctx := context.Background()
+	in.Put(ctx, []byte{1, 2})
+	done := make(chan error, 1)
+	go func() { done <- in.Put(ctx, []byte{3}) }()
+	in.CloseWithError(ErrConnectionLost)
+	if err := <-done; err != ErrClosed {
+		t.Fatalf("blocked Put: %v", err)
+	}
+	in.Discard(ErrClosed)
+	if _, err := in.Read(ctx); err != ErrClosed {
+		t.Fatalf("Read after Discard: %v, want ErrClosed (queued data dropped)", err)
+	}
+}
+
+func TestInboxReadHonoursContext(t *testing.T) {
+	in := NewInbox(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := in.Read(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	if s := StatusOf(errors.New("plain")); s != hresult.StatusUnsuccessful {
+		t.Fatalf("plain error: %v", s)
+	}
+	wrapped := errors.Join(errors.New("x"), hresult.New("open", hresult.E_ACCESSDENIED))
+	if s := StatusOf(wrapped); s != hresult.E_ACCESSDENIED {
+		t.Fatalf("wrapped HRESULT: %v", s)
+	}
+}
