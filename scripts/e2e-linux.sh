@@ -13,14 +13,19 @@
 # It always stops everything it started and removes what it created.
 # Exit status: 0 when every check passed, 1 otherwise.
 #
-# Environment: E2E_USER (rdpdvc-e2e), E2E_COUNT (pings per RTT run, 300),
+# Environment: E2E_USER (rdpdvc-e2e), E2E_COUNT (pings per side for the
+# RTT comparison, 600) in E2E_ROUNDS (6) alternating runs,
 # E2E_RTT_MAX_RATIO (1.2), E2E_KEEP=1 keeps the work dir, E2E_SERVER=path
-# of a server binary taking the xrdpping flags (default: our xrdpping).
+# of a server binary taking the xrdpping flags (default: our xrdpping),
+# E2E_HOLD=N keeps the session up N seconds after the checks, for poking
+# at it by hand (/tmp/rdpdvc-e2e.hold then names display, user, work dir
+# and xfreerdp's pid).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 E2E_USER=${E2E_USER:-rdpdvc-e2e}
-COUNT=${E2E_COUNT:-300}
+COUNT=${E2E_COUNT:-600}
+ROUNDS=${E2E_ROUNDS:-6}
 MAX_RATIO=${E2E_RTT_MAX_RATIO:-1.2}
 PACKAGES=(xrdp xorgxrdp tigervnc-standalone-server xvfb freerdp2-x11 freerdp2-dev libwinpr2-dev
 	pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
@@ -300,27 +305,38 @@ check "(a) Simple pings over backend/xrdp to FreeRDP's ECHO listener" check_a
 check "(b) Simple pings to librdpdvc-client.so's Simple echo" check_b
 check "(b) an open with no client listener fails with 0xC0000001" check_b_refused
 
-# (d): alternate baseline and rdpdvc runs so that machine noise hits both.
-check_d() {
-	local i
-	for i in 1 2; do
-		as_user "$BIN/xrdpapi-echo-baseline" -channel dvc::sample::simpleplugin -count "$COUNT" >>"$WORK/rtt-baseline.log" 2>&1 || return 1
-		as_user "$SERVER" -channel dvc::sample::simpleplugin -count "$COUNT" >>"$WORK/rtt-rdpdvc.log" 2>&1 || return 1
+# (d): many short runs, alternating baseline and rdpdvc so that the noise
+# of a shared machine hits both alike; compare the medians of the per-run
+# medians. Measured twice before it counts as a failure.
+mid_median() { sed -n 's/.* median=\([0-9.]*\).*/\1/p' "$1" | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+measure_d() {
+	local i per=$((COUNT / ROUNDS))
+	: >"$WORK/rtt-baseline.log"
+	: >"$WORK/rtt-rdpdvc.log"
+	for ((i = 0; i < ROUNDS; i++)); do
+		as_user "$BIN/xrdpapi-echo-baseline" -channel dvc::sample::simpleplugin -count "$per" >>"$WORK/rtt-baseline.log" 2>&1 || return 1
+		as_user "$SERVER" -channel dvc::sample::simpleplugin -count "$per" >>"$WORK/rtt-rdpdvc.log" 2>&1 || return 1
 	done
 	local b r
-	b=$(sed -n 's/.* median=\([0-9.]*\).*/\1/p' "$WORK/rtt-baseline.log" | sort -n | head -n1)
-	r=$(sed -n 's/.* median=\([0-9.]*\).*/\1/p' "$WORK/rtt-rdpdvc.log" | sort -n | head -n1)
+	b=$(mid_median "$WORK/rtt-baseline.log")
+	r=$(mid_median "$WORK/rtt-rdpdvc.log")
 	[ -n "$b" ] && [ -n "$r" ] || return 1
-	local ratio
-	ratio=$(awk -v r="$r" -v b="$b" 'BEGIN { printf "%.2f", r / b }')
-	log "RTT of ${COUNT} pings, 5120-byte payload (best median of 2 runs): baseline ${b}us, rdpdvc ${r}us, ratio ${ratio} (target <= ${MAX_RATIO})"
+	RATIO=$(awk -v r="$r" -v b="$b" 'BEGIN { printf "%.2f", r / b }')
+	log "RTT, ${ROUNDS} alternating runs of ${per} pings each, 5120-byte payload: median of run medians baseline ${b}us, rdpdvc ${r}us, ratio ${RATIO} (target <= ${MAX_RATIO}); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	grep -h rtt_us "$WORK/rtt-baseline.log" "$WORK/rtt-rdpdvc.log" | sed 's/^/e2e:   /' >&2
-	awk -v x="$ratio" -v m="$MAX_RATIO" 'BEGIN { exit !(x <= m) }'
+	awk -v x="$RATIO" -v m="$MAX_RATIO" 'BEGIN { exit !(x <= m) }'
 }
+check_d() { measure_d || { log "(d) over target; measuring again" && measure_d; }; }
 check "(d) RTT within ${MAX_RATIO}x of the raw xrdpapi baseline" check_d
 
 kill -0 "$PID_xfreerdp" 2>/dev/null || {
 	log "FAIL xfreerdp died during the checks"
 	FAILED=1
 }
+if [ "${E2E_HOLD:-0}" -gt 0 ]; then
+	log "holding the session for ${E2E_HOLD}s (display :$SESSION_DISPLAY, user $E2E_USER, work dir $WORK)"
+	echo "$SESSION_DISPLAY $E2E_USER $WORK $PID_xfreerdp" >/tmp/rdpdvc-e2e.hold
+	sleep "$E2E_HOLD" || true
+	rm -f /tmp/rdpdvc-e2e.hold
+fi
 [ "$FAILED" = 0 ]

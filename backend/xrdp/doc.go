@@ -38,7 +38,10 @@
 //     the socket as it comes. Message boundaries are gone.
 //   - A close by the client (DYNVC_CLOSE) is not passed on: chansrv only
 //     acts on a close it asked for itself, so the socket stays open and
-//     Read blocks until the session ends or ctx is done.
+//     Read blocks until the session ends or ctx is done. A client
+//     disconnect is not passed on either, until the program writes:
+//     chansrv then drops the socket (seen on 0.9.21), and Read returns an
+//     error wrapping dvc.ErrConnectionLost.
 //   - Priority (the flags' priority bits) is ignored: xrdp sends every
 //     DYNVC_CREATE_REQ with Pri 0.
 //   - The client cannot say why it refused: FreeRDP and mstsc send

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
+	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -87,6 +90,37 @@ func BenchmarkEcho(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := c.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEchoRaw is BenchmarkEcho without this package: the same
+// handshake and message with plain socket calls, for the overhead of
+// Conn (the SIOCOUTQ check, framing, context plumbing).
+func BenchmarkEchoRaw(b *testing.B) {
+	f := startFake(b, 7, echo)
+	c, err := net.Dial("unix", filepath.Join(f.dir, "xrdpapi_7"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(appendHandshake(nil, "ECHO", flagDynamic)); err != nil {
+		b.Fatal(err)
+	}
+	var st [4]byte
+	if _, err := io.ReadFull(c, st[:]); err != nil {
+		b.Fatal(err)
+	}
+	m := msg(1, 5136)
+	got := make([]byte, len(m))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(m)))
+	for b.Loop() {
+		if _, err := c.Write(m); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, got); err != nil {
 			b.Fatal(err)
 		}
 	}
