@@ -1,0 +1,227 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+)
+
+// File redirects a file, or a block or character device node, by path.
+//
+// Each CreateFile opens the path afresh with the disposition asked for —
+// OPEN_EXISTING opens, OPEN_ALWAYS and CREATE_NEW may create, CREATE_ALWAYS
+// and TRUNCATE_EXISTING truncate — so the file is touched exactly as a
+// local CreateFile would touch it, and no more: nothing is read, written,
+// created, truncated or synced that a request did not ask for.
+// FILE_FLAG_WRITE_THROUGH opens it O_SYNC.
+//
+// # Read-only
+//
+// A read-only File behaves like write-protected media. It still opens
+// handles that ask for write access, because a Windows server always asks
+// for GENERIC_READ|GENERIC_WRITE (MS-RDPEPNP Appendix A <9>) and would
+// otherwise never open the device; the path is then opened O_RDONLY
+// whatever was asked, every write fails with ERROR_WRITE_PROTECT, and so
+// does every disposition that would create or truncate (CREATE_NEW,
+// CREATE_ALWAYS, TRUNCATE_EXISTING, and OPEN_ALWAYS when the path is
+// missing).
+//
+// # Access
+//
+// A handle opened without write access refuses writes, and one without
+// read access refuses reads, with ERROR_ACCESS_DENIED. Truncating
+// (CREATE_ALWAYS on an existing file, TRUNCATE_EXISTING) needs write
+// access too. Share modes are enforced between the handles of one File
+// (see Sharing), not against other programs using the path.
+type File struct {
+	path     string
+	readOnly bool
+	desc     Description
+	share    Sharing
+}
+
+// NewFile returns a device for path (made absolute, so later changes of
+// directory do not matter). A read-only File's path must exist; a
+// writable one's may be created by a CreateFile that asks. A directory is
+// refused.
+func NewFile(path string, readOnly bool, desc Description) (*File, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("device: %s: %w", path, err)
+	}
+	st, err := os.Stat(abs)
+	switch {
+	case err == nil && st.IsDir():
+		return nil, fmt.Errorf("device: %s is a directory", abs)
+	case err != nil && (readOnly || !errors.Is(err, os.ErrNotExist)):
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if err := desc.Validate(); err != nil {
+		return nil, fmt.Errorf("device: %s: %w", abs, err)
+	}
+	return &File{path: abs, readOnly: readOnly, desc: desc}, nil
+}
+
+// Path is the absolute path the device opens.
+func (f *File) Path() string { return f.path }
+
+// ReadOnly reports whether the device refuses every write.
+func (f *File) ReadOnly() bool { return f.readOnly }
+
+// Describe implements Device.
+func (f *File) Describe() Description { return f.desc }
+
+// OpenHandles reports how many handles are open.
+func (f *File) OpenHandles() int { return f.share.Open() }
+
+// Open implements Device.
+func (f *File) Open(ctx context.Context, req OpenRequest) (Handle, error) {
+	if err := CheckOpen(req); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	read, write := req.WantsRead(), req.WantsWrite()
+	disp := req.CreationDisposition
+	if f.readOnly {
+		switch disp {
+		case wire.CreateNew, wire.CreateAlways, wire.TruncateExisting:
+			return nil, errorf("CreateFile", ErrorWriteProtect, "%s is redirected read-only", f.path)
+		}
+	}
+	flags := os.O_RDONLY
+	switch {
+	case f.readOnly:
+	case read && write:
+		flags = os.O_RDWR
+	case write:
+		flags = os.O_WRONLY
+	}
+	switch disp {
+	case wire.CreateNew:
+		flags |= os.O_CREATE | os.O_EXCL
+	case wire.CreateAlways:
+		flags |= os.O_CREATE | os.O_TRUNC
+	case wire.OpenAlways:
+		if !f.readOnly {
+			flags |= os.O_CREATE
+		}
+	case wire.TruncateExisting:
+		flags |= os.O_TRUNC
+	}
+	if flags&os.O_TRUNC != 0 && !write {
+		// O_TRUNC with O_RDONLY truncates on Linux; never without write access.
+		return nil, errorf("CreateFile", ErrorAccessDenied, "truncating needs GENERIC_WRITE")
+	}
+	if req.FlagsAndAttributes&wire.FileFlagWriteThrough != 0 && !f.readOnly {
+		flags |= os.O_SYNC
+	}
+	release, err := f.share.Acquire(req)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := os.OpenFile(f.path, flags, 0o666)
+	if err != nil {
+		release()
+		if f.readOnly && disp == wire.OpenAlways && errors.Is(err, os.ErrNotExist) {
+			return nil, errorf("CreateFile", ErrorWriteProtect, "OPEN_ALWAYS would create %s, which is redirected read-only", f.path)
+		}
+		return nil, wrap("CreateFile", err)
+	}
+	st, err := fd.Stat()
+	if err != nil {
+		fd.Close()
+		release()
+		return nil, wrap("CreateFile", err)
+	}
+	if st.IsDir() {
+		fd.Close()
+		release()
+		return nil, errorf("CreateFile", ErrorAccessDenied, "%s is a directory", f.path)
+	}
+	m := st.Mode()
+	return &fileHandle{
+		f: fd, release: release, read: read, write: write, readOnly: f.readOnly,
+		stream: m&os.ModeCharDevice != 0 || m&os.ModeNamedPipe != 0 || m&os.ModeSocket != 0,
+	}, nil
+}
+
+type fileHandle struct {
+	f           *os.File
+	release     func()
+	read, write bool
+	readOnly    bool
+	// stream devices (character devices, FIFOs) have no offsets: pread
+	// fails on them, so they get plain reads and writes.
+	stream bool
+	once   sync.Once
+}
+
+func (h *fileHandle) ReadAt(ctx context.Context, p []byte, off uint64) (int, error) {
+	if !h.read {
+		return 0, errorf("Read", ErrorAccessDenied, "the handle was opened without read access")
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if h.stream {
+		n, err := h.f.Read(p)
+		if err == io.EOF {
+			err = nil
+		}
+		return n, wrap("Read", err)
+	}
+	if off > math.MaxInt64 {
+		return 0, errorf("Read", ErrorInvalidParameter, "offset %d", off)
+	}
+	n, err := h.f.ReadAt(p, int64(off))
+	if err == io.EOF {
+		err = nil // a short read at the end, as ReadFile reports it
+	}
+	return n, wrap("Read", err)
+}
+
+func (h *fileHandle) WriteAt(ctx context.Context, p []byte, off uint64) (int, error) {
+	if h.readOnly {
+		return 0, errorf("Write", ErrorWriteProtect, "the device is redirected read-only")
+	}
+	if !h.write {
+		return 0, errorf("Write", ErrorAccessDenied, "the handle was opened without write access")
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if h.stream {
+		n, err := h.f.Write(p)
+		return n, wrap("Write", err)
+	}
+	if off > math.MaxInt64 || uint64(len(p)) > math.MaxInt64-off {
+		return 0, errorf("Write", ErrorInvalidParameter, "offset %d", off)
+	}
+	n, err := h.f.WriteAt(p, int64(off))
+	return n, wrap("Write", err)
+}
+
+// IoControl: files and device nodes take no IOCTLs through this backend.
+// (Passing raw ioctl(2) requests from a server to a local driver is a
+// hole, not a feature.)
+func (h *fileHandle) IoControl(ctx context.Context, code uint32, in []byte, outMax uint32) ([]byte, error) {
+	return nil, errorf("IOControl", ErrorInvalidFunction, "IoCode 0x%08X: files take no I/O controls", code)
+}
+
+func (h *fileHandle) Close() error {
+	var err error
+	h.once.Do(func() {
+		err = h.f.Close()
+		h.release()
+	})
+	return err
+}
