@@ -1,0 +1,47 @@
+package server
+
+import (
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+)
+
+// Limits of the server role. The wire package's Max constants bound each
+// field of a message; these bound what the role keeps.
+const (
+	// MaxPNPDRMessage bounds one PNPDR message (its PNP_INFO_HEADER Size).
+	// A Client Device Addition of a few devices is a few hundred bytes
+	// each; a larger message closes PNPDR as malformed.
+	MaxPNPDRMessage = 1 << 20
+
+	// MaxDevices bounds the client device list. An addition that would
+	// take it past this closes PNPDR, as a duplicate ClientDeviceID does:
+	// 3.3.5.1.1.3 is about not letting a peer flood the server with
+	// devices.
+	MaxDevices = 4096
+
+	// MaxOutstanding is how many requests one handle has outstanding at
+	// once: the CancelSafeRequestIDs 0x000000 to 0xFEFEFE. Further calls
+	// wait for one to complete.
+	MaxOutstanding = 255
+
+	// CancelRequestID is the RequestId of every Specific IoCancel Request
+	// this package sends (the section 4.4 capture uses it too). It is never
+	// the ID of a request that gets a reply.
+	CancelRequestID = 0xFFFFFF
+
+	// DefaultCancelTimeout is how long a cancelled call waits for the
+	// client's reply before the handle's channel is closed.
+	DefaultCancelTimeout = 30 * time.Second
+)
+
+// Versions sent when Config leaves them zero.
+const (
+	// DefaultMajorVersion and DefaultMinorVersion are what a Windows server
+	// sends in the Server Version message (Appendix A <2>, <3>).
+	DefaultMajorVersion = wire.WindowsMajorVersion
+	DefaultMinorVersion = wire.WindowsMinorVersion
+	// DefaultIOVersion is the Server Capabilities Request Version: 6,
+	// custom events supported (2.2.2.2.1).
+	DefaultIOVersion = wire.IOVersionCustomEvents
+)
