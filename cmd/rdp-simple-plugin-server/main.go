@@ -1,0 +1,243 @@
+// Command rdp-simple-plugin-server is the Simple sample's server: it opens
+// the dvc::sample::simpleplugin channel to an RDP client and pings it,
+// printing one line per ping, e.g.
+//
+//	Ping#1 payload=5120 rttMs=0.42
+//
+// and a ping(8)-style summary on exit or Ctrl+C. The exit status is 0 when
+// every ping came back intact, 1 when any was lost or mismatched or the
+// server failed, 2 for bad flags.
+//
+// Where the RDP connection comes from is the mode:
+//
+//	-listen 127.0.0.1:3390   portable transport: wait for rdp-simple-plugin-client
+//	                         (or any portable client) to connect; serve each
+//	                         client in turn, and keep listening when one dies
+//	-xrdp [-display :10]     inside an xrdp session, through chansrv
+//
+// With no mode flag the server uses xrdp when it runs inside an xrdp
+// session, and otherwise listens on 127.0.0.1:3390. Flags also accept the
+// sample's spelling: /count 5, /filehandle, --count 5.
+//
+// Logs, Ping lines included, go to stdout with the summary, so that
+// "rdp-simple-plugin-server | grep Ping#" works as with the other samples.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/cli"
+	"github.com/rdpdvc/rdpdvc/simple"
+)
+
+func main() {
+	ctx, stop := cli.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed flags.
+type options struct {
+	listen     string
+	xrdp       bool
+	display    string
+	fileHandle bool
+	channel    string
+	interval   time.Duration
+	payload    int
+	count      int
+	timeout    time.Duration
+	log        cli.LogFlags
+}
+
+// platformMain lets a platform file take over before the portable flags
+// are parsed (nothing does yet; the hook mirrors the client's).
+var platformMain = func(ctx context.Context, args []string, stdout, stderr io.Writer) (handled bool, code int) {
+	return false, 0
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if handled, code := platformMain(ctx, args, stdout, stderr); handled {
+		return code
+	}
+	var o options
+	fs := flag.NewFlagSet("rdp-simple-plugin-server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "", "portable transport: listen on `host:port` (default "+cli.DefaultAddr+" when no other mode applies)")
+	fs.BoolVar(&o.xrdp, "xrdp", false, "open the channel through xrdp's chansrv (run inside an xrdp session)")
+	fs.StringVar(&o.display, "display", "", "xrdp: the session's X `display` (default $DISPLAY)")
+	fs.BoolVar(&o.fileHandle, "filehandle", false, "Windows: WTS file-handle (overlapped I/O) mode, as the sample's --filehandle")
+	fs.StringVar(&o.channel, "channel", simple.ChannelName, "dynamic channel `name` to open (ECHO pings an MS-RDPEECO listener with Simple frames)")
+	fs.DurationVar(&o.interval, "interval", simple.DefaultInterval, "time between pings")
+	fs.IntVar(&o.payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
+	fs.IntVar(&o.count, "count", 0, "pings to send, then exit (0 = until Ctrl+C)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "count a ping lost after this long without an echo (default max(5×interval, 5s))")
+	o.log.Register(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: rdp-simple-plugin-server [-listen host:port | -xrdp | -filehandle] [flags]\n\nmodes: %s\n\n", strings.Join(modeNames(), ", "))
+		fs.PrintDefaults()
+	}
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rdp-simple-plugin-server: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.interval <= 0 || o.payload < 0 || o.payload > simple.MaxPayload || o.count < 0 {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-server: -interval must be > 0, -payload 0..16777216, -count >= 0")
+		return 2
+	}
+	log, err := o.log.Logger(stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-server:", err)
+		return 2
+	}
+
+	name := pickMode(&o)
+	m, ok := modes[name]
+	if !ok {
+		fmt.Fprintf(stderr, "rdp-simple-plugin-server: mode %q is not available in this build (have: %s)\n", name, strings.Join(modeNames(), ", "))
+		return 2
+	}
+	src, err := m.open(ctx, &o, log, stderr)
+	if err != nil {
+		log.Error("cannot start", "mode", name, "err", err)
+		return 1
+	}
+	defer src.Close()
+
+	p := &simple.Pinger{Interval: o.interval, Payload: o.payload, Count: o.count, Timeout: o.timeout, Logger: log}
+	if o.payload == 0 {
+		p.Payload = -1 // Pinger: negative = empty payload
+	}
+	total, err := serve(ctx, src, p, o.channel, log)
+	if o.log.Format == "json" {
+		log.Info("summary", "channel", o.channel, "stats", &total)
+	} else {
+		fmt.Fprint(stdout, total.Summary(o.channel))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	if !total.OK() {
+		return 1
+	}
+	return 0
+}
+
+// serve pings the RDP connections src yields, one after another, until a
+// run completes its -count, ctx is done, or src has no more. A connection
+// that dies, or refuses the channel, is reported and the next one is
+// awaited; when src has no more, the last one's error is returned.
+func serve(ctx context.Context, src source, p *simple.Pinger, channel string, log *slog.Logger) (simple.Stats, error) {
+	var total simple.Stats
+	var last error
+	for {
+		sess, err := src.Next(ctx)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return total, last
+			}
+			return total, err
+		}
+		clog := log.With("client", sess.label)
+		clog.Info("client connected; opening channel", "channel", channel)
+		conn, err := sess.opener.Open(ctx, channel, dvc.WithFramer(simple.FrameLen))
+		if err != nil {
+			sess.close()
+			if ctx.Err() != nil {
+				return total, ctx.Err()
+			}
+			clog.Error("cannot open the channel", "channel", channel, "err", err)
+			var oe *dvc.OpenError
+			if errors.As(err, &oe) {
+				clog.Error("is the client plugin installed and listening on this channel name?")
+			}
+			last = err
+			continue
+		}
+		st, err := p.Run(ctx, conn)
+		conn.Close()
+		sess.close()
+		total.Merge(&st)
+		switch {
+		case err == nil:
+			return total, nil // -count reached
+		case ctx.Err() != nil:
+			return total, ctx.Err()
+		}
+		last = err
+		clog.Warn("client gone; waiting for the next one", "err", err, "sent", st.Sent, "received", st.Received, "lost", st.Lost, "mismatched", st.Mismatched)
+	}
+}
+
+// A source yields the RDP connections to ping, one after another.
+type source interface {
+	// Next waits for the next connection; io.EOF means there will be no
+	// more (a mode with a single session).
+	Next(ctx context.Context) (session, error)
+	Close() error
+}
+
+// session is one RDP connection.
+type session struct {
+	opener dvc.Opener
+	label  string // who is on the other end, for logs
+	close  func() // drop the connection
+}
+
+// mode opens a source from the flags. stderr is for plain warnings the
+// user must not miss.
+type mode struct {
+	open func(ctx context.Context, o *options, log *slog.Logger, stderr io.Writer) (source, error)
+}
+
+// modes are the ways this build reaches RDP connections, by name. Each
+// mode's file adds itself in init; a Windows file adds "wts" and
+// "filehandle" and may replace defaultMode.
+var modes = map[string]mode{}
+
+// defaultMode picks the mode when no mode flag is given.
+var defaultMode = func(o *options) string {
+	if xrdpDetect() {
+		return "xrdp"
+	}
+	return "portable"
+}
+
+func pickMode(o *options) string {
+	switch {
+	case o.listen != "":
+		return "portable"
+	case o.xrdp:
+		return "xrdp"
+	case o.fileHandle:
+		return "filehandle"
+	}
+	return defaultMode(o)
+}
+
+func modeNames() []string {
+	var ns []string
+	for n := range modes {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/loopback"
+	"github.com/rdpdvc/rdpdvc/simple"
+)
+
+// atExit runs after every test (the e2e tests remove their binaries).
+var atExit []func()
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		for _, f := range atExit {
+			f()
+		}
+		os.Exit(code)
+	}))
+}
+
+// hubSource yields loopback hubs as RDP connections. The client of the
+// first one dies after a few echoes.
+type hubSource struct {
+	hubs []*loopback.Hub
+	i    int
+}
+
+func (s *hubSource) Next(ctx context.Context) (session, error) {
+	if s.i == len(s.hubs) {
+		return session{}, io.EOF
+	}
+	h := s.hubs[s.i]
+	s.i++
+	return session{opener: h, label: "hub", close: func() { h.Close() }}, nil
+}
+func (s *hubSource) Close() error { return nil }
+
+// dyingEchoer echoes n messages, then drops the RDP connection without
+// echoing the next one: Ping n+1 is in flight when the client dies.
+type dyingEchoer struct {
+	hub *loopback.Hub
+	n   int32
+	got atomic.Int32
+}
+
+func (d *dyingEchoer) Accept(ch dvc.Channel) (dvc.Handler, error) {
+	return handler(func(msg []byte) {
+		if d.got.Add(1) > d.n {
+			go d.hub.Close()
+			return
+		}
+		_ = ch.Write(context.Background(), msg)
+	}), nil
+}
+
+type handler func([]byte)
+
+func (h handler) Received(m []byte) { h(m) }
+func (handler) Closed(error)        {}
+
+func TestServeKeepsGoingAfterAClientDies(t *testing.T) {
+	first, second := loopback.New(), loopback.New()
+	if err := first.Listen(simple.ChannelName, &dyingEchoer{hub: first, n: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Listen(simple.ChannelName, &simple.Echoer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	p := &simple.Pinger{Interval: time.Millisecond, Count: 4, Logger: log}
+	total, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{first, second}}, p, simple.ChannelName, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// First client: 2 echoed, Ping#3 lost as it died (and #4, if a tick
+	// came before the death was seen). Second: 4 of 4.
+	if total.Received != 6 || total.Lost < 1 || total.Sent != total.Received+total.Lost || total.OK() {
+		t.Fatalf("%+v\n%s", total, logs.String())
+	}
+	if !strings.Contains(logs.String(), "client gone; waiting for the next one") || !strings.Contains(logs.String(), "Ping#3 lost") {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+}
+
+func TestServeReportsRefusedOpenAndGoesOn(t *testing.T) {
+	noListener, good := loopback.New(), loopback.New()
+	defer noListener.Close()
+	defer good.Close()
+	if err := good.Listen(simple.ChannelName, &simple.Echoer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	p := &simple.Pinger{Interval: time.Millisecond, Count: 2, Logger: log}
+	total, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{noListener, good}}, p, simple.ChannelName, log)
+	if err != nil || total.Received != 2 || !total.OK() {
+		t.Fatalf("%+v %v", total, err)
+	}
+	if !strings.Contains(logs.String(), "cannot open the channel") {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+}
+
+func TestServeStopsOnCancel(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	if err := hub.Listen(simple.ChannelName, &simple.Echoer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	p := &simple.Pinger{Interval: time.Millisecond, Logger: log, OnReply: func(r simple.Reply) {
+		if r.Seq == 3 {
+			cancel()
+		}
+	}}
+	total, err := serve(ctx, &hubSource{hubs: []*loopback.Hub{hub}}, p, simple.ChannelName, log)
+	if !errors.Is(err, context.Canceled) || total.Received < 3 || !total.OK() {
+		t.Fatalf("%+v %v", total, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	for _, args := range [][]string{{"-interval", "0"}, {"-payload", "-1"}, {"extra"}, {"-log-format", "xml"}, {"-nope"}} {
+		out.Reset()
+		errb.Reset()
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	if code := run(context.Background(), []string{"/filehandle"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `mode "filehandle" is not available`) {
+		t.Errorf("/filehandle off Windows: exit %d, %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run(context.Background(), []string{"-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-listen") {
+		t.Errorf("-h: exit %d, %s", code, errb.String())
+	}
+}
+
+func TestPickMode(t *testing.T) {
+	saved := xrdpDetect
+	defer func() { xrdpDetect = saved }()
+	xrdpDetect = func() bool { return false }
+	for _, c := range []struct {
+		o    options
+		want string
+	}{
+		{options{}, "portable"},
+		{options{listen: "127.0.0.1:1"}, "portable"},
+		{options{xrdp: true}, "xrdp"},
+		{options{fileHandle: true}, "filehandle"},
+	} {
+		if got := pickMode(&c.o); got != c.want {
+			t.Errorf("%+v: %s, want %s", c.o, got, c.want)
+		}
+	}
+	xrdpDetect = func() bool { return true }
+	if got := pickMode(&options{}); got != "xrdp" {
+		t.Errorf("inside xrdp: %s", got)
+	}
+	if got := pickMode(&options{listen: "127.0.0.1:1"}); got != "portable" {
+		t.Errorf("-listen inside xrdp: %s", got)
+	}
+}
+
+func TestServeSingleSessionRefusedIsAnError(t *testing.T) {
+	// As in xrdp mode: one session, whose client has no listener.
+	hub := loopback.New()
+	defer hub.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	_, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{hub}}, &simple.Pinger{Logger: log}, "rdpdvc::no-such-listener", log)
+	var oe *dvc.OpenError
+	if !errors.As(err, &oe) || !strings.Contains(logs.String(), "C0000001") {
+		t.Fatalf("err %v\n%s", err, logs.String())
+	}
+}

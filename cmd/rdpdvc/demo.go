@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/cli"
+	"github.com/rdpdvc/rdpdvc/portable"
+	"github.com/rdpdvc/rdpdvc/simple"
+)
+
+func init() {
+	register(&command{
+		name:    "demo",
+		summary: "Simple ping/echo: server and client over the portable transport on loopback, in one process",
+		run:     runDemo,
+	})
+}
+
+// runDemo is the README's first command: a Simple server and client,
+// joined by the real portable transport over a loopback TCP connection,
+// pinging -count times. It exits 0 when every ping came back intact.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		count    int
+		interval time.Duration
+		payload  int
+		lf       cli.LogFlags
+	)
+	fs := flag.NewFlagSet("rdpdvc demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&count, "count", 5, "pings to send (0 = until Ctrl+C)")
+	fs.DurationVar(&interval, "interval", time.Second, "time between pings")
+	fs.IntVar(&payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
+	lf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if count < 0 || interval <= 0 || payload < 0 || payload > simple.MaxPayload || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "rdpdvc demo: want -count >= 0, -interval > 0, -payload 0..16777216 and no arguments")
+		return 2
+	}
+	log, err := lf.Logger(stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc demo:", err)
+		return 2
+	}
+	// The client's per-message lines would double the output; show them
+	// with -v only.
+	clientLF := lf
+	clientLF.Quiet = !lf.Verbose
+	clientLog, _ := clientLF.Logger(stdout)
+
+	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client")})
+	if lf.Format == "json" {
+		log.Info("summary", "channel", simple.ChannelName, "stats", &st)
+	} else {
+		fmt.Fprint(stdout, st.Summary(simple.ChannelName))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("demo failed", "err", err)
+		return 1
+	}
+	if !st.OK() {
+		return 1
+	}
+	return 0
+}
+
+type demoConfig struct {
+	count          int
+	interval       time.Duration
+	payload        int
+	log, clientLog *slog.Logger
+}
+
+func demo(ctx context.Context, c demoConfig) (simple.Stats, error) {
+	ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: c.log})
+	if err != nil {
+		return simple.Stats{}, err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	c.log.Info("portable transport listening; client connecting", "addr", addr)
+
+	// The client side: what rdp-simple-plugin-client does.
+	clientCtx, stopClient := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopClient()
+	clientErr := make(chan error, 1)
+	channelClosed := make(chan struct{})
+	echoer := &notifyClosed{l: &simple.Echoer{Logger: c.clientLog}, closed: channelClosed}
+	go func() {
+		cl, err := portable.Dial(clientCtx, addr, portable.Config{Logger: c.clientLog})
+		if err != nil {
+			clientErr <- err
+			return
+		}
+		if err := cl.Listen(simple.ChannelName, echoer); err != nil {
+			cl.Close()
+			clientErr <- err
+			return
+		}
+		clientErr <- cl.Run(clientCtx)
+	}()
+
+	// The server side: what rdp-simple-plugin-server -listen does.
+	srv, err := ln.Accept(ctx)
+	if err != nil {
+		stopClient()
+		<-clientErr
+		return simple.Stats{}, err
+	}
+	conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
+	if err != nil {
+		srv.Close()
+		<-clientErr
+		return simple.Stats{}, err
+	}
+	p := &simple.Pinger{Interval: c.interval, Payload: c.payload, Count: c.count, Logger: c.log}
+	if c.payload == 0 {
+		p.Payload = -1
+	}
+	st, runErr := p.Run(ctx, conn)
+	conn.Close()
+	select { // let the client see the DYNVC_CLOSE
+	case <-channelClosed:
+	case <-time.After(2 * time.Second):
+	}
+	// Hang up from the client's end first: the server then reads a clean
+	// EOF, where closing the server's end first can reset the client's
+	// connection with its last DYNVC_CLOSE unread.
+	stopClient()
+	<-clientErr
+	srv.Close()
+	return st, runErr
+}
+
+// notifyClosed wraps the demo client's listener to tell when its one
+// channel has been closed, so the demo can hang up without cutting the
+// close short.
+type notifyClosed struct {
+	l      dvc.Listener
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (n *notifyClosed) Accept(ch dvc.Channel) (dvc.Handler, error) {
+	h, err := n.l.Accept(ch)
+	if err != nil {
+		return nil, err
+	}
+	return closedHandler{h, n}, nil
+}
+
+type closedHandler struct {
+	dvc.Handler
+	n *notifyClosed
+}
+
+func (c closedHandler) Closed(err error) {
+	c.Handler.Closed(err)
+	c.n.once.Do(func() { close(c.n.closed) })
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/backend/xrdp"
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/echo"
+	"github.com/rdpdvc/rdpdvc/internal/cli"
+	"github.com/rdpdvc/rdpdvc/portable"
+)
+
+func init() {
+	register(&command{
+		name:    "echo",
+		summary: "probe an RDP client's ECHO channel (MS-RDPEECO): round trips of -size bytes",
+		run:     runEcho,
+	})
+}
+
+type echoOptions struct {
+	listen, connect string
+	xrdp            bool
+	display         string
+}
+
+// runEcho opens ECHO as the RDP server and probes it with echo.Prober.
+// The RDP connection is the portable transport (-listen: wait for one
+// client; -connect: dial a client that listens) or the xrdp session this
+// runs in (-xrdp, the default inside one).
+func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		o  echoOptions
+		p  echo.Prober
+		lf cli.LogFlags
+	)
+	fs := flag.NewFlagSet("rdpdvc echo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "", "portable transport: wait for a client on `host:port` (default "+cli.DefaultAddr+" outside xrdp)")
+	fs.StringVar(&o.connect, "connect", "", "portable transport: connect to a client listening on `host:port`, as the server side")
+	fs.BoolVar(&o.xrdp, "xrdp", false, "open ECHO through xrdp's chansrv (default inside an xrdp session)")
+	fs.StringVar(&o.display, "display", "", "xrdp: the session's X `display` (default $DISPLAY)")
+	fs.IntVar(&p.Count, "count", 5, "requests to send (0 = until Ctrl+C)")
+	fs.DurationVar(&p.Interval, "interval", time.Second, "time between requests")
+	fs.IntVar(&p.Size, "size", echo.DefaultSize, "echoRequest `bytes` (at least 1)")
+	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
+	lf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if p.Count < 0 || p.Interval <= 0 || p.Size < 1 || p.Size > echo.MaxSize || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "rdpdvc echo: want -count >= 0, -interval > 0, -size 1..16777216 and no arguments")
+		return 2
+	}
+	log, err := lf.Logger(stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc echo:", err)
+		return 2
+	}
+	p.Logger = log
+
+	op, closeOp, err := echoOpener(ctx, &o, log, stderr)
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			log.Error("no RDP connection", "err", err)
+		}
+		return 1
+	}
+	conn, err := op.Open(ctx, echo.ChannelName)
+	if err != nil {
+		closeOp()
+		log.Error("cannot open ECHO", "err", err)
+		return 1
+	}
+	st, err := p.Run(ctx, conn)
+	conn.Close()
+	closeOp()
+	if lf.Format == "json" {
+		log.Info("summary", "channel", echo.ChannelName, "stats", &st)
+	} else {
+		fmt.Fprint(stdout, st.Summary(echo.ChannelName))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("probe ended", "err", err)
+		return 1
+	}
+	if !st.OK() {
+		return 1
+	}
+	return 0
+}
+
+// echoOpener sets up the RDP connection the flags ask for.
+func echoOpener(ctx context.Context, o *echoOptions, log *slog.Logger, stderr io.Writer) (dvc.Opener, func(), error) {
+	useXRDP := o.xrdp || (o.listen == "" && o.connect == "" && xrdp.Detect())
+	switch {
+	case useXRDP:
+		op, err := xrdp.New(xrdp.Options{Display: o.display})
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("using the xrdp session", "socket", op.SocketPath())
+		return op, func() {}, nil
+	case o.connect != "":
+		cli.WarnExposed(stderr, o.connect)
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", o.connect)
+		if err != nil {
+			return nil, nil, err
+		}
+		srv := portable.NewServer(c, portable.Config{Logger: log})
+		return srv, func() { srv.Close() }, nil
+	}
+	addr := o.listen
+	if addr == "" {
+		addr = cli.DefaultAddr
+	}
+	cli.WarnExposed(stderr, addr)
+	ln, err := portable.Listen(addr, portable.Config{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer ln.Close()
+	log.Info("waiting for a client (portable transport)", "addr", ln.Addr().String())
+	srv, err := ln.Accept(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, func() { srv.Close() }, nil
+}

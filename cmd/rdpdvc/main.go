@@ -1,0 +1,52 @@
+// Command rdpdvc is the toolkit's command line: demos, probes and
+// decoders for RDP dynamic virtual channels.
+//
+//	rdpdvc demo                      Simple ping/echo over the portable transport, in one process
+//	rdpdvc decode -as drdynvc -from server 0501000200
+//	rdpdvc echo -listen 127.0.0.1:3390   probe a client's ECHO channel (MS-RDPEECO)
+//
+// `rdpdvc help` lists every subcommand; `rdpdvc <command> -h` its flags.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rdpdvc/rdpdvc/internal/cli"
+)
+
+func main() {
+	ctx, stop := cli.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help", "/?":
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "rdpdvc: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: rdpdvc <command> [flags]\n\ncommands:")
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\n`rdpdvc <command> -h` shows a command's flags.")
+}
