@@ -1,0 +1,573 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/hresult"
+	"github.com/rdpdvc/rdpdvc/pnp/device"
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+)
+
+type fileState uint8
+
+const (
+	fileAwaitCaps   fileState = iota // nothing received yet
+	fileAwaitCreate                  // capabilities exchanged
+	fileOpening                      // CreateFile in progress
+	fileOpen                         // the handle is open
+	fileNoHandle                     // the CreateFile failed
+	fileGone                         // the device was removed
+	fileClosed
+)
+
+// recentIDs is how many completed RequestIds an instance remembers, so
+// that a late IoCancel is recognised as late (see doc.go).
+const recentIDs = 32
+
+// fileChan is one FileRedirectorChannel instance: one handle (2.1).
+type fileChan struct {
+	c   *Client
+	ch  dvc.Channel
+	log *slog.Logger
+
+	mu            sync.Mutex
+	state         fileState
+	events        bool // custom events negotiated (3.2.5.2.1.1)
+	dev           *devEntry
+	h             device.Handle
+	pending       map[uint32]*op // outstanding requests, by RequestId
+	queued        []*op          // waiting for the CreateFile to finish
+	recent        [recentIDs]uint32
+	nrecent       int
+	pendingEvents int
+	io            sync.WaitGroup // operations using h
+	handleClosing bool
+	handleOnce    sync.Once
+	handleDone    chan struct{} // closed when h is closed, or will never be opened
+
+	wmu sync.Mutex // one Write at a time
+}
+
+// op is one outstanding request.
+type op struct {
+	id     uint32
+	fn     wire.FunctionID
+	req    wire.Request    // owns its data (copied out of the message)
+	fail   hresult.HRESULT // answer with this, without touching the device
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Received implements dvc.Handler.
+func (fc *fileChan) Received(msg []byte) {
+	hdr, err := wire.ParseServerIOHeader(msg)
+	if err != nil {
+		fc.violation("a message too short for SERVER_IO_HEADER", "err", err)
+		return
+	}
+	fn := hdr.FunctionID
+	if !fn.Known() {
+		fc.violation("unknown FunctionId (2.2.2.1.1)", "FunctionId", uint32(fn))
+		return
+	}
+	if fn == wire.FunctionCreateFile {
+		fc.createFile(msg, hdr)
+		return
+	}
+	fc.mu.Lock()
+	switch {
+	case fc.state == fileClosed:
+		fc.mu.Unlock()
+		return
+	case fc.state == fileAwaitCaps:
+		fc.mu.Unlock()
+		fc.capabilities(msg, fn)
+		return
+	case fn == wire.FunctionCapabilities:
+		fc.mu.Unlock()
+		fc.violation("a second Server Capabilities Request")
+		return
+	case fn == wire.FunctionSpecificIoCancel:
+		fc.cancelLocked(msg)
+		fc.mu.Unlock()
+		return
+	case fc.state == fileAwaitCreate:
+		fc.mu.Unlock()
+		fc.violation("I/O before the CreateFile Request (3.2.5.2.2.3)", "FunctionId", fn)
+		return
+	}
+	if _, dup := fc.pending[hdr.RequestID]; dup {
+		fc.mu.Unlock()
+		fc.violation("duplicate RequestId (3.1.1)", "RequestId", hdr.RequestID)
+		return
+	}
+	if len(fc.pending) >= fc.c.cfg.MaxOutstanding {
+		fc.mu.Unlock()
+		fc.log.Warn("too many outstanding requests; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxOutstanding)
+		fc.write(errorReply(fn, hdr.RequestID, device.ErrorNoSystemResources))
+		return
+	}
+	o := fc.newOpLocked(hdr, msg)
+	switch fc.state {
+	case fileOpening:
+		fc.queued = append(fc.queued, o)
+	case fileOpen:
+		fc.startLocked(o)
+	case fileNoHandle:
+		o.fail = device.ErrorInvalidHandle
+		fc.startLocked(o)
+	case fileGone:
+		o.fail = device.ErrorDevNotExist
+		fc.startLocked(o)
+	}
+	fc.mu.Unlock()
+}
+
+// newOpLocked decodes a Read, Write or IOControl request into an op that
+// owns its data and enters it among the outstanding requests.
+func (fc *fileChan) newOpLocked(hdr wire.ServerIOHeader, msg []byte) *op {
+	o := &op{id: hdr.RequestID, fn: hdr.FunctionID}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	req, err := wire.ParseRequest(msg)
+	switch q := req.(type) {
+	case wire.WriteRequest:
+		q.Data = append([]byte(nil), q.Data...)
+		o.req = q
+	case wire.IOControlRequest:
+		if r := q.DataOutHRESULT(); r != hresult.S_OK {
+			fc.log.Warn("IOControl DataOut is neither absent nor cbOut bytes (3.2.5.2.2.7)", "RequestId", o.id, "DataOut", len(q.DataOut), "cbOut", q.OutputBufferSize)
+			o.fail = r
+		}
+		q.DataIn = append([]byte(nil), q.DataIn...)
+		q.DataOut = nil
+		o.req = q
+	case wire.ReadRequest:
+		o.req = q
+	}
+	if err != nil {
+		fc.log.Warn("answering a request that does not decode", "RequestId", o.id, "err", err)
+		o.fail = device.ErrorInvalidParameter
+	}
+	fc.pending[o.id] = o
+	return o
+}
+
+// startLocked runs o on its own goroutine. Operations that use the
+// handle are counted in fc.io, so that it stays open until they return.
+func (fc *fileChan) startLocked(o *op) {
+	h := fc.h
+	if o.fail != hresult.S_OK {
+		h = nil
+	}
+	if h != nil {
+		fc.io.Add(1)
+	}
+	fc.c.wg.Add(1)
+	go fc.run(o, h)
+}
+
+func (fc *fileChan) run(o *op, h device.Handle) {
+	defer fc.c.wg.Done()
+	if h != nil {
+		defer fc.io.Done()
+	}
+	reply := fc.service(o, h)
+	fc.finish(o, reply)
+}
+
+// finish forgets o, then sends its reply: in that order, because once the
+// server has the reply it may reuse the RequestId (2.2.2.1.1).
+func (fc *fileChan) finish(o *op, reply []byte) {
+	o.cancel()
+	fc.mu.Lock()
+	if fc.pending[o.id] == o {
+		delete(fc.pending, o.id)
+		fc.recent[fc.nrecent%recentIDs] = o.id
+		fc.nrecent++
+	}
+	closed := fc.state == fileClosed
+	fc.mu.Unlock()
+	if !closed {
+		fc.write(reply)
+	}
+}
+
+// service performs o on h and returns the reply.
+func (fc *fileChan) service(o *op, h device.Handle) []byte {
+	if o.fail != hresult.S_OK || h == nil {
+		code := o.fail
+		if code == hresult.S_OK {
+			code = device.ErrorInvalidHandle
+		}
+		return errorReply(o.fn, o.id, code)
+	}
+	switch q := o.req.(type) {
+	case wire.ReadRequest:
+		buf := make([]byte, q.BytesToRead)
+		n, err := h.ReadAt(o.ctx, buf, q.Offset)
+		n = clamp(n, len(buf))
+		return wire.ReadReply{RequestID: o.id, Result: device.HRESULTOf(err), Data: buf[:n]}.Append(nil)
+	case wire.WriteRequest:
+		n, err := h.WriteAt(o.ctx, q.Data, q.Offset)
+		n = clamp(n, len(q.Data))
+		return wire.WriteReply{RequestID: o.id, Result: device.HRESULTOf(err), BytesWritten: uint32(n)}.Append(nil)
+	case wire.IOControlRequest:
+		out, err := h.IoControl(o.ctx, q.IoCode, q.DataIn, q.OutputBufferSize)
+		result := device.HRESULTOf(err)
+		if uint64(len(out)) > uint64(q.OutputBufferSize) {
+			// cbBytesReadReturned MUST NOT exceed cbOut (2.2.2.3.8).
+			fc.log.Warn("device returned more than cbOut; reporting ERROR_INSUFFICIENT_BUFFER", "RequestId", o.id, "IoCode", q.IoCode, "returned", len(out), "cbOut", q.OutputBufferSize)
+			out = nil
+			if result == hresult.S_OK {
+				result = device.ErrorInsufficientBuf
+			}
+		}
+		return wire.IOControlReply{RequestID: o.id, Result: result, Data: out}.Append(nil)
+	}
+	return errorReply(o.fn, o.id, device.ErrorInvalidParameter)
+}
+
+func clamp(n, max int) int {
+	if n < 0 {
+		return 0
+	}
+	if n > max {
+		return max
+	}
+	return n
+}
+
+// errorReply is the reply to a request of function fn that failed with
+// code before producing anything.
+func errorReply(fn wire.FunctionID, id uint32, code hresult.HRESULT) []byte {
+	switch fn {
+	case wire.FunctionRead:
+		return wire.ReadReply{RequestID: id, Result: code}.Append(nil)
+	case wire.FunctionWrite:
+		return wire.WriteReply{RequestID: id, Result: code}.Append(nil)
+	case wire.FunctionIOControl:
+		return wire.IOControlReply{RequestID: id, Result: code}.Append(nil)
+	}
+	return wire.CreateFileReply{RequestID: id, Result: code}.Append(nil)
+}
+
+// capabilities handles the first message (3.2.5.2.1.1). The reply is
+// written before Received returns, so it precedes every other message the
+// client sends on the instance (3.3.5.2.1.2).
+func (fc *fileChan) capabilities(msg []byte, fn wire.FunctionID) {
+	if fn != wire.FunctionCapabilities {
+		fc.violation("the first message is not a Server Capabilities Request (3.2.5.2.1.1)", "FunctionId", fn)
+		return
+	}
+	req, err := wire.ParseServerCapabilitiesRequest(msg)
+	if err != nil {
+		fc.violation("a Server Capabilities Request that does not decode", "err", err)
+		return
+	}
+	fc.mu.Lock()
+	if fc.state != fileAwaitCaps {
+		fc.mu.Unlock()
+		return
+	}
+	fc.state = fileAwaitCreate
+	fc.events = wire.CustomEventsAllowed(req.Version, fc.c.cfg.IOVersion)
+	fc.mu.Unlock()
+	fc.log.Debug("FileRedirectorChannel capabilities", "server", req.Version, "client", fc.c.cfg.IOVersion, "customEvents", fc.events)
+	fc.write(wire.ClientCapabilitiesReply{RequestID: req.RequestID, Version: fc.c.cfg.IOVersion}.Append(nil))
+}
+
+// createFile handles the CreateFile Request (3.2.5.2.2.1): the device is
+// looked up among those announced, and opened on another goroutine.
+func (fc *fileChan) createFile(msg []byte, hdr wire.ServerIOHeader) {
+	c := fc.c
+	c.mu.Lock()
+	fc.mu.Lock()
+	switch fc.state {
+	case fileClosed:
+		fc.mu.Unlock()
+		c.mu.Unlock()
+		return
+	case fileAwaitCaps:
+		fc.mu.Unlock()
+		c.mu.Unlock()
+		fc.violation("the first message is not a Server Capabilities Request (3.2.5.2.1.1)", "FunctionId", hdr.FunctionID)
+		return
+	case fileAwaitCreate:
+	default:
+		fc.mu.Unlock()
+		c.mu.Unlock()
+		fc.violation("a second CreateFile Request (2.2.2.3.1)")
+		return
+	}
+	req, err := wire.ParseCreateFileRequest(msg)
+	var fail hresult.HRESULT
+	var e *devEntry
+	switch {
+	case err != nil:
+		fc.log.Warn("answering a CreateFile Request that does not decode", "err", err)
+		fail = device.ErrorInvalidParameter
+	case c.removed[req.DeviceID]:
+		fail = device.ErrorDevNotExist
+	default:
+		if e = c.devices[req.DeviceID]; e == nil || !e.announced {
+			e = nil
+			fail = device.ErrorFileNotFound
+		}
+	}
+	if e == nil {
+		fc.state = fileNoHandle
+		fc.mu.Unlock()
+		c.mu.Unlock()
+		fc.log.Info("CreateFile refused", "DeviceId", req.DeviceID, "result", fail)
+		fc.markHandleDone()
+		fc.write(wire.CreateFileReply{RequestID: hdr.RequestID, Result: fail}.Append(nil))
+		return
+	}
+	fc.state = fileOpening
+	fc.dev = e
+	e.handles[fc] = struct{}{}
+	o := &op{id: hdr.RequestID, fn: wire.FunctionCreateFile, req: req}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	fc.pending[o.id] = o
+	c.wg.Add(1)
+	fc.mu.Unlock()
+	c.mu.Unlock()
+	go fc.open(o, req, e)
+}
+
+func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
+	defer fc.c.wg.Done()
+	or := device.OpenRequest{
+		DesiredAccess: req.DesiredAccess, ShareMode: req.ShareMode,
+		CreationDisposition: req.CreationDisposition, FlagsAndAttributes: req.FlagsAndAttributes,
+	}
+	fc.mu.Lock()
+	if fc.events {
+		or.Events = fc.deliverEvent
+	}
+	fc.mu.Unlock()
+	h, err := e.dev.Open(o.ctx, or)
+	result := device.HRESULTOf(err)
+
+	fc.mu.Lock()
+	if fc.pending[o.id] == o {
+		delete(fc.pending, o.id)
+	}
+	o.cancel()
+	state := fc.state
+	var stale device.Handle // opened, but nobody wants it any more
+	var queueFail hresult.HRESULT
+	switch {
+	case state != fileOpening: // closed, or the device removed, meanwhile
+		stale = h
+		if result == hresult.S_OK {
+			result = device.ErrorDevNotExist
+		}
+		queueFail = device.ErrorDevNotExist
+		h = nil
+	case err != nil:
+		fc.state = fileNoHandle
+		queueFail = device.ErrorInvalidHandle
+		h = nil
+	default:
+		fc.state = fileOpen
+		fc.h = h
+	}
+	queued := fc.queued
+	fc.queued = nil
+	handles := make([]device.Handle, len(queued))
+	for i, q := range queued {
+		if queueFail != hresult.S_OK && q.fail == hresult.S_OK {
+			q.fail = queueFail
+		}
+		if state == fileClosed {
+			continue
+		}
+		// Counted now, started after the CreateFile Reply is out, so that
+		// the handle stays open for them whatever happens meanwhile.
+		if h != nil && q.fail == hresult.S_OK {
+			handles[i] = h
+			fc.io.Add(1)
+		}
+		fc.c.wg.Add(1)
+	}
+	fc.mu.Unlock()
+
+	if stale != nil {
+		stale.Close()
+	}
+	if h == nil {
+		fc.markHandleDone() // no handle for this instance, now or later
+	}
+	fc.log.Info("CreateFile", "DeviceId", req.DeviceID, "access", fmt.Sprintf("0x%08X", req.DesiredAccess),
+		"share", req.ShareMode, "disposition", req.CreationDisposition, "result", result)
+	if state == fileClosed {
+		return
+	}
+	fc.write(wire.CreateFileReply{RequestID: o.id, Result: result}.Append(nil))
+	for i, q := range queued {
+		go fc.run(q, handles[i])
+	}
+}
+
+// cancelLocked handles a Specific IoCancel Request (3.2.5.2.2.9).
+func (fc *fileChan) cancelLocked(msg []byte) {
+	m, err := wire.ParseSpecificIoCancelRequest(msg)
+	if err != nil {
+		fc.log.Warn("ignoring a Specific IoCancel Request that does not decode", "err", err)
+		return
+	}
+	for _, id := range [...]uint32{m.IDToCancel, m.AltIDToCancel(), m.RequestID} {
+		if o := fc.pending[id]; o != nil {
+			fc.log.Debug("cancelling", "RequestId", id)
+			o.cancel()
+			return
+		}
+		if fc.recentlyDone(id) {
+			break
+		}
+	}
+	fc.log.Debug("ignoring a Specific IoCancel Request for nothing outstanding", "idToCancel", m.IDToCancel)
+}
+
+func (fc *fileChan) recentlyDone(id uint32) bool {
+	n := min(fc.nrecent, recentIDs)
+	for i := range n {
+		if fc.recent[i] == id {
+			return true
+		}
+	}
+	return false
+}
+
+// deliverEvent is the device's OpenRequest.Events: it queues a Client
+// Device Custom Event (2.2.2.3.10) without blocking.
+func (fc *fileChan) deliverEvent(ev device.Event) {
+	if len(ev.Data) > wire.MaxCustomEventBytes {
+		fc.log.Warn("dropping a custom event over the size ceiling", "bytes", len(ev.Data))
+		return
+	}
+	fc.mu.Lock()
+	if (fc.state != fileOpen && fc.state != fileOpening) || !fc.events || fc.pendingEvents >= MaxPendingEvents {
+		fc.mu.Unlock()
+		return
+	}
+	fc.pendingEvents++
+	fc.c.wg.Add(1)
+	fc.mu.Unlock()
+	b := wire.ClientDeviceCustomEvent{CustomEventGUID: ev.GUID, Data: ev.Data}.Append(nil)
+	go func() {
+		defer fc.c.wg.Done()
+		fc.write(b)
+		fc.mu.Lock()
+		fc.pendingEvents--
+		fc.mu.Unlock()
+	}()
+}
+
+// revoke is the device's removal (see doc.go).
+func (fc *fileChan) revoke() {
+	fc.mu.Lock()
+	switch fc.state {
+	case fileOpening, fileOpen:
+		prev := fc.state
+		fc.state = fileGone
+		for _, o := range fc.pending {
+			o.cancel()
+		}
+		if prev == fileOpen {
+			fc.releaseHandleLocked()
+		} // else the open goroutine closes what it opens
+	}
+	fc.mu.Unlock()
+}
+
+// shutdown ends the instance: every operation is cancelled and the handle
+// closed once they return. Idempotent.
+func (fc *fileChan) shutdown() {
+	fc.mu.Lock()
+	if fc.state == fileClosed {
+		fc.mu.Unlock()
+		return
+	}
+	prev := fc.state
+	fc.state = fileClosed
+	for _, o := range fc.pending {
+		o.cancel()
+	}
+	fc.queued = nil
+	if prev != fileOpening {
+		fc.releaseHandleLocked()
+	}
+	e := fc.dev
+	fc.mu.Unlock()
+	c := fc.c
+	c.mu.Lock()
+	delete(c.files, fc)
+	if e != nil {
+		delete(e.handles, fc)
+	}
+	c.mu.Unlock()
+}
+
+// releaseHandleLocked closes h once no operation uses it. The open
+// goroutine does it instead while a CreateFile is in progress.
+func (fc *fileChan) releaseHandleLocked() {
+	if fc.handleClosing {
+		return
+	}
+	fc.handleClosing = true
+	h := fc.h
+	fc.h = nil
+	if h == nil {
+		fc.markHandleDone()
+		return
+	}
+	fc.c.wg.Add(1)
+	go func() {
+		defer fc.c.wg.Done()
+		fc.io.Wait()
+		if err := h.Close(); err != nil {
+			fc.log.Warn("closing the device handle", "err", err)
+		}
+		fc.markHandleDone()
+	}()
+}
+
+func (fc *fileChan) markHandleDone() { fc.handleOnce.Do(func() { close(fc.handleDone) }) }
+
+// Closed implements dvc.Handler.
+func (fc *fileChan) Closed(err error) {
+	if err != nil {
+		fc.log.Debug("FileRedirectorChannel closed", "err", err)
+	}
+	fc.shutdown()
+}
+
+// violation closes the instance for input that breaks the sequence the
+// specification fixes (doc.go lists the cases).
+func (fc *fileChan) violation(what string, args ...any) {
+	fc.log.Warn("closing FileRedirectorChannel: "+what, args...)
+	fc.shutdown()
+	fc.ch.Close()
+}
+
+// write sends one message; a failure other than the channel being gone
+// closes the instance.
+func (fc *fileChan) write(b []byte) {
+	fc.wmu.Lock()
+	defer fc.wmu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), fc.c.cfg.WriteTimeout)
+	err := fc.ch.Write(ctx, b)
+	cancel()
+	if err != nil && !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
+		fc.log.Warn("write failed; closing FileRedirectorChannel", "err", err)
+		fc.shutdown()
+		fc.ch.Close()
+	}
+}
