@@ -43,7 +43,9 @@ func (s *spy) Open(ctx context.Context, req device.OpenRequest) (device.Handle, 
 	return &spyHandle{Handle: h, s: s}, nil
 }
 
-func (s *spy) touched() int32 { return s.opens.Load() + s.reads.Load() + s.writes.Load() + s.ioctls.Load() }
+func (s *spy) touched() int32 {
+	return s.opens.Load() + s.reads.Load() + s.writes.Load() + s.ioctls.Load()
+}
 
 type spyHandle struct {
 	device.Handle

@@ -13,9 +13,9 @@ import (
 type pnpState uint8
 
 const (
-	pnpAwaitVersion pnpState = iota // nothing received yet
-	pnpVersioned                    // Client Version sent; waiting for Authenticated Client
-	pnpAuthenticated                // devices may be announced
+	pnpAwaitVersion  pnpState = iota // nothing received yet
+	pnpVersioned                     // Client Version sent; waiting for Authenticated Client
+	pnpAuthenticated                 // devices may be announced
 	pnpClosed
 )
 
