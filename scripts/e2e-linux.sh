@@ -6,20 +6,22 @@
 #
 # It installs the packages, creates a test user, starts xrdp-sesman, xrdp,
 # Xvfb and xfreerdp with our plugin, and runs as the session user:
-#   (a) a Simple pinger over backend/xrdp against FreeRDP's ECHO listener;
-#   (b) the same against librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple),
-#       and an open with no listener, which must fail with 0xC0000001;
+#   (a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener (/echo);
+#   (b) it pings librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple); an
+#       open with no listener fails with 0xC0000001; a burst of pings 200us
+#       apart reaches the client one whole frame per message;
 #   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline.
 # It always stops everything it started and removes what it created.
 # Exit status: 0 when every check passed, 1 otherwise.
 #
 # Environment: E2E_USER (rdpdvc-e2e), E2E_COUNT (pings per side for the
 # RTT comparison, 600) in E2E_ROUNDS (6) alternating runs,
-# E2E_RTT_MAX_RATIO (1.2), E2E_KEEP=1 keeps the work dir, E2E_SERVER=path
-# of a server binary taking the xrdpping flags (default: our xrdpping),
-# E2E_HOLD=N keeps the session up N seconds after the checks, for poking
+# E2E_RTT_MAX_RATIO (1.2), E2E_KEEP=1 keeps the work dir, E2E_HOLD=N keeps the session up N seconds after the checks, for poking
 # at it by hand (/tmp/rdpdvc-e2e.hold then names display, user, work dir
 # and xfreerdp's pid).
+# The whole script is one { ... } block so that bash parses it before
+# running any of it: editing the file during a run cannot change the run.
+{
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,6 +41,10 @@ die() {
 
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts xrdp)"
 command -v go >/dev/null || die "go is not on PATH"
+
+if id "$E2E_USER" >/dev/null 2>&1 && pgrep -u "$E2E_USER" >/dev/null; then
+	die "user $E2E_USER already has processes (another run, or one killed without cleanup?)"
+fi
 
 WORK=$(mktemp -d /tmp/rdpdvc-e2e.XXXXXX)
 chmod 755 "$WORK"
@@ -155,12 +161,11 @@ mkdir -p "$BIN"
 log "building"
 (
 	cd "$ROOT"
-	go build -o "$BIN/xrdpping" ./backend/xrdp/internal/xrdpping
+	go build -o "$BIN/rdp-simple-plugin-server" ./cmd/rdp-simple-plugin-server
 	go build -o "$BIN/xrdpapi-echo-baseline" ./cmd/xrdpapi-echo-baseline
 	CGO_ENABLED=1 go build -tags freerdp -buildmode=c-shared -o "$BIN/librdpdvc-client.so" ./freerdp/plugin
 ) >"$WORK/build.log" 2>&1 || die "build failed (see build.log)"
 chmod -R a+rX "$BIN"
-SERVER=${E2E_SERVER:-$BIN/xrdpping}
 
 MULTIARCH=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
 ADDIN_DIR=/usr/lib/$MULTIARCH/freerdp2
@@ -187,9 +192,6 @@ HOME_DIR=$(getent passwd "$E2E_USER" | cut -d: -f6)
 printf '#!/bin/sh\nexec sleep infinity\n' >"$HOME_DIR/startwm.sh"
 chmod 755 "$HOME_DIR/startwm.sh"
 chown "$E2E_USER:" "$HOME_DIR/startwm.sh"
-if pgrep -u "$E2E_USER" >/dev/null; then
-	die "user $E2E_USER already has processes (a session from another run?)"
-fi
 
 # ------------------------------------------------------------ xrdp config
 port_free() { [ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
@@ -290,20 +292,47 @@ check() {
 # The client's DRDYNVC may still be starting when chansrv's socket
 # appears: retry the first open for a while.
 end=$((SECONDS + 45))
-until as_user "$SERVER" -channel ECHO -count 1 >"$WORK/warmup.log" 2>&1; do
+# server CHANNEL COUNT [flags]: rdp-simple-plugin-server in xrdp mode.
+server() {
+	local ch=$1 n=$2
+	shift 2
+	as_user "$BIN/rdp-simple-plugin-server" -xrdp -channel "$ch" -count "$n" -interval 10ms "$@"
+}
+# all_back LOG N: the server's summary says N sent and N came back intact.
+all_back() { grep -q "^$2 sent, $2 received, 0 lost, 0 mismatched, 0.0% loss" "$1"; }
+
+until server ECHO 1 >"$WORK/warmup.log" 2>&1; do
 	[ "$SECONDS" -lt "$end" ] || die "no channel could be opened within 45s (see warmup.log)"
 	sleep 1
 done
 
-check_a() { as_user "$SERVER" -channel ECHO -count 20 -v >"$WORK/check-a.log" 2>&1; }
-check_b() { as_user "$SERVER" -channel dvc::sample::simpleplugin -count 20 -v >"$WORK/check-b.log" 2>&1; }
+check_a() { server ECHO 20 >"$WORK/check-a.log" 2>&1 && all_back "$WORK/check-a.log" 20; }
+check_b() { server dvc::sample::simpleplugin 20 >"$WORK/check-b.log" 2>&1 && all_back "$WORK/check-b.log" 20; }
 check_b_refused() {
-	! as_user "$SERVER" -channel rdpdvc::no-such-listener -count 1 >"$WORK/check-b-refused.log" 2>&1 &&
-		grep -q 'C0000001' "$WORK/check-b-refused.log"
+	! server rdpdvc::no-such-listener 1 >"$WORK/check-b-refused.log" 2>&1 &&
+		grep -qi 'c0000001' "$WORK/check-b-refused.log"
 }
-check "(a) Simple pings over backend/xrdp to FreeRDP's ECHO listener" check_a
-check "(b) Simple pings to librdpdvc-client.so's Simple echo" check_b
+# Pings 200us apart leave several in flight: without backend/xrdp's wait
+# for chansrv to read each message, chansrv glues them into 32768-byte DVC
+# messages (seen with a raw writer). The plugin logs each message it
+# echoes; every one must be a single 5140-byte frame.
+check_b_burst() {
+	local from
+	from=$(($(wc -l <"$WORK/xfreerdp.log") + 1))
+	server dvc::sample::simpleplugin 200 -interval 200us -q >"$WORK/check-b-burst.log" 2>&1 &&
+		all_back "$WORK/check-b-burst.log" 200 || return 1
+	sleep 0.5
+	tail -n "+$from" "$WORK/xfreerdp.log" | grep 'msg=echo' >"$WORK/check-b-burst-client.log" || true
+	local total whole
+	total=$(wc -l <"$WORK/check-b-burst-client.log")
+	whole=$(grep -c ' size=5140$' "$WORK/check-b-burst-client.log" || true)
+	log "     burst: the client received $total messages, $whole of them one whole 5140-byte frame"
+	[ "$total" -ge 200 ] && [ "$total" = "$whole" ]
+}
+check "(a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener" check_a
+check "(b) rdp-simple-plugin-server -xrdp pings librdpdvc-client.so's Simple echo" check_b
 check "(b) an open with no client listener fails with 0xC0000001" check_b_refused
+check "(b) a burst of pings reaches the client one whole message each" check_b_burst
 
 # (d): many short runs, alternating baseline and rdpdvc so that the noise
 # of a shared machine hits both alike; compare the medians of the per-run
@@ -315,7 +344,13 @@ measure_d() {
 	: >"$WORK/rtt-rdpdvc.log"
 	for ((i = 0; i < ROUNDS; i++)); do
 		as_user "$BIN/xrdpapi-echo-baseline" -channel dvc::sample::simpleplugin -count "$per" >>"$WORK/rtt-baseline.log" 2>&1 || return 1
-		as_user "$SERVER" -channel dvc::sample::simpleplugin -count "$per" >>"$WORK/rtt-rdpdvc.log" 2>&1 || return 1
+		server dvc::sample::simpleplugin "$per" -q >"$WORK/rtt-run.log" 2>&1 || {
+			cat "$WORK/rtt-run.log" >>"$WORK/rtt-rdpdvc.log"
+			return 1
+		}
+		# "rtt min/avg/p50/p99/max = a/b/c/d/e ms" -> the baseline's format
+		awk -F'[ /=]+' '/^rtt min/ { printf "rdpdvc rtt_us n='"$per"' min=%.1f median=%.1f mean=%.1f p99=%.1f max=%.1f\n", $7*1000, $9*1000, $8*1000, $10*1000, $11*1000 }' \
+			"$WORK/rtt-run.log" >>"$WORK/rtt-rdpdvc.log"
 	done
 	local b r
 	b=$(mid_median "$WORK/rtt-baseline.log")
@@ -340,3 +375,5 @@ if [ "${E2E_HOLD:-0}" -gt 0 ]; then
 	rm -f /tmp/rdpdvc-e2e.hold
 fi
 [ "$FAILED" = 0 ]
+exit
+}
