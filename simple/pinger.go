@@ -209,6 +209,25 @@ func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 			r.loseAll(fmt.Errorf("no echo before the run ended: %w", ctx.Err()))
 			return r.stats, ctx.Err()
 		}
+		if errors.Is(err, dvc.ErrClosed) || errors.Is(err, dvc.ErrConnectionLost) {
+			// The channel died under the Write. Echoes that came before
+			// the death are still queued for the reader, which then ends
+			// with the channel's error; they count. Two ticks bound the
+			// wait in case it does not end.
+		drain:
+			for ticks := 0; ticks < 2; {
+				select {
+				case a := <-arrivals:
+					if a.err != nil || r.receive(a) != nil {
+						break drain
+					}
+				case <-tick:
+					ticks++
+				case <-ctx.Done():
+					break drain
+				}
+			}
+		}
 		r.loseAll(err)
 		return r.stats, err
 	}

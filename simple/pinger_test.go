@@ -512,3 +512,25 @@ func FuzzPingerReceive(f *testing.F) {
 		}
 	})
 }
+
+func TestPingerCountsEchoesQueuedBeforeTheChannelDied(t *testing.T) {
+	h := start(t, &Pinger{}, func(ch dvc.Channel, seq uint32, msg []byte) [][]byte {
+		if seq == 2 {
+			_ = ch.Write(context.Background(), msg) // echoed, then the client closes
+			ch.Close()
+			return nil
+		}
+		return [][]byte{msg}
+	})
+	h.reply()
+	h.advance()
+	h.saw(1)
+	h.saw(2)
+	// Whether the next tick's Write or the reader sees the close first,
+	// Ping#2's echo, queued before it, counts.
+	h.advance()
+	<-h.done
+	if h.stats.Received != 2 || h.stats.Sent != h.stats.Received+h.stats.Lost {
+		t.Fatalf("err %v stats %+v", h.err, h.stats)
+	}
+}

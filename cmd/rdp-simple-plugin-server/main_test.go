@@ -88,7 +88,8 @@ func TestServeKeepsGoingAfterAClientDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// First client: 2 echoed, Ping#3 lost as it died (and #4, if a tick
-	// came before the death was seen). Second: 4 of 4.
+	// came before the death was seen: its Write fails, and the echoes
+	// queued before the death still count). Second: 4 of 4.
 	if total.Received != 6 || total.Lost < 1 || total.Sent != total.Received+total.Lost || total.OK() {
 		t.Fatalf("%+v\n%s", total, logs.String())
 	}
