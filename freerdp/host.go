@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
@@ -52,6 +53,7 @@ type Host struct {
 	create    func(name string) error // set by Attach
 	open      map[*Instance]struct{}
 	done      bool
+	wg        sync.WaitGroup // deferred closes in flight
 }
 
 var _ dvc.Registrar = (*Host)(nil)
@@ -140,8 +142,10 @@ func (h *Host) NewChannel(name string, id uint32, n Native) (*Instance, error) {
 }
 
 // Terminate is IWTSPlugin::Terminated: every instance still open gets
-// Closed(dvc.ErrConnectionLost) and no new one is accepted.
+// Closed(dvc.ErrConnectionLost) and no new one is accepted. It waits for
+// deferred closes (see Instance.Close) to finish.
 func (h *Host) Terminate() {
+	defer h.wg.Wait()
 	h.mu.Lock()
 	h.done = true
 	open := h.open
@@ -167,9 +171,10 @@ type Instance struct {
 
 	// mu guards native: it is held across native calls so that OnClose,
 	// after which FreeRDP frees the channel, waits for them.
-	mu      sync.Mutex
-	native  Native      // nil once closed
-	closing atomic.Bool // inside the zero-length Write that closes the channel
+	mu          sync.Mutex
+	native      Native      // nil once FreeRDP freed the channel (or we had it close it)
+	localClosed bool        // Close was called: no more writes
+	closing     atomic.Bool // inside the zero-length Write that closes the channel
 
 	handler dvc.Handler
 	dmu     sync.Mutex // guards the delivery queue below
@@ -204,7 +209,7 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.native == nil {
+	if in.native == nil || in.localClosed {
 		return dvc.ErrClosed
 	}
 	if err := in.native.Write(msg); err != nil {
@@ -215,26 +220,78 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 
 // Close sends DYNVC_CLOSE (by FreeRDP 2's zero-length write) and delivers
 // Closed(nil) to the handler, after any message already being delivered.
+//
+// While a message is being delivered (Close called from Received, or
+// during it), the DYNVC_CLOSE is sent from another goroutine once the
+// delivery is over: FreeRDP 2.11 frees the channel in the zero-length
+// write, and its receive path still touches the channel after
+// OnDataReceived returns when the message was reassembled from
+// fragments. The instance is closed for the handler at once either way.
 func (in *Instance) Close() error {
 	in.mu.Lock()
-	n := in.native
-	if n == nil {
+	if in.native == nil || in.localClosed {
 		in.mu.Unlock()
 		return nil
 	}
-	// FreeRDP calls OnClose (Gone) from inside this call, on this
-	// goroutine: Gone must not take mu then.
-	in.closing.Store(true)
-	err := n.Write(nil)
-	in.closing.Store(false)
-	in.native = nil
+	in.localClosed = true
 	in.mu.Unlock()
 	in.host.forget(in)
+
+	in.dmu.Lock()
+	delivering := in.busy
+	in.dmu.Unlock()
+	var err error
+	if delivering {
+		in.host.wg.Add(1)
+		go func() {
+			defer in.host.wg.Done()
+			in.waitIdle()
+			in.closeWire()
+		}()
+	} else {
+		err = in.closeWire()
+	}
 	in.deliver(event{closed: true})
 	if err != nil {
 		return fmt.Errorf("freerdp: channel %q %d: close: %w", in.name, in.id, err)
 	}
 	return nil
+}
+
+// closeWire makes FreeRDP send DYNVC_CLOSE and free the channel, unless
+// it already has (Gone).
+func (in *Instance) closeWire() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.native == nil {
+		return nil
+	}
+	// FreeRDP calls OnClose (Gone) from inside this call, on this
+	// goroutine: Gone must not take mu then.
+	in.closing.Store(true)
+	err := in.native.Write(nil)
+	in.closing.Store(false)
+	in.native = nil
+	return err
+}
+
+// closeGrace is how long a deferred close waits after the delivery ended,
+// for FreeRDP to finish with the message it delivered (a few instructions
+// after OnDataReceived returns).
+const closeGrace = time.Millisecond
+
+// waitIdle returns once no delivery is in progress, plus closeGrace.
+func (in *Instance) waitIdle() {
+	for {
+		in.dmu.Lock()
+		busy := in.busy
+		in.dmu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(closeGrace)
+	}
+	time.Sleep(closeGrace)
 }
 
 // Data is OnDataReceived: msg is one whole message, valid during the

@@ -192,6 +192,7 @@ func TestCloseInsideReceived(t *testing.T) {
 	})
 	in.Data([]byte("bye"))
 	in.Data([]byte("dropped"))
+	h.wg.Wait() // the DYNVC_CLOSE goes out after the delivery
 	got, closes, err := rec.state()
 	if fmt.Sprint(got) != "[bye]" || closes != 1 || err != nil {
 		t.Fatalf("handler saw %v, %d closes, %v", got, closes, err)
@@ -201,6 +202,47 @@ func TestCloseInsideReceived(t *testing.T) {
 	}
 	if err := in.Write(context.Background(), []byte("x")); !errors.Is(err, dvc.ErrClosed) {
 		t.Fatalf("Write after Close = %v", err)
+	}
+}
+
+// A Close outside any delivery closes the FreeRDP channel before it
+// returns.
+func TestCloseOutsideDelivery(t *testing.T) {
+	h := NewHost()
+	in, rec, n := open(t, h, "x", nil)
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if !closed {
+		t.Fatal("Close returned before the zero-length write")
+	}
+	if _, closes, err := rec.state(); closes != 1 || err != nil {
+		t.Fatalf("%d closes, %v", closes, err)
+	}
+}
+
+// The server closing while a deferred close waits: FreeRDP must not be
+// asked to close a channel it freed.
+func TestDeferredCloseAfterGone(t *testing.T) {
+	h := NewHost()
+	var in *Instance
+	in, rec, n := open(t, h, "x", func(r *recorder, msg []byte) {
+		r.ch.Close()
+		in.Gone(nil) // OnClose arrives before the deferred close runs
+	})
+	in.Data([]byte("x"))
+	h.wg.Wait()
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		t.Fatal("zero-length write to a channel FreeRDP already freed")
+	}
+	if _, closes, _ := rec.state(); closes != 1 {
+		t.Fatalf("%d closes", closes)
 	}
 }
 
@@ -249,6 +291,7 @@ func TestConcurrentDataClose(t *testing.T) {
 			in.Close()
 		}()
 		wg.Wait()
+		h.wg.Wait()
 		if _, closes, _ := rec.state(); closes != 1 {
 			t.Fatalf("%d closes", closes)
 		}
