@@ -99,16 +99,13 @@ func (l *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("-log-format %q: want text or json", l.Format)
 }
 
-// SignalContext is ctx cancelled on Ctrl+C (SIGINT) or SIGTERM. A second
-// signal is left to the default action, so a stuck program still dies.
+// SignalContext is ctx cancelled on Ctrl+C (SIGINT) or SIGTERM. Once it is
+// cancelled the handler is removed, so a second Ctrl+C kills a program
+// that is stuck shutting down.
 func SignalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		// Restore default handling: the next Ctrl+C kills.
-		signal.Reset(os.Interrupt, syscall.SIGTERM)
-	}()
-	return ctx, cancel
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }
 
 // IsLoopbackAddr reports whether the host of addr ("host:port") is a

@@ -2,13 +2,18 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"log/slog"
+	"os"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestNormalizeArgs(t *testing.T) {
@@ -94,5 +99,37 @@ func TestIsLoopbackAddr(t *testing.T) {
 	WarnExposed(&buf, "0.0.0.0:1")
 	if !strings.Contains(buf.String(), "no authentication or encryption") {
 		t.Fatal(buf.String())
+	}
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSignalContext(t *testing.T) {
+	parent, cancelParent := context.WithCancel(context.Background())
+	ctx, stop := SignalContext(parent)
+	defer stop()
+	cancelParent()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not cancelled with its parent")
+	}
+	// Its watcher goroutine ends with it (goleak checks at exit).
+}
+
+func TestSignalContextOnSIGINT(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGINT to self on Windows")
+	}
+	ctx, stop := SignalContext(context.Background())
+	defer stop()
+	p, _ := os.FindProcess(os.Getpid())
+	if err := p.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ctrl+C did not cancel")
 	}
 }
