@@ -124,6 +124,14 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 	l := c.listeners[p.ChannelName]
 	c.lmu.Unlock()
 	c.mu.Lock()
+	if c.dead != nil {
+		// fail has already ended every channel and Shutdown may be waiting:
+		// a channel added now would never be ended, and its goroutine would
+		// outlive Shutdown.
+		err := c.dead
+		c.mu.Unlock()
+		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+	}
 	if _, dup := c.channels[p.ChannelID]; dup {
 		c.mu.Unlock()
 		return protoErr("DYNVC_CREATE_REQ", "ChannelId %d is already in use (2.2.2.1: unique within the connection)", p.ChannelID)
