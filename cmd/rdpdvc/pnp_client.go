@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/internal/cli"
+	"github.com/rdpdvc/rdpdvc/pnp/client"
+	"github.com/rdpdvc/rdpdvc/pnp/device"
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+	"github.com/rdpdvc/rdpdvc/portable"
+)
+
+func init() {
+	register(&command{
+		name:    "pnp-client",
+		summary: "redirect devices to an RDP server (MS-RDPEPNP client role): files, memory, emulated",
+		run:     runPNPClient,
+	})
+}
+
+const pnpClientUsage = `usage: rdpdvc pnp-client [-connect host:port] -device SPEC [-device SPEC ...] [flags]
+
+Redirects the devices named by -device to the RDP server at -connect over
+the portable transport, as an RDP client does with MS-RDPEPNP: it answers
+PNPDR, announces the devices once the server has authenticated it, and
+services CreateFile, Read, Write, IOControl and IoCancel on every
+FileRedirectorChannel the server opens. Only the devices named here are
+exposed. ClientDeviceIDs are 1, 2, ... in the order given, and are
+printed at start.
+
+SPEC is KIND:ARG followed by comma-separated options:
+
+  file:PATH[,ro]        a file, or a block or character device node. Each
+                        CreateFile opens PATH with the disposition asked for
+                        (a writable file may be created or truncated if the
+                        server asks). ro: write-protected; writes and
+                        dispositions that would create or truncate fail with
+                        HRESULT_FROM_WIN32(ERROR_WRITE_PROTECT) 0x80070013.
+  mem:SIZE              a zeroed memory device of SIZE bytes (4096, 64KiB,
+                        64MiB, 1GiB; K, M, G mean KiB, MiB, GiB).
+  emu:NAME[,size=SIZE]  an emulated device with the demo I/O controls:
+                        0x00222000 echo, 0x00222004 wait (uint32 ms input;
+                        none: until cancelled), 0x00222008 raise a custom
+                        event {7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} with
+                        the input as data. size: storage for Read/Write
+                        (default 64KiB; 0: none).
+
+Description options, for any kind (repeat an option to list several):
+
+  hwid=ID               HardwareId (default RDPDVC\FILE, RDPDVC\MEM, RDPDVC\EMU)
+  compat=ID             CompatibilityID (default RDPDVC\DEVICE)
+  desc=TEXT             DeviceDescription text
+  iface=GUID            InterfaceGUIDArray entry, {xxxxxxxx-xxxx-...}
+  container=GUID        ContainerId
+  caps=N                DeviceCaps bits: 1 lock, 2 eject, 4 removable,
+                        8 surprise-removal-ok (decimal or 0x hex)
+  optional              CustomFlag 1: the server may decline the device
+
+Write a comma inside a value as \, (desc=Disk\, 64 MiB).
+
+Example:
+
+  rdpdvc pnp-client -connect 127.0.0.1:3390 \
+    -device 'file:/tmp/disk.img,ro,desc=Test disk' \
+    -device 'mem:64MiB,hwid=USB\VID_1234&PID_5678,caps=0x4' -device emu:demo
+
+flags:
+`
+
+type deviceSpecs []string
+
+func (d *deviceSpecs) String() string     { return strings.Join(*d, " ") }
+func (d *deviceSpecs) Set(s string) error { *d = append(*d, s); return nil }
+
+// runPNPClient is `rdpdvc pnp-client`.
+func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var (
+		specs     deviceSpecs
+		addr      string
+		retry     time.Duration
+		reconnect bool
+		ioVersion uint
+		lf        cli.LogFlags
+	)
+	fs := flag.NewFlagSet("rdpdvc pnp-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), pnpClientUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&addr, "connect", cli.DefaultAddr, "portable transport: connect to the RDP server at `host:port`")
+	fs.Var(&specs, "device", "a device to redirect: `SPEC` as above (repeatable)")
+	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
+	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
+	fs.UintVar(&ioVersion, "io-version", uint(wire.IOVersionCustomEvents), "FileRedirectorChannel version to announce: 6 (custom events) or 4 (none)")
+	lf.Register(fs)
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 || len(specs) == 0 || (ioVersion != 4 && ioVersion != 6) {
+		fmt.Fprintln(stderr, "rdpdvc pnp-client: want at least one -device, -io-version 4 or 6, and no arguments (-h for help)")
+		return 2
+	}
+	devs := make([]device.Device, 0, len(specs))
+	for _, s := range specs {
+		d, err := parseDeviceSpec(s)
+		if err != nil {
+			fmt.Fprintf(stderr, "rdpdvc pnp-client: -device %q: %v\n", s, err)
+			return 2
+		}
+		devs = append(devs, d)
+	}
+	log, err := lf.Logger(stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc pnp-client:", err)
+		return 2
+	}
+	cli.WarnExposed(stderr, addr)
+	for i, d := range devs {
+		desc := d.Describe()
+		log.Info("device", "ClientDeviceID", i+1, "spec", specs[i], "description", desc.Text, "hardwareIds", strings.Join(desc.HardwareIDs, ";"))
+	}
+	cfg := client.Config{Logger: log, IOVersion: uint16(ioVersion)}
+	for {
+		err := pnpServe(ctx, addr, retry, cfg, devs, log)
+		switch {
+		case ctx.Err() != nil:
+			return 0
+		case err == nil || errors.Is(err, io.EOF):
+			log.Info("server went away", "err", err)
+		default:
+			log.Error("connection failed", "err", err)
+		}
+		if !reconnect {
+			if err == nil || errors.Is(err, io.EOF) {
+				return 0
+			}
+			return 1
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// pnpServe serves one connection: a fresh client.Client over the same
+// device backends.
+func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.Config, devs []device.Device, log *slog.Logger) error {
+	deadline := time.Now().Add(retry)
+	var conn *portable.Client
+	for attempt := 1; ; attempt++ {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var err error
+		conn, err = portable.Dial(dctx, addr, portable.Config{Logger: log})
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("connect to %s: %w (gave up after %v)", addr, err, retry)
+		}
+		if attempt == 1 {
+			log.Info("server not reachable yet; retrying", "addr", addr, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	c, err := client.New(cfg, devs...)
+	if err == nil {
+		err = c.Register(conn)
+	}
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	log.Info("connected; redirecting devices", "addr", addr, "devices", len(devs))
+	err = conn.Run(ctx)
+	c.Close()
+	return err
+}
+
+// parseDeviceSpec turns one -device SPEC into a device (see
+// pnpClientUsage).
+func parseDeviceSpec(spec string) (device.Device, error) {
+	kind, rest, ok := strings.Cut(spec, ":")
+	if !ok {
+		return nil, errors.New("want KIND:ARG (file:PATH, mem:SIZE or emu:NAME)")
+	}
+	parts := splitEscaped(rest)
+	arg, opts := parts[0], parts[1:]
+	if arg == "" {
+		return nil, fmt.Errorf("%s: empty argument", kind)
+	}
+	var desc device.Description
+	var readOnly bool
+	size := int64(64 << 10)
+	for _, o := range opts {
+		key, val, hasVal := strings.Cut(o, "=")
+		var err error
+		switch {
+		case key == "ro" && !hasVal && kind == "file":
+			readOnly = true
+		case key == "optional" && !hasVal:
+			desc.Optional = true
+		case key == "size" && hasVal && kind == "emu":
+			size, err = parseSize(val)
+		case key == "hwid" && hasVal && val != "":
+			desc.HardwareIDs = append(desc.HardwareIDs, val)
+		case key == "compat" && hasVal && val != "":
+			desc.CompatibilityIDs = append(desc.CompatibilityIDs, val)
+		case key == "desc" && hasVal:
+			desc.Text = val
+		case key == "iface" && hasVal:
+			var g wire.GUID
+			if g, err = wire.ParseGUID(val); err == nil {
+				desc.InterfaceGUIDs = append(desc.InterfaceGUIDs, g)
+			}
+		case key == "container" && hasVal:
+			var g wire.GUID
+			if g, err = wire.ParseGUID(val); err == nil {
+				desc.ContainerID = &g
+			}
+		case key == "caps" && hasVal:
+			var n uint64
+			if n, err = strconv.ParseUint(val, 0, 32); err == nil {
+				c := uint32(n)
+				desc.Capabilities = &c
+			}
+		default:
+			return nil, fmt.Errorf("unknown option %q for %s", o, kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if len(desc.CompatibilityIDs) == 0 {
+		desc.CompatibilityIDs = []string{`RDPDVC\DEVICE`}
+	}
+	switch kind {
+	case "file":
+		if len(desc.HardwareIDs) == 0 {
+			desc.HardwareIDs = []string{`RDPDVC\FILE`}
+		}
+		if desc.Text == "" {
+			desc.Text = "rdpdvc file " + filepath.Base(arg)
+		}
+		return device.NewFile(arg, readOnly, desc)
+	case "mem":
+		n, err := parseSize(arg)
+		if err != nil {
+			return nil, err
+		}
+		if len(desc.HardwareIDs) == 0 {
+			desc.HardwareIDs = []string{`RDPDVC\MEM`}
+		}
+		if desc.Text == "" {
+			desc.Text = "rdpdvc memory device (" + arg + ")"
+		}
+		return device.NewMemory(n, desc)
+	case "emu":
+		if len(desc.HardwareIDs) == 0 {
+			desc.HardwareIDs = []string{`RDPDVC\EMU`}
+		}
+		if desc.Text == "" {
+			desc.Text = arg
+		}
+		return device.NewDemo(desc, size)
+	}
+	return nil, fmt.Errorf("unknown kind %q (want file, mem or emu)", kind)
+}
+
+// splitEscaped splits s at commas not escaped as \, .
+func splitEscaped(s string) []string {
+	var parts []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
+			cur.WriteByte(',')
+			i++
+		case s[i] == ',':
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	return append(parts, cur.String())
+}
+
+// parseSize reads 4096, 64K, 64KiB, 64M, 64MiB, 1G, 1GiB (binary
+// multiples all).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	num := s
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"k", 1 << 10}} {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > device.MaxMemorySize/mult {
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 4GiB, with an optional K, KiB, M, MiB, G or GiB", s)
+	}
+	return n * mult, nil
+}

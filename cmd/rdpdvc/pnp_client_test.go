@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/pnp/device"
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+	"github.com/rdpdvc/rdpdvc/portable"
+)
+
+func TestParseDeviceSpec(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "f.bin")
+	os.WriteFile(file, []byte("x"), 0o644)
+	g := "{2B4A9C46-658D-4AF2-A91D-1E691861706C}"
+	d, err := parseDeviceSpec("file:" + file + `,ro,desc=Disk\, 1 byte,hwid=A\B,hwid=C,compat=D,iface=` + g + ",container=" + g + ",caps=0x4,optional")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := d.(*device.File)
+	desc := f.Describe()
+	if !f.ReadOnly() || desc.Text != "Disk, 1 byte" || strings.Join(desc.HardwareIDs, "|") != `A\B|C` ||
+		strings.Join(desc.CompatibilityIDs, "|") != "D" || len(desc.InterfaceGUIDs) != 1 || desc.InterfaceGUIDs[0].String() != g ||
+		desc.ContainerID == nil || *desc.Capabilities != 4 || !desc.Optional {
+		t.Fatalf("parsed %+v (read-only %v)", desc, f.ReadOnly())
+	}
+	m, err := parseDeviceSpec("mem:64KiB")
+	if err != nil || m.(*device.Memory).Size() != 64<<10 || m.Describe().HardwareIDs[0] != `RDPDVC\MEM` {
+		t.Fatalf("mem: %v %+v", err, m)
+	}
+	if e, err := parseDeviceSpec("emu:demo,size=0"); err != nil || e.Describe().Text != "demo" {
+		t.Fatalf("emu: %v", err)
+	}
+	for _, bad := range []string{
+		"mem", "mem:", "mem:12Q", "mem:-1", "mem:5GiB", "disk:/x", "mem:1,ro", "mem:1,bogus=1",
+		"file:" + file + ",caps=x", "file:" + file + ",iface=nope", "emu:x,size=1T", "file:/no/such/dir/f,ro",
+		"mem:1,hwid=",
+	} {
+		if _, err := parseDeviceSpec(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for s, want := range map[string]int64{"4096": 4096, "1K": 1024, "2k": 2048, "3MiB": 3 << 20, "1G": 1 << 30, "0": 0} {
+		if got, err := parseSize(s); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v", s, got, err)
+		}
+	}
+}
+
+func TestPNPClientUsage(t *testing.T) {
+	code, _, errs := runArgs(t, "pnp-client", "-h")
+	if code != 0 || !strings.Contains(errs, "file:PATH[,ro]") || !strings.Contains(errs, "-device SPEC") {
+		t.Fatalf("-h: %d\n%s", code, errs)
+	}
+	if code, _, _ := runArgs(t, "pnp-client"); code != 2 {
+		t.Fatalf("no -device: %d", code)
+	}
+	if code, _, _ := runArgs(t, "pnp-client", "-device", "mem:x"); code != 2 {
+		t.Fatalf("bad -device: %d", code)
+	}
+}
+
+// TestPNPClientOverTCP runs `rdpdvc pnp-client` against a raw-wire server
+// on the portable transport: the devices are announced with their
+// descriptions, a write at an offset lands in the file, and the read-only
+// device refuses a write with ERROR_WRITE_PROTECT and stays unchanged.
+func TestPNPClientOverTCP(t *testing.T) {
+	dir := t.TempDir()
+	rw, ro := filepath.Join(dir, "rw.bin"), filepath.Join(dir, "ro.bin")
+	os.WriteFile(rw, []byte("0123456789"), 0o644)
+	os.WriteFile(ro, []byte("keep"), 0o644)
+
+	ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var code int
+	var out pcSyncBuffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code = run(ctx, []string{"pnp-client", "-q", "-connect", ln.Addr().String(),
+			"-device", "file:" + rw + ",desc=rw file", "-device", "file:" + ro + ",ro", "-device", "mem:1K"}, &out, &out)
+	}()
+	srv, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		srv.Close()
+		wg.Wait()
+		if code != 0 {
+			t.Errorf("pnp-client exited %d:\n%s", code, out.String())
+		}
+	}()
+
+	p, err := srv.Open(ctx, wire.ChannelPNPDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcWrite(t, ctx, p, wire.ServerVersion{MajorVersion: 1, MinorVersion: 5, Capabilities: 1}.Append(nil))
+	if _, err := wire.ParseClientVersion(pcRead(t, ctx, p)); err != nil {
+		t.Fatal(err)
+	}
+	pcWrite(t, ctx, p, wire.AuthenticatedClient{}.Append(nil))
+	a, err := wire.ParseClientDeviceAddition(pcRead(t, ctx, p))
+	if err != nil || len(a.Devices) != 3 || a.Devices[0].DeviceDescription != "rw file" || a.Devices[2].HardwareIDs[0] != `RDPDVC\MEM` {
+		t.Fatalf("addition %+v, %v", a, err)
+	}
+
+	open := func(id uint32) dvc.Conn {
+		f, err := srv.Open(ctx, wire.ChannelFileRedirector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcWrite(t, ctx, f, wire.ServerCapabilitiesRequest{Version: 6}.Append(nil))
+		pcRead(t, ctx, f)
+		pcWrite(t, ctx, f, wire.CreateFileRequest{RequestID: 1, DeviceID: id, DesiredAccess: 0xC0000000, ShareMode: 3, CreationDisposition: wire.OpenExisting}.Append(nil))
+		if r, err := wire.ParseCreateFileReply(pcRead(t, ctx, f)); err != nil || r.Result != 0 {
+			t.Fatalf("CreateFile %d: %+v %v", id, r, err)
+		}
+		return f
+	}
+	f := open(1)
+	pcWrite(t, ctx, f, wire.WriteRequest{RequestID: 2, Offset: 3, Data: []byte("abc")}.Append(nil))
+	if r, err := wire.ParseWriteReply(pcRead(t, ctx, f)); err != nil || r.Result != 0 || r.BytesWritten != 3 {
+		t.Fatalf("write %+v %v", r, err)
+	}
+	pcWrite(t, ctx, f, wire.ReadRequest{RequestID: 3, BytesToRead: 100, Offset: 2}.Append(nil))
+	if r, err := wire.ParseReadReply(pcRead(t, ctx, f)); err != nil || string(r.Data) != "2abc6789" {
+		t.Fatalf("read %+v %v", r, err)
+	}
+	if got, _ := os.ReadFile(rw); string(got) != "012abc6789" {
+		t.Fatalf("file holds %q", got)
+	}
+	g := open(2)
+	pcWrite(t, ctx, g, wire.WriteRequest{RequestID: 2, Data: []byte("XX")}.Append(nil))
+	if r, err := wire.ParseWriteReply(pcRead(t, ctx, g)); err != nil || r.Result != device.ErrorWriteProtect {
+		t.Fatalf("read-only write %+v %v", r, err)
+	}
+	if got, _ := os.ReadFile(ro); string(got) != "keep" {
+		t.Fatalf("read-only file holds %q", got)
+	}
+	f.Close()
+	g.Close()
+	p.Close()
+}
+
+func pcWrite(t *testing.T, ctx context.Context, c dvc.Conn, m []byte) {
+	t.Helper()
+	if err := c.Write(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pcRead(t *testing.T, ctx context.Context, c dvc.Conn) []byte {
+	t.Helper()
+	m, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+type pcSyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *pcSyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *pcSyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*pcSyncBuffer)(nil)
