@@ -176,8 +176,48 @@ func (fc *fileChan) run(o *op, h device.Handle) {
 	if h != nil {
 		defer fc.io.Done()
 	}
-	reply := fc.service(o, h)
+	reply, pooled := fc.service(o, h)
 	fc.finish(o, reply)
+	if pooled != nil {
+		putBuf(pooled)
+	}
+}
+
+// bufPools hold reply buffers in three size classes up to maxPooled
+// bytes: a 4 KiB read then costs no allocation for its data.
+// Channel.Write does not keep a message after it returns, so a buffer
+// goes back as soon as its reply is sent.
+var bufPools = [...]struct {
+	size int
+	pool sync.Pool
+}{{size: 1 << 10}, {size: 1 << 13}, {size: maxPooled}}
+
+const maxPooled = 64 << 10
+
+// getBuf returns a buffer of n bytes, and the pool entry to give back
+// with putBuf (nil when n is too large to pool).
+func getBuf(n int) ([]byte, *[]byte) {
+	for i := range bufPools {
+		c := &bufPools[i]
+		if n <= c.size {
+			p, _ := c.pool.Get().(*[]byte)
+			if p == nil {
+				b := make([]byte, c.size)
+				p = &b
+			}
+			return (*p)[:n], p
+		}
+	}
+	return make([]byte, n), nil
+}
+
+func putBuf(p *[]byte) {
+	for i := range bufPools {
+		if c := &bufPools[i]; cap(*p) == c.size {
+			c.pool.Put(p)
+			return
+		}
+	}
 }
 
 // finish forgets o, then sends its reply: in that order, because once the
@@ -197,25 +237,32 @@ func (fc *fileChan) finish(o *op, reply []byte) {
 	}
 }
 
-// service performs o on h and returns the reply.
-func (fc *fileChan) service(o *op, h device.Handle) []byte {
+// service performs o on h and returns the reply, and the pool entry of
+// its buffer if it has one.
+func (fc *fileChan) service(o *op, h device.Handle) ([]byte, *[]byte) {
 	if o.fail != hresult.S_OK || h == nil {
 		code := o.fail
 		if code == hresult.S_OK {
 			code = device.ErrorInvalidHandle
 		}
-		return errorReply(o.fn, o.id, code)
+		return errorReply(o.fn, o.id, code), nil
 	}
 	switch q := o.req.(type) {
 	case wire.ReadRequest:
-		buf := make([]byte, q.BytesToRead)
-		n, err := h.ReadAt(o.ctx, buf, q.Offset)
-		n = clamp(n, len(buf))
-		return wire.ReadReply{RequestID: o.id, Result: device.HRESULTOf(err), Data: buf[:n]}.Append(nil)
+		// The device reads straight into the reply, where Data goes:
+		// after CLIENT_IO_HEADER, Result and cbBytesRead (2.2.2.3.4).
+		const dataAt = wire.ClientIOHeaderLen + 8
+		buf, pooled := getBuf(dataAt + int(q.BytesToRead) + 1)
+		data := buf[dataAt : dataAt+int(q.BytesToRead)]
+		n, err := h.ReadAt(o.ctx, data, q.Offset)
+		n = clamp(n, len(data))
+		// Append fills in the fields before Data and copies Data onto
+		// itself; the capacity is there, so it does not reallocate.
+		return wire.ReadReply{RequestID: o.id, Result: device.HRESULTOf(err), Data: data[:n]}.Append(buf[:0]), pooled
 	case wire.WriteRequest:
 		n, err := h.WriteAt(o.ctx, q.Data, q.Offset)
 		n = clamp(n, len(q.Data))
-		return wire.WriteReply{RequestID: o.id, Result: device.HRESULTOf(err), BytesWritten: uint32(n)}.Append(nil)
+		return wire.WriteReply{RequestID: o.id, Result: device.HRESULTOf(err), BytesWritten: uint32(n)}.Append(nil), nil
 	case wire.IOControlRequest:
 		out, err := h.IoControl(o.ctx, q.IoCode, q.DataIn, q.OutputBufferSize)
 		result := device.HRESULTOf(err)
@@ -227,9 +274,9 @@ func (fc *fileChan) service(o *op, h device.Handle) []byte {
 				result = device.ErrorInsufficientBuf
 			}
 		}
-		return wire.IOControlReply{RequestID: o.id, Result: result, Data: out}.Append(nil)
+		return wire.IOControlReply{RequestID: o.id, Result: result, Data: out}.Append(nil), nil
 	}
-	return errorReply(o.fn, o.id, device.ErrorInvalidParameter)
+	return errorReply(o.fn, o.id, device.ErrorInvalidParameter), nil
 }
 
 func clamp(n, max int) int {

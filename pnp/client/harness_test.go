@@ -67,14 +67,14 @@ func (h *spyHandle) IoControl(ctx context.Context, code uint32, in []byte, outMa
 
 // server is the scripted fake server: raw wire messages over loopback.
 type server struct {
-	t   *testing.T
+	t   testing.TB
 	hub *loopback.Hub
 	c   *Client
 }
 
 // newServer starts a client redirecting devs on a loopback hub. Cleanup
 // closes the hub and the client.
-func newServer(t *testing.T, cfg Config, devs ...device.Device) *server {
+func newServer(t testing.TB, cfg Config, devs ...device.Device) *server {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
@@ -106,7 +106,7 @@ func (s *server) open(name string) dvc.Conn {
 	return conn
 }
 
-func send(t *testing.T, conn dvc.Conn, msgs ...[]byte) {
+func send(t testing.TB, conn dvc.Conn, msgs ...[]byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
@@ -117,7 +117,7 @@ func send(t *testing.T, conn dvc.Conn, msgs ...[]byte) {
 	}
 }
 
-func recv(t *testing.T, conn dvc.Conn) []byte {
+func recv(t testing.TB, conn dvc.Conn) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
@@ -130,7 +130,7 @@ func recv(t *testing.T, conn dvc.Conn) []byte {
 
 // wantClosed checks that the client closed the channel without sending
 // anything more.
-func wantClosed(t *testing.T, conn dvc.Conn) {
+func wantClosed(t testing.TB, conn dvc.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
@@ -188,7 +188,7 @@ func (s *server) openDevice(id uint32) dvc.Conn {
 	return conn
 }
 
-func createFile(t *testing.T, conn dvc.Conn, reqID, devID uint32) hresult.HRESULT {
+func createFile(t testing.TB, conn dvc.Conn, reqID, devID uint32) hresult.HRESULT {
 	t.Helper()
 	send(t, conn, wire.CreateFileRequest{
 		RequestID: reqID, DeviceID: devID,
@@ -203,7 +203,7 @@ func createFile(t *testing.T, conn dvc.Conn, reqID, devID uint32) hresult.HRESUL
 }
 
 // reply reads one reply to a request of function fn.
-func reply(t *testing.T, conn dvc.Conn, fn wire.FunctionID) wire.Reply {
+func reply(t testing.TB, conn dvc.Conn, fn wire.FunctionID) wire.Reply {
 	t.Helper()
 	r, err := wire.ParseReply(recv(t, conn), fn)
 	if err != nil {

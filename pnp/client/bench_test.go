@@ -1,0 +1,48 @@
+package client
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/rdpdvc/rdpdvc/pnp/device"
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+)
+
+// BenchmarkRead4KiB measures 4 KiB Read requests against a memory device
+// over loopback at queue depths 1 and 32: the client's own cost, without
+// a transport. (docs/benchmarks.md has the end-to-end figures.)
+func BenchmarkRead4KiB(b *testing.B) {
+	for _, qd := range []int{1, 32} {
+		b.Run(fmt.Sprintf("QD%d", qd), func(b *testing.B) {
+			t := b
+			mem, _ := device.NewMemory(1<<20, device.Description{Text: "bench"})
+			s := newServer(b, Config{Logger: quietLogger()}, mem)
+			s.pnpdrReady()
+			conn := s.openDevice(1)
+			b.SetBytes(4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			next := uint32(2)
+			req := func() []byte {
+				id := next
+				next = next%wire.MaxRequestID + 1
+				if next < 2 {
+					next = 2
+				}
+				return readReq(id, 4096, uint64(id%256)*4096)
+			}
+			inflight := 0
+			for i := 0; i < b.N; i++ {
+				for inflight < qd && i+inflight < b.N {
+					send(t, conn, req())
+					inflight++
+				}
+				r, err := wire.ParseReadReply(recv(t, conn))
+				if err != nil || r.Result != 0 || len(r.Data) != 4096 {
+					b.Fatalf("reply %v %v", r.Result, err)
+				}
+				inflight--
+			}
+		})
+	}
+}
