@@ -30,6 +30,8 @@ const (
 	// MaxPendingEvents bounds the custom events one instance has queued
 	// for sending; a device that raises more is not heard until they drain.
 	MaxPendingEvents = 64
+	// DefaultMaxDevices bounds the devices one client redirects.
+	DefaultMaxDevices = 1024
 	// MaxAdditionBytes is the size a Client Device Addition message grows
 	// to before the client starts another one (a single larger device
 	// description still goes alone).
@@ -52,6 +54,7 @@ type Config struct {
 	// message (0: wire.MaxDevicesPerAddition).
 	DevicesPerAddition int
 
+	MaxDevices     int           // devices at once (DefaultMaxDevices)
 	MaxOutstanding int           // per instance (DefaultMaxOutstanding)
 	MaxHandles     int           // instances at once (DefaultMaxHandles)
 	WriteTimeout   time.Duration // per message write (DefaultWriteTimeout)
@@ -114,6 +117,9 @@ func New(cfg Config, devices ...device.Device) (*Client, error) {
 	if cfg.MaxOutstanding <= 0 {
 		cfg.MaxOutstanding = DefaultMaxOutstanding
 	}
+	if cfg.MaxDevices <= 0 {
+		cfg.MaxDevices = DefaultMaxDevices
+	}
 	if cfg.MaxHandles <= 0 {
 		cfg.MaxHandles = DefaultMaxHandles
 	}
@@ -161,6 +167,9 @@ func (c *Client) AddDevice(d device.Device) (uint32, error) {
 	defer c.mu.Unlock()
 	if c.closed {
 		return 0, ErrClosed
+	}
+	if len(c.devices) >= c.cfg.MaxDevices {
+		return 0, fmt.Errorf("pnp/client: already redirecting %d devices", len(c.devices))
 	}
 	c.nextID++
 	e := &devEntry{id: c.nextID, dev: d, desc: desc, pnp: desc.PNP(c.nextID), handles: map[*fileChan]struct{}{}}

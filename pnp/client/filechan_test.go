@@ -117,6 +117,7 @@ func TestFileRedirectorBadInput(t *testing.T) {
 		caps          // capabilities exchanged
 		open          // and a handle open on dev
 		failed        // and a CreateFile for an unknown device failed
+		removed       // capabilities exchanged, and memID removed
 	)
 	cases := []struct {
 		name   string
@@ -147,6 +148,7 @@ func TestFileRedirectorBadInput(t *testing.T) {
 		{name: "CreateFile after a failed one", setup: failed, msgs: [][]byte{createReq(2, memID)}, closed: true},
 
 		{name: "CreateFile for a device never announced", setup: caps, msgs: [][]byte{createReq(7, noSuch)}, fn: wire.FunctionCreateFile, result: device.ErrorFileNotFound, id: 7},
+		{name: "CreateFile for a removed device", setup: removed, msgs: [][]byte{createReq(7, memID)}, fn: wire.FunctionCreateFile, result: device.ErrorDevNotExist, id: 7},
 		{name: "CreateFile that does not decode", setup: caps, msgs: [][]byte{header(7, wire.FunctionCreateFile)}, fn: wire.FunctionCreateFile, result: device.ErrorInvalidParameter, id: 7},
 		{name: "Read after a failed CreateFile", setup: failed, msgs: [][]byte{readReq(8, 4, 0)}, fn: wire.FunctionRead, result: device.ErrorInvalidHandle, id: 8},
 		{name: "IoCancel before CreateFile is ignored", setup: caps, msgs: [][]byte{wire.NewSpecificIoCancelRequest(1, 2).Append(nil), createReq(3, memID)}, fn: wire.FunctionCreateFile, result: hresult.S_OK, id: 3, touch: true},
@@ -180,6 +182,11 @@ func TestFileRedirectorBadInput(t *testing.T) {
 					dev = memID
 				}
 				conn = s.openDevice(dev)
+			case removed:
+				conn = s.fileChannel(wire.IOVersionCustomEvents)
+				if err := s.c.RemoveDevice(context.Background(), memID); err != nil {
+					t.Fatal(err)
+				}
 			case failed:
 				conn = s.fileChannel(wire.IOVersionCustomEvents)
 				if r := createFile(t, conn, 1, noSuch); r != device.ErrorFileNotFound {
@@ -471,5 +478,33 @@ func TestCustomEvents(t *testing.T) {
 	createFile(t, conn, 1, emuID)
 	if n := d2.emulated.RaiseEvent(device.Event{GUID: device.DemoEventGUID}); n != 0 {
 		t.Fatalf("%d handles would get events", n)
+	}
+}
+
+// TestThousandHandles opens 1,000 handles on one device at once, does I/O
+// on each, and closes them.
+func TestThousandHandles(t *testing.T) {
+	mem, _ := device.NewMemory(1<<16, device.Description{Text: "many"})
+	s := newServer(t, Config{}, mem)
+	s.pnpdrReady()
+	var conns []dvc.Conn
+	for i := range 1000 {
+		conn := s.openDevice(1)
+		send(t, conn, writeReq(2, uint64(i)*8, "x"))
+		if r := reply(t, conn, wire.FunctionWrite); result(r) != 0 {
+			t.Fatalf("handle %d: %+v", i, r)
+		}
+		conns = append(conns, conn)
+	}
+	if mem.OpenHandles() != 1000 || s.c.Devices()[0].Handles != 1000 {
+		t.Fatalf("%d backend handles, %d instances", mem.OpenHandles(), s.c.Devices()[0].Handles)
+	}
+	for _, conn := range conns {
+		conn.Close()
+	}
+	s.hub.Close()
+	s.c.Close()
+	if mem.OpenHandles() != 0 {
+		t.Fatalf("%d backend handles left open", mem.OpenHandles())
 	}
 }

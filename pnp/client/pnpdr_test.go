@@ -225,6 +225,13 @@ func TestMaxHandles(t *testing.T) {
 	}
 }
 
+func TestMaxDevices(t *testing.T) {
+	m, _ := device.NewMemory(1, device.Description{})
+	if _, err := New(Config{MaxDevices: 2}, m, m, m); err == nil {
+		t.Fatal("a third device was accepted")
+	}
+}
+
 func TestNewRefusesBadDescription(t *testing.T) {
 	m, _ := device.NewMemory(1, device.Description{})
 	bad := &described{Device: m, d: device.Description{HardwareIDs: []string{"a\x00b"}}}
