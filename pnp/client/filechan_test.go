@@ -113,11 +113,11 @@ func header(id uint32, fn wire.FunctionID) []byte {
 // the case says so.
 func TestFileRedirectorBadInput(t *testing.T) {
 	const (
-		none   = iota // nothing sent yet
-		caps          // capabilities exchanged
-		open          // and a handle open on dev
-		failed        // and a CreateFile for an unknown device failed
-		removed       // capabilities exchanged, and memID removed
+		none    = iota // nothing sent yet
+		caps           // capabilities exchanged
+		open           // and a handle open on dev
+		failed         // and a CreateFile for an unknown device failed
+		removed        // capabilities exchanged, and memID removed
 	)
 	cases := []struct {
 		name   string
