@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -206,6 +207,7 @@ type run struct {
 	done    chan struct{}
 	stats   simple.Stats
 	err     error
+	cancel  context.CancelFunc
 }
 
 func startProbe(t *testing.T, p *Prober, fn func(n int, msg []byte) [][]byte) (*run, *loopback.Hub) {
@@ -215,11 +217,14 @@ func startProbe(t *testing.T, p *Prober, fn func(n int, msg []byte) [][]byte) (*
 	p.Interval, p.Now, p.Tick = time.Second, r.clk.Now, r.tick
 	p.Logger = slog.New(slog.DiscardHandler)
 	p.OnReply = func(rep simple.Reply) { r.replies <- rep }
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
 	go func() {
 		defer close(r.done)
-		r.stats, r.err = p.Run(context.Background(), conn)
+		r.stats, r.err = p.Run(ctx, conn)
 	}()
 	t.Cleanup(func() {
+		cancel()
 		hub.Close()
 		<-r.done
 	})
@@ -344,5 +349,50 @@ func TestProberEndsCleanlyAfterCount(t *testing.T) {
 	<-r.done
 	if r.err != nil {
 		t.Fatal(r.err)
+	}
+}
+
+func TestProberCancelCountsOutstandingLostAfterGrace(t *testing.T) {
+	r, _ := startProbe(t, &Prober{}, func(n int, msg []byte) [][]byte {
+		if n == 2 {
+			return nil // never answered
+		}
+		return [][]byte{msg}
+	})
+	r.reply(t)
+	r.advance()
+	<-r.seen
+	<-r.seen
+	// Nothing more will answer request 2; cancel, and let time run past
+	// the grace (Interval).
+	r.cancel()
+	for i := 0; i < 3; i++ {
+		r.advance()
+	}
+	if rep := r.reply(t); rep.Seq != 2 || rep.Outcome != simple.Lost {
+		t.Fatalf("%+v", rep)
+	}
+	<-r.done
+	if !errors.Is(r.err, context.Canceled) || r.stats.Sent != 2 || r.stats.Lost != 1 {
+		t.Fatal(r.err, r.stats)
+	}
+}
+
+func TestProberEOF(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	if err := hub.Listen(ChannelName, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		return handlerFunc(func([]byte) { ch.Close() }), nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := hub.Open(context.Background(), ChannelName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := (&Prober{Logger: slog.New(slog.DiscardHandler)}).Run(context.Background(), conn)
+	if !errors.Is(err, io.EOF) || s.Sent != 1 || s.Lost != 1 {
+		t.Fatal(err, s)
 	}
 }

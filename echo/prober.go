@@ -255,9 +255,6 @@ func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (simple.Stats, error) {
 				err := a.err
 				if errors.Is(err, io.EOF) {
 					err = fmt.Errorf("echo: client closed the channel: %w", io.EOF)
-					if want == nil && !wantMore() {
-						return stats, nil
-					}
 				}
 				return fail(err)
 			}
