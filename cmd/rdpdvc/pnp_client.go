@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/internal/cli"
@@ -67,6 +70,17 @@ Description options, for any kind (repeat an option to list several):
 
 Write a comma inside a value as \, (desc=Disk\, 64 MiB).
 
+With -stdin, lines on standard input change the devices while connected
+(hot-plug), for scripts and demos:
+
+  add SPEC              redirect one more device; prints "added ID"
+  remove ID             stop redirecting device ID (the server is told,
+                        its open handles fail from then on); prints "removed ID"
+  list                  prints "ID<TAB>handles<TAB>description" per device
+
+IDs are those of the current connection (with -reconnect, a new connection
+numbers the devices left 1, 2, ... again).
+
 Example:
 
   rdpdvc pnp-client -connect 127.0.0.1:3390 \
@@ -89,6 +103,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		retry     time.Duration
 		reconnect bool
 		ioVersion uint
+		stdin     bool
 		lf        cli.LogFlags
 	)
 	fs := flag.NewFlagSet("rdpdvc pnp-client", flag.ContinueOnError)
@@ -102,6 +117,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
 	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
 	fs.UintVar(&ioVersion, "io-version", uint(wire.IOVersionCustomEvents), "FileRedirectorChannel version to announce: 6 (custom events) or 4 (none)")
+	fs.BoolVar(&stdin, "stdin", false, "read add/remove/list commands from standard input (hot-plug)")
 	lf.Register(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -109,8 +125,8 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		return 2
 	}
-	if fs.NArg() > 0 || len(specs) == 0 || (ioVersion != 4 && ioVersion != 6) {
-		fmt.Fprintln(stderr, "rdpdvc pnp-client: want at least one -device, -io-version 4 or 6, and no arguments (-h for help)")
+	if fs.NArg() > 0 || (len(specs) == 0 && !stdin) || (ioVersion != 4 && ioVersion != 6) {
+		fmt.Fprintln(stderr, "rdpdvc pnp-client: want at least one -device (or -stdin), -io-version 4 or 6, and no arguments (-h for help)")
 		return 2
 	}
 	devs := make([]device.Device, 0, len(specs))
@@ -133,8 +149,12 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		log.Info("device", "ClientDeviceID", i+1, "spec", specs[i], "description", desc.Text, "hardwareIds", strings.Join(desc.HardwareIDs, ";"))
 	}
 	cfg := client.Config{Logger: log, IOVersion: uint16(ioVersion)}
+	hp := &hotplug{devs: devs, out: stdout}
+	if stdin {
+		go hp.readCommands(ctx, pnpClientStdin, log)
+	}
 	for {
-		err := pnpServe(ctx, addr, retry, cfg, devs, log)
+		err := pnpServe(ctx, addr, retry, cfg, hp, log)
 		switch {
 		case ctx.Err() != nil:
 			return 0
@@ -159,7 +179,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // pnpServe serves one connection: a fresh client.Client over the same
 // device backends.
-func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.Config, devs []device.Device, log *slog.Logger) error {
+func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.Config, hp *hotplug, log *slog.Logger) error {
 	deadline := time.Now().Add(retry)
 	var conn *portable.Client
 	for attempt := 1; ; attempt++ {
@@ -185,7 +205,7 @@ func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	c, err := client.New(cfg, devs...)
+	c, err := hp.start(cfg)
 	if err == nil {
 		err = c.Register(conn)
 	}
@@ -193,10 +213,121 @@ func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.
 		conn.Close()
 		return err
 	}
-	log.Info("connected; redirecting devices", "addr", addr, "devices", len(devs))
+	log.Info("connected; redirecting devices", "addr", addr, "devices", len(c.Devices()))
 	err = conn.Run(ctx)
+	hp.stop(c)
 	c.Close()
 	return err
+}
+
+// pnpClientStdin is where -stdin reads commands; tests replace it.
+var pnpClientStdin io.Reader = os.Stdin
+
+// hotplug is the program's device list, which -stdin commands change,
+// and the client of the current connection, if any.
+type hotplug struct {
+	mu   sync.Mutex
+	devs []device.Device
+	c    *client.Client
+	out  io.Writer
+}
+
+func (h *hotplug) start(cfg client.Config) (*client.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, err := client.New(cfg, h.devs...)
+	if err == nil {
+		h.c = c
+	}
+	return c, err
+}
+
+func (h *hotplug) stop(c *client.Client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c == c {
+		h.c = nil
+	}
+}
+
+// readCommands serves -stdin until r ends.
+func (h *hotplug) readCommands(ctx context.Context, r io.Reader, log *slog.Logger) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if err := h.command(ctx, line); err != nil {
+			log.Error("command failed", "command", line, "err", err)
+		}
+	}
+}
+
+func (h *hotplug) command(ctx context.Context, line string) error {
+	verb, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimSpace(arg)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch verb {
+	case "add":
+		d, err := parseDeviceSpec(arg)
+		if err != nil {
+			return err
+		}
+		id := uint32(len(h.devs) + 1)
+		if h.c != nil {
+			if id, err = h.c.AddDevice(d); err != nil {
+				return err
+			}
+		}
+		h.devs = append(h.devs, d)
+		fmt.Fprintf(h.out, "added %d\n", id)
+	case "remove":
+		n, err := strconv.ParseUint(arg, 10, 32)
+		if err != nil {
+			return fmt.Errorf("remove: want a device ID: %w", err)
+		}
+		id := uint32(n)
+		var d device.Device
+		if h.c != nil {
+			for _, di := range h.c.Devices() {
+				if di.ID == id {
+					d = di.Device
+				}
+			}
+		} else if id >= 1 && int(id) <= len(h.devs) {
+			d = h.devs[id-1]
+		}
+		if d == nil {
+			return fmt.Errorf("remove: no device %d", id)
+		}
+		for i, x := range h.devs {
+			if x == d {
+				h.devs = append(h.devs[:i:i], h.devs[i+1:]...)
+				break
+			}
+		}
+		if h.c != nil {
+			if err := h.c.RemoveDevice(ctx, id); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(h.out, "removed %d\n", id)
+	case "list":
+		if h.c == nil {
+			for i, d := range h.devs {
+				fmt.Fprintf(h.out, "%d\t0\t%s\n", i+1, d.Describe().Text)
+			}
+			break
+		}
+		for _, di := range h.c.Devices() {
+			fmt.Fprintf(h.out, "%d\t%d\t%s\n", di.ID, di.Handles, di.Description.Text)
+		}
+	default:
+		return fmt.Errorf("unknown command %q (want add, remove or list)", verb)
+	}
+	return nil
 }
 
 // parseDeviceSpec turns one -device SPEC into a device (see

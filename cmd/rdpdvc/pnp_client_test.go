@@ -193,3 +193,70 @@ func (s *pcSyncBuffer) String() string {
 }
 
 var _ io.Writer = (*pcSyncBuffer)(nil)
+
+// TestPNPClientHotPlug drives -stdin: add and remove reach the server as
+// Client Device Addition and Removal messages, and list prints the devices.
+func TestPNPClientHotPlug(t *testing.T) {
+	pr, pw := io.Pipe()
+	old := pnpClientStdin
+	pnpClientStdin = pr
+	defer func() { pnpClientStdin = old }()
+
+	ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	var code int
+	var out pcSyncBuffer
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		code = run(ctx, []string{"pnp-client", "-q", "-stdin", "-connect", ln.Addr().String(), "-device", "mem:1K"}, &out, &out)
+	}()
+	srv, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		pw.Close()
+		srv.Close()
+		wg.Wait()
+		if code != 0 {
+			t.Errorf("pnp-client exited %d:\n%s", code, out.String())
+		}
+	}()
+	p, err := srv.Open(ctx, wire.ChannelPNPDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcWrite(t, ctx, p, wire.ServerVersion{MajorVersion: 1, MinorVersion: 5, Capabilities: 1}.Append(nil))
+	pcRead(t, ctx, p)
+	pcWrite(t, ctx, p, wire.AuthenticatedClient{}.Append(nil))
+	if a, err := wire.ParseClientDeviceAddition(pcRead(t, ctx, p)); err != nil || len(a.Devices) != 1 {
+		t.Fatalf("addition %+v %v", a, err)
+	}
+	io.WriteString(pw, "add emu:hot,desc=Hot device\n")
+	if a, err := wire.ParseClientDeviceAddition(pcRead(t, ctx, p)); err != nil || len(a.Devices) != 1 || a.Devices[0].ClientDeviceID != 2 || a.Devices[0].DeviceDescription != "Hot device" {
+		t.Fatalf("hot addition %+v %v", a, err)
+	}
+	io.WriteString(pw, "remove 1\nlist\n")
+	if r, err := wire.ParseClientDeviceRemoval(pcRead(t, ctx, p)); err != nil || r.ClientDeviceID != 1 {
+		t.Fatalf("removal %+v %v", r, err)
+	}
+	// "list" is answered after "remove": wait for its line.
+	for !strings.Contains(out.String(), "2\t0\tHot device\n") {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no list output:\n%s", out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if s := out.String(); !strings.Contains(s, "added 2\n") || !strings.Contains(s, "removed 1\n") || strings.Contains(s, "1\t0\t") {
+		t.Fatalf("output:\n%s", s)
+	}
+	p.Close()
+}
