@@ -219,6 +219,9 @@ func handshake(t testing.TB, f *fakeChan, version uint16) wire.CreateFileRequest
 	if !ok {
 		t.Fatal("first FileRedirectorChannel message is not the Server Capabilities Request (3.3.5.2.1.1)")
 	}
+	if caps.Version != wire.IOVersionNoCustomEvents && caps.Version != wire.IOVersionCustomEvents {
+		t.Fatalf("Server Capabilities Request Version %d, want 4 or 6 (2.2.2.2.1)", caps.Version)
+	}
 	f.send(t, wire.ClientCapabilitiesReply{RequestID: caps.RequestID, Version: version}.Append(nil))
 	cf, ok := request(t, f.next(t)).(wire.CreateFileRequest)
 	if !ok {

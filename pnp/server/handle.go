@@ -135,7 +135,7 @@ func (s *Server) Open(ctx context.Context, deviceID uint32, opts ...OpenOption) 
 	s.mu.Unlock()
 	go h.readLoop()
 
-	rep, err := h.do(ctx, &op{fn: wire.FunctionCapabilities}, false)
+	rep, err := h.do(ctx, &op{fn: wire.FunctionCapabilities, version: s.cfg.IOVersion}, false)
 	if err != nil {
 		h.terminate(ErrClosed)
 		return nil, fmt.Errorf("pnp/server: capabilities on device 0x%08X: %w", deviceID, err)
@@ -251,18 +251,19 @@ func (h *Handle) IoControl(ctx context.Context, code uint32, in []byte, outMax i
 
 // op is the request a call sends, less its RequestId.
 type op struct {
-	fn     wire.FunctionID
-	max    uint32
-	offset uint64
-	code   uint32
-	data   []byte
-	create wire.CreateFileRequest
+	fn      wire.FunctionID
+	version uint16 // Capabilities
+	max     uint32
+	offset  uint64
+	code    uint32
+	data    []byte
+	create  wire.CreateFileRequest
 }
 
 func (o *op) append(id uint32, b []byte) []byte {
 	switch o.fn {
 	case wire.FunctionCapabilities:
-		return wire.ServerCapabilitiesRequest{RequestID: id}.Append(b)
+		return wire.ServerCapabilitiesRequest{RequestID: id, Version: o.version}.Append(b)
 	case wire.FunctionCreateFile:
 		r := o.create
 		r.RequestID = id

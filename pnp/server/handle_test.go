@@ -67,6 +67,9 @@ func TestHandleIO(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	if caps := reqs[0].(wire.ServerCapabilitiesRequest); caps.Version != wire.IOVersionCustomEvents {
+		t.Errorf("Server Capabilities Request Version %d, want 6", caps.Version)
+	}
 	cf := reqs[1].(wire.CreateFileRequest)
 	want := wire.CreateFileRequest{RequestID: cf.RequestID, DeviceID: 4, DesiredAccess: 0xC0000000, ShareMode: 3, CreationDisposition: 3, FlagsAndAttributes: 0x40000080}
 	if cf != want {

@@ -113,8 +113,9 @@ type Server struct {
 	err           error // why the server ended; nil while it runs
 	handles       map[*Handle]struct{}
 
-	smu  sync.RWMutex
-	subs map[wire.GUID][]*subscription
+	smu     sync.RWMutex
+	subs    map[wire.GUID][]*subscription
+	subsAll []*subscription
 
 	notifyMu sync.Mutex // keeps OnDevice calls in order
 	quit     chan struct{}
@@ -543,38 +544,63 @@ func (s *Server) Err() error {
 // handle the event came on: it must not block for long, nor call that
 // handle's methods and wait for them. The returned function unsubscribes.
 func (s *Server) Subscribe(guid wire.GUID, fn func(CustomEvent)) (unsubscribe func()) {
+	return s.subscribe(&guid, fn)
+}
+
+// SubscribeAll is Subscribe for every GUID: for monitors and logs.
+func (s *Server) SubscribeAll(fn func(CustomEvent)) (unsubscribe func()) {
+	return s.subscribe(nil, fn)
+}
+
+func (s *Server) subscribe(guid *wire.GUID, fn func(CustomEvent)) func() {
 	sub := &subscription{fn: fn}
 	s.smu.Lock()
-	s.subs[guid] = append(s.subs[guid], sub)
+	if guid == nil {
+		s.subsAll = append(s.subsAll, sub)
+	} else {
+		s.subs[*guid] = append(s.subs[*guid], sub)
+	}
 	s.smu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.smu.Lock()
 			defer s.smu.Unlock()
-			l := s.subs[guid]
-			if i := slices.Index(l, sub); i >= 0 {
-				l = slices.Delete(slices.Clone(l), i, i+1)
+			if guid == nil {
+				s.subsAll = without(s.subsAll, sub)
+				return
 			}
-			if len(l) == 0 {
-				delete(s.subs, guid)
+			if l := without(s.subs[*guid], sub); len(l) > 0 {
+				s.subs[*guid] = l
 			} else {
-				s.subs[guid] = l
+				delete(s.subs, *guid)
 			}
 		})
 	}
+}
+
+// without returns l less sub, as a new slice: deliver may be ranging over
+// the old one.
+func without(l []*subscription, sub *subscription) []*subscription {
+	if i := slices.Index(l, sub); i >= 0 {
+		return slices.Delete(slices.Clone(l), i, i+1)
+	}
+	return l
 }
 
 // deliver passes a custom event to its subscribers; with none it is
 // ignored (3.3.5.2.2.10).
 func (s *Server) deliver(e CustomEvent) bool {
 	s.smu.RLock()
-	l := s.subs[e.GUID]
+	l, all := s.subs[e.GUID], s.subsAll
 	s.smu.RUnlock()
 	for _, sub := range l {
 		sub.fn(e)
 	}
-	return len(l) > 0
+	for _, sub := range all {
+		sub.fn(e)
+	}
+	return len(l)+len(all) > 0
 }
 
 // Close closes PNPDR and every open handle (their pending calls fail with
