@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 )
@@ -173,7 +174,11 @@ func (h *fileHandle) ReadAt(ctx context.Context, p []byte, off uint64) (int, err
 		return 0, err
 	}
 	if h.stream {
-		n, err := h.f.Read(p)
+		var n int
+		err := h.interruptible(ctx, h.f.SetReadDeadline, func() (err error) {
+			n, err = h.f.Read(p)
+			return err
+		})
 		if err == io.EOF {
 			err = nil
 		}
@@ -200,7 +205,11 @@ func (h *fileHandle) WriteAt(ctx context.Context, p []byte, off uint64) (int, er
 		return 0, err
 	}
 	if h.stream {
-		n, err := h.f.Write(p)
+		var n int
+		err := h.interruptible(ctx, h.f.SetWriteDeadline, func() (err error) {
+			n, err = h.f.Write(p)
+			return err
+		})
 		return n, wrap("Write", err)
 	}
 	if off > math.MaxInt64 || uint64(len(p)) > math.MaxInt64-off {
@@ -208,6 +217,28 @@ func (h *fileHandle) WriteAt(ctx context.Context, p []byte, off uint64) (int, er
 	}
 	n, err := h.f.WriteAt(p, int64(off))
 	return n, wrap("Write", err)
+}
+
+// interruptible runs a read or write on a stream device (a tty or FIFO
+// can block indefinitely) so that ctx interrupts it: when ctx is done the
+// deadline is set in the past, which makes a pollable descriptor's call
+// return at once, and the call reports ctx.Err(). Descriptors the runtime
+// cannot poll ignore deadlines and finish on their own.
+func (h *fileHandle) interruptible(ctx context.Context, setDeadline func(time.Time) error, call func() error) error {
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		setDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	err := call()
+	if !stop() {
+		<-fired
+		setDeadline(time.Time{}) // for the next call
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return ctx.Err()
+		}
+	}
+	return err
 }
 
 // IoControl: files and device nodes take no IOCTLs through this backend.
