@@ -339,11 +339,11 @@ func (s *Server) addDevices(ds []wire.PNPDeviceDescription) error {
 		s.devices[d.ClientDeviceID] = &device{Device: dev}
 		added = append(added, dev)
 	}
-	s.signalLocked()
 	s.mu.Unlock()
 	for _, d := range added {
 		s.notify(DeviceEvent{Kind: DeviceArrived, Device: d})
 	}
+	s.signal() // after OnDevice, so that a waiter sees the callbacks done
 	return nil
 }
 
@@ -368,13 +368,13 @@ func (s *Server) removeDevice(id uint32) {
 	for h := range handles {
 		delete(s.handles, h)
 	}
-	s.signalLocked()
 	s.mu.Unlock()
 	// 3.3.5.1.2.2: remove all references to the device.
 	for h := range handles {
 		h.terminate(fmt.Errorf("%w: device 0x%08X", ErrDeviceRemoved, id))
 	}
 	s.notify(DeviceEvent{Kind: DeviceRemoved, Device: d.Device})
+	s.signal()
 }
 
 // connectionLost ends the server: every device is gone with the session.
@@ -407,6 +407,12 @@ func (s *Server) notify(e DeviceEvent) {
 	if s.cfg.OnDevice != nil {
 		s.cfg.OnDevice(e)
 	}
+}
+
+func (s *Server) signal() {
+	s.mu.Lock()
+	s.signalLocked()
+	s.mu.Unlock()
 }
 
 func (s *Server) signalLocked() {
