@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -20,7 +21,13 @@ const (
 	// DefaultMaxOutstanding bounds the requests one FileRedirectorChannel
 	// instance has in progress at once; more are answered
 	// ERROR_NO_SYSTEM_RESOURCES without touching the device.
-	DefaultMaxOutstanding = 64
+	DefaultMaxOutstanding = 256
+	// DefaultMaxBufferedBytes bounds the bytes the client holds for
+	// requests in progress, across all instances: read buffers, write
+	// data, IOCTL input and output. Requests that would go over are
+	// answered ERROR_NO_SYSTEM_RESOURCES at once, so a server cannot make
+	// the client allocate 16 MiB per request without limit.
+	DefaultMaxBufferedBytes = 256 << 20
 	// DefaultMaxHandles bounds the FileRedirectorChannel instances open at
 	// once; more are refused (the server's open fails).
 	DefaultMaxHandles = 4096
@@ -54,10 +61,13 @@ type Config struct {
 	// message (0: wire.MaxDevicesPerAddition).
 	DevicesPerAddition int
 
-	MaxDevices     int           // devices at once (DefaultMaxDevices)
-	MaxOutstanding int           // per instance (DefaultMaxOutstanding)
-	MaxHandles     int           // instances at once (DefaultMaxHandles)
-	WriteTimeout   time.Duration // per message write (DefaultWriteTimeout)
+	MaxDevices     int // devices at once (DefaultMaxDevices)
+	MaxOutstanding int // per instance (DefaultMaxOutstanding)
+	MaxHandles     int // instances at once (DefaultMaxHandles)
+	// MaxBufferedBytes bounds the data of requests in progress, across
+	// all instances (DefaultMaxBufferedBytes).
+	MaxBufferedBytes int64
+	WriteTimeout     time.Duration // per message write (DefaultWriteTimeout)
 }
 
 // ErrClosed is returned by a Client's methods after Close.
@@ -78,7 +88,8 @@ type Client struct {
 	files   map[*fileChan]struct{}
 	closed  bool
 
-	wg sync.WaitGroup // every goroutine the client starts
+	wg       sync.WaitGroup // every goroutine the client starts
+	buffered atomic.Int64   // bytes reserved by requests in progress
 }
 
 type devEntry struct {
@@ -122,6 +133,9 @@ func New(cfg Config, devices ...device.Device) (*Client, error) {
 	}
 	if cfg.MaxHandles <= 0 {
 		cfg.MaxHandles = DefaultMaxHandles
+	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout

@@ -59,6 +59,8 @@ type op struct {
 	fn     wire.FunctionID
 	req    wire.Request    // owns its data (copied out of the message)
 	fail   hresult.HRESULT // answer with this, without touching the device
+	c      *Client
+	cost   int64 // bytes reserved in c.buffered; guarded by fc.mu
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -113,6 +115,12 @@ func (fc *fileChan) Received(msg []byte) {
 		return
 	}
 	o := fc.newOpLocked(hdr, msg)
+	if o == nil {
+		fc.mu.Unlock()
+		fc.log.Warn("too much data in requests in progress; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxBufferedBytes)
+		fc.write(errorReply(fn, hdr.RequestID, device.ErrorNoSystemResources))
+		return
+	}
 	switch fc.state {
 	case fileOpening:
 		fc.queued = append(fc.queued, o)
@@ -129,11 +137,25 @@ func (fc *fileChan) Received(msg []byte) {
 }
 
 // newOpLocked decodes a Read, Write or IOControl request into an op that
-// owns its data and enters it among the outstanding requests.
+// owns its data and enters it among the outstanding requests. It returns
+// nil, having kept nothing, if the bytes the request needs do not fit in
+// Config.MaxBufferedBytes.
 func (fc *fileChan) newOpLocked(hdr wire.ServerIOHeader, msg []byte) *op {
-	o := &op{id: hdr.RequestID, fn: hdr.FunctionID}
-	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o := &op{id: hdr.RequestID, fn: hdr.FunctionID, c: fc.c}
 	req, err := wire.ParseRequest(msg)
+	switch q := req.(type) {
+	case wire.ReadRequest:
+		o.cost = int64(q.BytesToRead)
+	case wire.WriteRequest:
+		o.cost = int64(len(q.Data))
+	case wire.IOControlRequest:
+		o.cost = int64(len(q.DataIn)) + int64(q.OutputBufferSize)
+	}
+	if o.cost > 0 && fc.c.buffered.Add(o.cost) > fc.c.cfg.MaxBufferedBytes {
+		fc.c.buffered.Add(-o.cost)
+		return nil
+	}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
 	switch q := req.(type) {
 	case wire.WriteRequest:
 		q.Data = append([]byte(nil), q.Data...)
@@ -155,6 +177,16 @@ func (fc *fileChan) newOpLocked(hdr wire.ServerIOHeader, msg []byte) *op {
 	}
 	fc.pending[o.id] = o
 	return o
+}
+
+// release gives back the bytes o reserved; idempotent.
+func (o *op) release() {
+	if o.c != nil {
+		if n := o.cost; n != 0 {
+			o.cost = 0
+			o.c.buffered.Add(-n)
+		}
+	}
 }
 
 // startLocked runs o on its own goroutine. Operations that use the
@@ -230,6 +262,7 @@ func (fc *fileChan) finish(o *op, reply []byte) {
 		fc.recent[fc.nrecent%recentIDs] = o.id
 		fc.nrecent++
 	}
+	o.release() // also before the reply: the server may send more at once
 	closed := fc.state == fileClosed
 	fc.mu.Unlock()
 	if !closed {
@@ -546,6 +579,9 @@ func (fc *fileChan) shutdown() {
 	fc.state = fileClosed
 	for _, o := range fc.pending {
 		o.cancel()
+	}
+	for _, o := range fc.queued {
+		o.release() // they will never run
 	}
 	fc.queued = nil
 	if prev != fileOpening {

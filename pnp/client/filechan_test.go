@@ -508,3 +508,39 @@ func TestThousandHandles(t *testing.T) {
 		t.Fatalf("%d backend handles left open", mem.OpenHandles())
 	}
 }
+
+// TestMaxBufferedBytes: requests whose buffers would exceed the client's
+// budget are refused without touching the device, and the budget comes
+// back as requests complete, and when the instance is closed.
+func TestMaxBufferedBytes(t *testing.T) {
+	d := newTestDevices(t)
+	s := newServer(t, Config{MaxBufferedBytes: 10000}, d.list()...)
+	s.pnpdrReady()
+	conn := s.openDevice(emuID)
+	send(t, conn, ioctlReq(10, ioctlBlock, 8000, []byte{10}, nil))
+	<-d.started
+	before := d.touched()
+	send(t, conn, readReq(11, 4096, 0))
+	if r := reply(t, conn, wire.FunctionRead); result(r) != device.ErrorNoSystemResources || r.Header().RequestID != 11 {
+		t.Fatalf("over the budget: %+v", r)
+	}
+	if d.touched() != before {
+		t.Fatal("the refused request reached the device")
+	}
+	if got := s.c.buffered.Load(); got != 8001 {
+		t.Fatalf("%d bytes reserved, want 8001", got)
+	}
+	send(t, conn, wire.NewSpecificIoCancelRequest(0xFFFFFF, 10).Append(nil))
+	reply(t, conn, wire.FunctionIOControl)
+	send(t, conn, ioctlReq(12, device.IoctlDemoEcho, 9000, []byte{1}, nil))
+	if r := reply(t, conn, wire.FunctionIOControl); result(r) != 0 {
+		t.Fatalf("within the budget again: %+v", r)
+	}
+	send(t, conn, ioctlReq(13, ioctlBlock, 5000, []byte{13}, nil))
+	<-d.started
+	s.hub.Close()
+	s.c.Close()
+	if got := s.c.buffered.Load(); got != 0 {
+		t.Fatalf("%d bytes still reserved after Close", got)
+	}
+}
