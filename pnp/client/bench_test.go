@@ -2,8 +2,10 @@ package client
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 )
@@ -44,5 +46,29 @@ func BenchmarkRead4KiB(b *testing.B) {
 				inflight--
 			}
 		})
+	}
+}
+
+// BenchmarkOpenHandle opens handles on a memory device over loopback and
+// reports the heap each one keeps while open (client, loopback instance
+// and the test server's end together).
+func BenchmarkOpenHandle(b *testing.B) {
+	mem, _ := device.NewMemory(4096, device.Description{Text: "bench"})
+	s := newServer(b, Config{Logger: quietLogger()}, mem)
+	s.pnpdrReady()
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]dvc.Conn, 0, b.N)
+	for range b.N {
+		conns = append(conns, s.openDevice(1))
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(b.N), "heap-B/handle")
+	for _, c := range conns {
+		c.Close()
 	}
 }
