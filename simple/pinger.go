@@ -324,7 +324,9 @@ func (r *run) resolve(rep Reply) {
 	case Received:
 		r.stats.Received++
 		r.stats.RTTs = append(r.stats.RTTs, rep.RTT)
-		r.log.Info(rep.Line())
+		if r.log.Enabled(context.Background(), slog.LevelInfo) {
+			r.log.Info(rep.Line())
+		}
 	case Lost:
 		r.stats.Lost++
 		r.log.Warn(rep.Line(), "payload", rep.Payload, "err", rep.Err)
