@@ -163,6 +163,9 @@ log "building"
 	cd "$ROOT"
 	go build -o "$BIN/rdp-simple-plugin-server" ./cmd/rdp-simple-plugin-server
 	go build -o "$BIN/xrdpapi-echo-baseline" ./cmd/xrdpapi-echo-baseline
+	# Plain go vet skips the plugin (build tag); vet it here, where the
+	# FreeRDP headers are installed.
+	CGO_ENABLED=1 go vet -tags freerdp ./freerdp/plugin
 	CGO_ENABLED=1 go build -tags freerdp -buildmode=c-shared -o "$BIN/librdpdvc-client.so" ./freerdp/plugin
 ) >"$WORK/build.log" 2>&1 || die "build failed (see build.log)"
 chmod -R a+rX "$BIN"
