@@ -304,7 +304,7 @@ func (fc *fileChan) service(o *op, h device.Handle) ([]byte, *[]byte) {
 			fc.log.Warn("device returned more than cbOut; reporting ERROR_INSUFFICIENT_BUFFER", "RequestId", o.id, "IoCode", q.IoCode, "returned", len(out), "cbOut", q.OutputBufferSize)
 			out = nil
 			if result == hresult.S_OK {
-				result = device.ErrorInsufficientBuf
+				result = device.ErrorInsufficientBuffer
 			}
 		}
 		return wire.IOControlReply{RequestID: o.id, Result: result, Data: out}.Append(nil), nil

@@ -389,7 +389,7 @@ func TestHRESULTOf(t *testing.T) {
 		{ErrorWriteProtect, hresult.FromWin32(hresult.ERROR_WRITE_PROTECT)},
 		{ErrorFileNotFound, hresult.FromWin32(hresult.ERROR_FILE_NOT_FOUND)},
 		{ErrorInvalidParameter, hresult.FromWin32(hresult.ERROR_INVALID_PARAMETER)},
-		{ErrorInsufficientBuf, hresult.FromWin32(hresult.ERROR_INSUFFICIENT_BUFFER)},
+		{ErrorInsufficientBuffer, hresult.FromWin32(hresult.ERROR_INSUFFICIENT_BUFFER)},
 		{ErrorOperationAborted, hresult.FromWin32(hresult.ERROR_OPERATION_ABORTED)},
 		{ErrorSharingViolation, hresult.FromWin32(hresult.ERROR_SHARING_VIOLATION)},
 		{ErrorDevNotExist, hresult.FromWin32(hresult.ERROR_DEV_NOT_EXIST)},
