@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/hresult"
@@ -542,5 +543,49 @@ func TestMaxBufferedBytes(t *testing.T) {
 	s.c.Close()
 	if got := s.c.buffered.Load(); got != 0 {
 		t.Fatalf("%d bytes still reserved after Close", got)
+	}
+}
+
+// stuckChannel is a dvc.Channel whose server has stopped reading: every
+// Write waits for its context.
+type stuckChannel struct {
+	fakeChannel
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (s *stuckChannel) Write(ctx context.Context, _ []byte) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *stuckChannel) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+// TestStuckServer: a server that stops reading has the instance closed
+// after Config.WriteTimeout, and the client does not hang.
+func TestStuckServer(t *testing.T) {
+	mem, _ := device.NewMemory(16, device.Description{})
+	c, err := New(Config{Logger: quietLogger(), WriteTimeout: time.Millisecond}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{wire.ChannelFileRedirector, wire.ChannelPNPDR} {
+		ch := &stuckChannel{fakeChannel: fakeChannel{name: name}, closed: make(chan struct{})}
+		l := c.FileRedirectorListener()
+		first := capsReq(0)
+		if name == wire.ChannelPNPDR {
+			l, first = c.PNPDRListener(), serverVersion
+		}
+		h, err := l.Accept(ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Received(first)
+		<-ch.closed
+		h.Closed(nil)
 	}
 }
