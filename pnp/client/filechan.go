@@ -484,7 +484,11 @@ func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
 	if h == nil {
 		fc.markHandleDone() // no handle for this instance, now or later
 	}
-	fc.log.Info("CreateFile", "DeviceId", req.DeviceID, "access", fmt.Sprintf("0x%08X", req.DesiredAccess),
+	level := slog.LevelDebug // a thousand handles should not mean a thousand lines
+	if result != hresult.S_OK {
+		level = slog.LevelInfo
+	}
+	fc.log.Log(context.Background(), level, "CreateFile", "DeviceId", req.DeviceID, "access", fmt.Sprintf("0x%08X", req.DesiredAccess),
 		"share", req.ShareMode, "disposition", req.CreationDisposition, "result", result)
 	if state == fileClosed {
 		return
