@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/rdpdvc/rdpdvc/chanpdu"
 	"github.com/rdpdvc/rdpdvc/session"
@@ -158,7 +159,9 @@ func readLoop(l *link, m receiver, log *slog.Logger) error {
 	for {
 		pdu, err := l.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+			// A reset is how TCP reports a peer that closed with our data
+			// still unread: a hang-up, not bad input.
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
 				cause = fmt.Errorf("portable: peer closed the connection: %w", io.EOF)
 			} else {
 				cause = err
