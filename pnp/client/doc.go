@@ -60,16 +60,17 @@
 // # Which request an IoCancel names
 //
 // The specification places idToCancel two ways (see
-// wire.SpecificIoCancelRequest) and section 3.2.5.2.2.9 even says the
-// operation is "identified by the value in the RequestId field". The
-// client tries, in order, the diagram's idToCancel, the section 4.4
-// reading of the same bytes, and the header's RequestId, and cancels the
+// wire.SpecificIoCancelRequest). The client tries the diagram's reading
+// first, then the section 4.4 reading of the same bytes, and cancels the
 // first that names an outstanding request. A reading that names a request
 // completed recently stops the search: the cancel came late, and going on
-// to the next reading could cancel an unrelated request. The cancelled
-// operation's context is cancelled; its reply is still sent, with
-// ERROR_OPERATION_ABORTED if the device gave up, or its result if it
-// finished anyway.
+// to the other reading could cancel an unrelated request. (Section
+// 3.2.5.2.2.9 also says the operation is "identified by the value in the
+// RequestId field"; the header's own RequestId is not tried: the section
+// 4.4 capture has 0xFFFFFF there, a RequestId a server may also give an
+// ordinary request.) The cancelled operation's context is cancelled; its
+// reply is still sent, with ERROR_OPERATION_ABORTED if the device gave up,
+// or its result if it finished anyway.
 //
 // # Device removal with handles open
 //

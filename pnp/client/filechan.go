@@ -506,7 +506,7 @@ func (fc *fileChan) cancelLocked(msg []byte) {
 		fc.log.Warn("ignoring a Specific IoCancel Request that does not decode", "err", err)
 		return
 	}
-	for _, id := range [...]uint32{m.IDToCancel, m.AltIDToCancel(), m.RequestID} {
+	for _, id := range m.CandidateIDs() {
 		if o := fc.pending[id]; o != nil {
 			fc.log.Debug("cancelling", "RequestId", id)
 			o.cancel()
