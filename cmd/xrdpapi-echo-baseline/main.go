@@ -125,6 +125,6 @@ func summary(what string, rtts []time.Duration) string {
 	}
 	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
 	pct := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
-	return fmt.Sprintf("%s rtt_us n=%d min=%s median=%s mean=%s p90=%s max=%s",
-		what, len(s), us(s[0]), us(pct(0.5)), us(sum/time.Duration(len(s))), us(pct(0.9)), us(s[len(s)-1]))
+	return fmt.Sprintf("%s rtt_us n=%d min=%s median=%s mean=%s p99=%s max=%s",
+		what, len(s), us(s[0]), us(pct(0.5)), us(sum/time.Duration(len(s))), us(pct(0.99)), us(s[len(s)-1]))
 }
