@@ -67,23 +67,29 @@ func (c *conn) Close() error {
 }
 
 // interrupt makes a blocked socket call return when ctx is done, by
-// moving its deadline into the past. The returned func undoes it; after
-// it returns no deadline change is pending.
+// moving its deadline into the past. The returned func undoes it; once it
+// has returned, no deadline change from this ctx can happen any more (a
+// late one would fail the next call, made with another context).
 func (c *conn) interrupt(ctx context.Context, set func(time.Time) error) func() {
 	if ctx.Done() == nil {
 		return func() {}
 	}
+	active := true // guarded by c.dlmu
 	stop := context.AfterFunc(ctx, func() {
 		c.dlmu.Lock()
-		set(time.Unix(1, 0))
+		if active {
+			set(time.Unix(1, 0))
+		}
 		c.dlmu.Unlock()
 	})
 	return func() {
-		if !stop() {
-			c.dlmu.Lock()
-			set(time.Time{})
-			c.dlmu.Unlock()
+		if stop() {
+			return // never ran
 		}
+		c.dlmu.Lock()
+		active = false
+		set(time.Time{})
+		c.dlmu.Unlock()
 	}
 }
 

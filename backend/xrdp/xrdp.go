@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -215,8 +216,24 @@ func handshake(ctx context.Context, uc *net.UnixConn, name string) (uint32, erro
 		deadline = time.Now().Add(DefaultOpenTimeout)
 	}
 	uc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// Cancelling ctx moves the deadline into the past; once the handshake
+	// is over it must not any more, the socket then belongs to the Conn.
+	var mu sync.Mutex
+	over := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		if !over {
+			uc.SetDeadline(time.Unix(1, 0))
+		}
+		mu.Unlock()
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		over = true
+		uc.SetDeadline(time.Time{})
+		mu.Unlock()
+	}()
 	if _, err := uc.Write(appendHandshake(nil, name, flagDynamic)); err != nil {
 		return 0, ioError(ctx, "sending the open request", err)
 	}
@@ -227,7 +244,6 @@ func handshake(ctx context.Context, uc *net.UnixConn, name string) (uint32, erro
 		}
 		return 0, ioError(ctx, "waiting for the creation status", err)
 	}
-	uc.SetDeadline(time.Time{})
 	return binary.LittleEndian.Uint32(st[:]), nil
 }
 
@@ -238,7 +254,7 @@ func ioError(ctx context.Context, what string, err error) error {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		return fmt.Errorf("%s: no answer from the client within %v: %w", what, DefaultOpenTimeout, context.DeadlineExceeded)
+		return fmt.Errorf("%s: no answer from the client before the deadline (the Open context's, else %v): %w", what, DefaultOpenTimeout, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("%s: %w: %w", what, dvc.ErrConnectionLost, err)
 }

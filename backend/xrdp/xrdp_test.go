@@ -519,3 +519,33 @@ func TestConcurrentOpens(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// Reads whose contexts are cancelled at every moment must never leave a
+// deadline behind that fails a later Read made with another context.
+func TestCancelledReadsLeaveNoDeadline(t *testing.T) {
+	next := make(chan struct{})
+	f := startFake(t, 7, func(_ string, c *net.UnixConn) {
+		for range next {
+			if _, err := c.Write(msg(1, 10)); err != nil {
+				return
+			}
+		}
+	})
+	c, err := f.opener(t, Options{}).Open(context.Background(), "x", dvc.WithFramer(lenPrefixed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { close(next); c.Close() }()
+	for i := 0; i < 300; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		go cancel()
+		if _, err := c.Read(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: Read = %v", i, err)
+		}
+		next <- struct{}{}
+		got, err := c.Read(context.Background())
+		if err != nil || !bytes.Equal(got, msg(1, 10)) {
+			t.Fatalf("round %d: Read after a cancelled one = %x, %v", i, got, err)
+		}
+	}
+}
