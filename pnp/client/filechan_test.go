@@ -64,7 +64,7 @@ func newTestDevices(t *testing.T) *testDevices {
 		d.cancelled <- tag
 		return nil, ctx.Err()
 	})
-	d.roPath = filepath.Join(t.TempDir(), "ro.bin")
+	d.roPath = filepath.Join(tempDir(t), "ro.bin")
 	if err := os.WriteFile(d.roPath, []byte(roContent), 0o644); err != nil {
 		t.Fatal(err)
 	}

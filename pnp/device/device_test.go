@@ -35,7 +35,7 @@ func wantCode(t *testing.T, err error, want hresult.HRESULT) {
 
 func tempFile(t *testing.T, content string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "dev.bin")
+	p := filepath.Join(tempDir(t), "dev.bin")
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestFileOpenRules(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "missing")
+			p := filepath.Join(tempDir(t), "missing")
 			if !c.missing {
 				p = tempFile(t, content)
 			}
@@ -149,7 +149,7 @@ func TestFileOpenRules(t *testing.T) {
 func TestFileDispositionsThatCreate(t *testing.T) {
 	ctx := context.Background()
 	for _, disp := range []uint32{wire.CreateNew, wire.CreateAlways, wire.OpenAlways} {
-		p := filepath.Join(t.TempDir(), "new")
+		p := filepath.Join(tempDir(t), "new")
 		d, err := NewFile(p, false, Description{})
 		if err != nil {
 			t.Fatal(err)
@@ -176,10 +176,10 @@ func TestFileDispositionsThatCreate(t *testing.T) {
 }
 
 func TestNewFileRefuses(t *testing.T) {
-	if _, err := NewFile(t.TempDir(), false, Description{}); err == nil {
+	if _, err := NewFile(tempDir(t), false, Description{}); err == nil {
 		t.Error("a directory was accepted")
 	}
-	if _, err := NewFile(filepath.Join(t.TempDir(), "missing"), true, Description{}); err == nil {
+	if _, err := NewFile(filepath.Join(tempDir(t), "missing"), true, Description{}); err == nil {
 		t.Error("a missing read-only file was accepted")
 	}
 	if _, err := NewFile(tempFile(t, ""), false, Description{HardwareIDs: []string{""}}); err == nil {
