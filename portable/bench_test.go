@@ -1,11 +1,17 @@
 package portable
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
@@ -108,6 +114,7 @@ func BenchmarkBulk1MiB(b *testing.B) {
 		b.SetBytes(bulkSize)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := cpuMeter(b)
 		for range n {
 			if _, err := sc.Write(msg); err != nil {
 				b.Fatal(err)
@@ -116,6 +123,7 @@ func BenchmarkBulk1MiB(b *testing.B) {
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
+		cpu()
 	})
 	b.Run("transport=portable", func(b *testing.B) {
 		var got atomic.Int64
@@ -135,12 +143,14 @@ func BenchmarkBulk1MiB(b *testing.B) {
 		b.SetBytes(bulkSize)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu := cpuMeter(b)
 		for range b.N {
 			if err := conn.Write(ctx, msg); err != nil {
 				b.Fatal(err)
 			}
 		}
 		<-all
+		cpu()
 	})
 }
 
@@ -178,6 +188,7 @@ func BenchmarkEcho(b *testing.B) {
 			buf := make([]byte, size.n)
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
+			cpu := cpuMeter(b)
 			for b.Loop() {
 				if _, err := sc.Write(msg); err != nil {
 					b.Fatal(err)
@@ -186,6 +197,7 @@ func BenchmarkEcho(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cpu()
 			sc.Close()
 			<-echoed
 		})
@@ -194,6 +206,7 @@ func BenchmarkEcho(b *testing.B) {
 			ctx := context.Background()
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
+			cpu := cpuMeter(b)
 			for b.Loop() {
 				if err := conn.Write(ctx, msg); err != nil {
 					b.Fatal(err)
@@ -206,6 +219,7 @@ func BenchmarkEcho(b *testing.B) {
 					b.Fatalf("echo of %d bytes, want %d", len(m), size.n)
 				}
 			}
+			cpu()
 		})
 	}
 }
@@ -215,3 +229,190 @@ type handlerFunc func([]byte)
 
 func (f handlerFunc) Received(m []byte) { f(m) }
 func (handlerFunc) Closed(error)        {}
+
+// roundTripper does one timed exchange: send a message and wait until it
+// has arrived (one way) or come back (echo).
+type roundTripper func(b *testing.B)
+
+// rawOneWay sends size bytes on a TCP socket and waits until the peer has
+// read them all.
+func rawOneWay(b *testing.B, size int) roundTripper {
+	sc, cc := tcpPair(b)
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(cc, buf); err != nil {
+				cc.Close()
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	b.Cleanup(func() {
+		sc.Close()
+		for range got {
+		}
+	})
+	msg := pattern(size)
+	return func(b *testing.B) {
+		if _, err := sc.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		<-got
+	}
+}
+
+// portableOneWay writes size bytes on a portable channel and waits until
+// the client's Handler has the message.
+func portableOneWay(b *testing.B, size int) roundTripper {
+	got := make(chan int)
+	conn := portablePair(b, "bulk", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		return handlerFunc(func(m []byte) { got <- len(m) }), nil
+	}))
+	msg := pattern(size)
+	return func(b *testing.B) {
+		if err := conn.Write(context.Background(), msg); err != nil {
+			b.Fatal(err)
+		}
+		if n := <-got; n != size {
+			b.Fatalf("received %d bytes, want %d", n, size)
+		}
+	}
+}
+
+// rawEcho writes size bytes and reads them back from a peer that echoes.
+func rawEcho(b *testing.B, size int) roundTripper {
+	sc, cc := tcpPair(b)
+	echoed := make(chan struct{})
+	go func() {
+		defer close(echoed)
+		buf := make([]byte, size)
+		for {
+			if _, err := io.ReadFull(cc, buf); err != nil {
+				cc.Close()
+				return
+			}
+			if _, err := cc.Write(buf); err != nil {
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		sc.Close()
+		<-echoed
+	})
+	msg, buf := pattern(size), make([]byte, size)
+	return func(b *testing.B) {
+		if _, err := sc.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(sc, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// portableEcho writes size bytes on a portable channel whose client
+// Handler writes each message back, and reads the echo.
+func portableEcho(b *testing.B, size int) roundTripper {
+	conn := portablePair(b, "echo", echoListener)
+	msg := pattern(size)
+	return func(b *testing.B) {
+		ctx := context.Background()
+		if err := conn.Write(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		m, err := conn.Read(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(m) != size {
+			b.Fatalf("echo of %d bytes, want %d", len(m), size)
+		}
+	}
+}
+
+// paired runs raw and portable alternately, one exchange each per op, and
+// reports each one's mean time and the ratio portable/raw. Alternating
+// makes the ratio hold up on a shared machine whose speed drifts from one
+// second to the next, where two separate benchmarks would each catch a
+// different neighbour's load.
+func paired(b *testing.B, size int, raw, portable roundTripper) {
+	raw(b) // warm both paths: connections, buffers, first allocations
+	portable(b)
+	var tRaw, tPortable time.Duration
+	b.SetBytes(int64(2 * size))
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		raw(b)
+		t1 := time.Now()
+		portable(b)
+		tRaw += t1.Sub(t0)
+		tPortable += time.Since(t1)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tRaw.Nanoseconds())/n, "raw-ns/msg")
+	b.ReportMetric(float64(tPortable.Nanoseconds())/n, "portable-ns/msg")
+	b.ReportMetric(float64(tPortable)/float64(tRaw), "portable/raw")
+}
+
+// BenchmarkPaired puts each exchange on the portable transport beside the
+// same exchange on raw TCP, alternating within one benchmark (see
+// paired): a 1 MiB message one way, waiting for each to arrive (so
+// without the pipelining BenchmarkBulk1MiB has), and 64 B and 5140 B
+// echoes. The custom metric portable/raw is the slowdown.
+func BenchmarkPaired(b *testing.B) {
+	b.Run("oneway=1MiB", func(b *testing.B) {
+		paired(b, bulkSize, rawOneWay(b, bulkSize), portableOneWay(b, bulkSize))
+	})
+	for _, n := range []int{64, 5140} {
+		b.Run(fmt.Sprintf("echo=%d", n), func(b *testing.B) {
+			paired(b, n, rawEcho(b, n), portableEcho(b, n))
+		})
+	}
+}
+
+// processCPU returns the CPU time (user + system, all threads) this
+// process has used, from /proc/self/stat; ok is false where there is no
+// such file. On a shared machine wall-clock figures move with the
+// neighbours' load; CPU time per op moves much less, so the benchmarks
+// report it beside ns/op. It counts both ends of a loopback connection
+// and the kernel's work for them, which is the cost being compared.
+func processCPU() (d time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the parenthesised command name, which may hold spaces;
+	// utime and stime are fields 14 and 15 of the whole line.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const userHZ = 100 // USER_HZ, the unit of utime and stime on Linux
+	return time.Duration(ut+st) * time.Second / userHZ, true
+}
+
+// cpuMeter reports "cpu-ns/op" for the ops between its creation and the
+// call of the function it returns (after b.Loop or the b.N loop ends).
+func cpuMeter(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
