@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -81,22 +80,12 @@ func Line(r simple.Reply) string {
 	return "Echo unexpected response"
 }
 
-type arrival struct {
-	msg []byte
-	at  time.Time
-	err error
-}
-
 // Run probes over conn until Count requests are resolved, ctx is done or
 // the channel fails; it does not close conn. Its results and errors are
 // those of simple.Pinger.Run: nil after Count requests, ctx.Err() when ctx
 // ended the run, else the error that ended it; an outstanding request at
 // the end is counted lost.
 func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (simple.Stats, error) {
-	interval := p.Interval
-	if interval <= 0 {
-		interval = simple.DefaultInterval
-	}
 	size := p.Size
 	if size == 0 {
 		size = DefaultSize
@@ -105,177 +94,57 @@ func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (simple.Stats, error) {
 		// MS-RDPEECO 3.1.5.1: at least one byte.
 		return simple.Stats{}, fmt.Errorf("echo: request size %d is outside 1..%d", size, MaxSize)
 	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = max(5*interval, simple.MinTimeout)
+	loop := &simple.RoundTrips{
+		Interval: p.Interval, Count: p.Count, Timeout: p.Timeout, Grace: p.Grace,
+		Logger: p.Logger, Now: p.Now, Tick: p.Tick, OnReply: p.OnReply,
+		Size: size, Sequential: true, Line: Line,
+		Package: "echo", Request: "Echo", Response: "response", SizeKey: "size",
 	}
-	grace := p.Grace
-	if grace <= 0 {
-		grace = min(timeout, interval)
-	}
-	log := p.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
-	tick := p.Tick
-	if tick == nil {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
-	}
+	return loop.Run(ctx, conn, &exchange{size: size})
+}
 
-	readCtx, stopReading := context.WithCancel(context.WithoutCancel(ctx))
-	arrivals := make(chan arrival)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		for {
-			msg, err := conn.Read(readCtx)
-			select {
-			case arrivals <- arrival{msg: msg, at: now(), err: err}:
-			case <-readCtx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		stopReading()
-		<-readerDone
-	}()
+// exchange is MS-RDPEECO as a simple.RoundTrips Exchange. Responses carry
+// no length or sequence number, so the bytes received are collected until
+// there are as many as the outstanding request had.
+type exchange struct {
+	size int
+	want []byte // the last request sent
+	got  []byte // response bytes so far
+}
 
-	var (
-		stats       simple.Stats
-		seq         uint32
-		want        []byte // the outstanding request; nil if none
-		sentAt      time.Time
-		got         []byte // response bytes so far
-		done        = ctx.Done()
-		endErr      error
-		drainUntil  time.Time
-		stopSending bool
-	)
-	resolve := func(r simple.Reply) {
-		switch r.Outcome {
-		case simple.Received:
-			stats.Received++
-			stats.RTTs = append(stats.RTTs, r.RTT)
-			log.Info(Line(r))
-		case simple.Lost:
-			stats.Lost++
-			log.Warn(Line(r), "size", r.Payload, "err", r.Err)
-		case simple.Mismatched:
-			stats.Mismatched++
-			log.Warn(Line(r), "size", r.Payload, "err", r.Err)
-		case simple.Unexpected:
-			stats.Unexpected++
-			log.Warn(Line(r), "size", r.Payload, "err", r.Err)
-		}
-		if p.OnReply != nil {
-			p.OnReply(r)
-		}
-	}
-	lose := func(err error) {
-		if want != nil {
-			resolve(simple.Reply{Seq: seq, Payload: len(want), Outcome: simple.Lost, Err: err})
-			want, got = nil, got[:0]
-		}
-	}
-	wantMore := func() bool { return p.Count <= 0 || stats.Sent < p.Count }
-	send := func(at time.Time) error {
-		seq++
-		req := Request{EchoRequest: RequestBytes(seq, size)}
-		b, _ := req.Append(nil) // size was checked above
-		want, sentAt, got = b, at, got[:0]
-		stats.Sent++
-		if err := conn.Write(ctx, b); err != nil {
-			return fmt.Errorf("echo: sending Echo#%d: %w", seq, err)
-		}
+func (x *exchange) Request(seq uint32, _ time.Time) []byte {
+	req := Request{EchoRequest: RequestBytes(seq, x.size)}
+	x.want, _ = req.Append(x.want[:0]) // size was checked in Run
+	x.got = x.got[:0]
+	return x.want
+}
+
+func (x *exchange) Overdue(uint32) string {
+	return fmt.Sprintf("%d of %d bytes came", len(x.got), len(x.want))
+}
+
+func (x *exchange) Receive(t *simple.Tracker, msg []byte, at time.Time) error {
+	// Sequential: the oldest outstanding request is the only one, and the
+	// last sent.
+	seq, sentAt, ok := t.Oldest()
+	if !ok {
+		t.Resolve(simple.Reply{Payload: len(msg), Outcome: simple.Unexpected,
+			Err: errors.New("response with no request outstanding (late, or unsolicited)")})
 		return nil
 	}
-	fail := func(err error) (simple.Stats, error) {
-		if ctx.Err() != nil && endErr == nil {
-			endErr = ctx.Err()
-		}
-		if endErr != nil {
-			lose(fmt.Errorf("no response before the run ended: %w", endErr))
-			return stats, endErr
-		}
-		lose(err)
-		return stats, err
+	x.got = append(x.got, msg...)
+	if len(x.got) < len(x.want) && bytes.Equal(x.got, x.want[:len(x.got)]) {
+		return nil // more to come
 	}
-	drain := func() {
-		done = nil
-		endErr = ctx.Err()
-		drainUntil = now().Add(grace)
-		stopSending = true
+	t.Take(seq)
+	r := simple.Reply{Seq: seq, Payload: len(x.want), RTT: at.Sub(sentAt), Outcome: simple.Received}
+	if !bytes.Equal(x.got, x.want) {
+		r.Outcome = simple.Mismatched
+		r.Err = describe(x.got, x.want)
 	}
-
-	if err := send(now()); err != nil {
-		return fail(err)
-	}
-	for {
-		if done != nil {
-			select {
-			case <-done:
-				drain()
-			default:
-			}
-		}
-		if (stopSending || !wantMore()) && want == nil {
-			return stats, endErr
-		}
-		select {
-		case <-done:
-			drain()
-		case <-tick:
-			at := now()
-			if want != nil && at.Sub(sentAt) >= timeout {
-				lose(fmt.Errorf("no response within %v (%d of %d bytes came)", timeout, len(got), len(want)))
-			}
-			if stopSending {
-				if !at.Before(drainUntil) {
-					return fail(nil)
-				}
-				continue
-			}
-			if want == nil && wantMore() {
-				if err := send(at); err != nil {
-					return fail(err)
-				}
-			}
-		case a := <-arrivals:
-			if a.err != nil {
-				err := a.err
-				if errors.Is(err, io.EOF) {
-					err = fmt.Errorf("echo: client closed the channel: %w", io.EOF)
-				}
-				return fail(err)
-			}
-			if want == nil {
-				resolve(simple.Reply{Payload: len(a.msg), Outcome: simple.Unexpected,
-					Err: errors.New("response with no request outstanding (late, or unsolicited)")})
-				continue
-			}
-			got = append(got, a.msg...)
-			if len(got) < len(want) && bytes.Equal(got, want[:len(got)]) {
-				continue // more to come
-			}
-			r := simple.Reply{Seq: seq, Payload: len(want), RTT: a.at.Sub(sentAt), Outcome: simple.Received}
-			if !bytes.Equal(got, want) {
-				r.Outcome = simple.Mismatched
-				r.Err = describe(got, want)
-			}
-			want, got = nil, got[:0]
-			resolve(r)
-		}
-	}
+	x.got = x.got[:0]
+	t.Resolve(r)
+	return nil
 }
 
 func describe(got, want []byte) error {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -114,18 +113,6 @@ func (r Reply) Line() string {
 // ends.
 var ErrStreamCorrupt = errors.New("simple: echo stream corrupt")
 
-type pending struct {
-	seq   uint32
-	ticks int64
-	at    time.Time
-}
-
-type arrival struct {
-	msg []byte
-	at  time.Time
-	err error
-}
-
 // Run pings over conn until Count pings are resolved, ctx is done or the
 // channel fails, and returns the figures. It does not close conn.
 //
@@ -135,10 +122,6 @@ type arrival struct {
 // closed the channel). Pings outstanding when the run ends are counted
 // lost.
 func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
-	interval := p.Interval
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
 	size := p.Payload
 	switch {
 	case size == 0:
@@ -148,269 +131,73 @@ func (p *Pinger) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 	case size > MaxPayload:
 		return Stats{}, fmt.Errorf("simple: payload %d is over the %d-byte ceiling", size, MaxPayload)
 	}
-	timeout := p.Timeout
-	if timeout <= 0 {
-		timeout = max(5*interval, MinTimeout)
-	}
-	grace := p.Grace
-	if grace <= 0 {
-		grace = min(timeout, interval)
-	}
-	log := p.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	now := p.Now
-	if now == nil {
-		now = time.Now
-	}
-	tick := p.Tick
-	if tick == nil {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		tick = t.C
-	}
+	return p.loop(size).Run(ctx, conn, &pingsExchange{payload: Pattern(size)})
+}
 
-	r := &run{p: p, log: log, payload: Pattern(size), timeout: timeout}
-
-	// The reader outlives ctx on purpose: after Ctrl+C the echoes still in
-	// flight are worth waiting for (Grace).
-	readCtx, stopReading := context.WithCancel(context.WithoutCancel(ctx))
-	arrivals := make(chan arrival)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		for {
-			msg, err := conn.Read(readCtx)
-			a := arrival{msg: msg, at: now(), err: err}
-			select {
-			case arrivals <- a:
-			case <-readCtx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		stopReading()
-		<-readerDone
-	}()
-
-	done := ctx.Done()
-	var drainUntil time.Time
-	var endErr error
-	wantMore := func() bool { return p.Count <= 0 || r.stats.Sent < p.Count }
-
-	sendFailed := func(err error) (Stats, error) {
-		if ctx.Err() != nil {
-			// Ctrl+C interrupted a blocked Write.
-			r.loseAll(fmt.Errorf("no echo before the run ended: %w", ctx.Err()))
-			return r.stats, ctx.Err()
-		}
-		if errors.Is(err, dvc.ErrClosed) || errors.Is(err, dvc.ErrConnectionLost) {
-			// The channel died under the Write. Echoes that came before
-			// the death are still queued for the reader, which then ends
-			// with the channel's error; they count. Two ticks bound the
-			// wait in case it does not end.
-		drain:
-			for ticks := 0; ticks < 2; {
-				select {
-				case a := <-arrivals:
-					if a.err != nil || r.receive(a) != nil {
-						break drain
-					}
-				case <-tick:
-					ticks++
-				case <-ctx.Done():
-					break drain
-				}
-			}
-		}
-		r.loseAll(err)
-		return r.stats, err
-	}
-	if err := r.send(ctx, conn, now()); err != nil {
-		return sendFailed(err)
-	}
-	drain := func() {
-		// Stop sending; wait up to Grace for what is in flight.
-		done = nil
-		endErr = ctx.Err()
-		drainUntil = now().Add(grace)
-		r.stopSending = true
-	}
-	for {
-		if done != nil {
-			// A cancellation that came before a tick wins over it, so that
-			// no ping is sent after Ctrl+C.
-			select {
-			case <-done:
-				drain()
-			default:
-			}
-		}
-		if (r.stopSending || !wantMore()) && len(r.out) == 0 {
-			return r.stats, endErr
-		}
-		select {
-		case <-done:
-			drain()
-		case <-tick:
-			at := now()
-			r.expire(at)
-			if r.stopSending {
-				if !at.Before(drainUntil) {
-					r.loseAll(fmt.Errorf("no echo before the run ended: %w", endErr))
-					return r.stats, endErr
-				}
-				continue
-			}
-			if wantMore() {
-				if err := r.send(ctx, conn, at); err != nil {
-					return sendFailed(err)
-				}
-			}
-		case a := <-arrivals:
-			if a.err != nil {
-				err := a.err
-				if errors.Is(err, io.EOF) {
-					err = fmt.Errorf("simple: client closed the channel: %w", io.EOF)
-				}
-				r.loseAll(err)
-				if endErr != nil {
-					return r.stats, endErr
-				}
-				return r.stats, err
-			}
-			if err := r.receive(a); err != nil {
-				r.loseAll(err)
-				return r.stats, err
-			}
-		}
+// loop is the round-trip loop a Pinger runs, with payloads of size bytes.
+func (p *Pinger) loop(size int) *RoundTrips {
+	return &RoundTrips{
+		Interval: p.Interval, Count: p.Count, Timeout: p.Timeout, Grace: p.Grace,
+		Logger: p.Logger, Now: p.Now, Tick: p.Tick, OnReply: p.OnReply,
+		Size: size, Line: Reply.Line,
+		Package: "simple", Request: "Ping", Response: "echo", SizeKey: "payload",
 	}
 }
 
-// run is the state of one Run.
-type run struct {
-	p           *Pinger
-	log         *slog.Logger
-	payload     []byte
-	timeout     time.Duration
-	seq         uint32
-	out         []pending // outstanding pings, in sequence order
-	stats       Stats
-	buf         []byte
-	reasm       Reassembler
-	want        []byte
-	stopSending bool
+// pingsExchange is the Simple protocol as a RoundTrips Exchange: pipelined frames,
+// echoes matched by sequence number and checked byte for byte.
+type pingsExchange struct {
+	payload []byte
+	buf     []byte
+	reasm   Reassembler
+	want    []byte
 }
 
-func (r *run) send(ctx context.Context, conn dvc.Conn, at time.Time) error {
-	r.seq++
-	f := Frame{Seq: r.seq, UTCTicks: Ticks(at), Payload: r.payload}
-	r.buf, _ = AppendFrame(r.buf[:0], &f) // size was checked in Run
-	r.out = append(r.out, pending{seq: f.Seq, ticks: f.UTCTicks, at: at})
-	r.stats.Sent++
-	if err := conn.Write(ctx, r.buf); err != nil {
-		return fmt.Errorf("simple: sending Ping#%d: %w", f.Seq, err)
-	}
-	return nil
+func (x *pingsExchange) Request(seq uint32, at time.Time) []byte {
+	x.buf, _ = AppendFrame(x.buf[:0], &Frame{Seq: seq, UTCTicks: Ticks(at), Payload: x.payload}) // size was checked in Run
+	return x.buf
 }
 
-func (r *run) resolve(rep Reply) {
-	switch rep.Outcome {
-	case Received:
-		r.stats.Received++
-		r.stats.RTTs = append(r.stats.RTTs, rep.RTT)
-		if r.log.Enabled(context.Background(), slog.LevelInfo) {
-			r.log.Info(rep.Line())
-		}
-	case Lost:
-		r.stats.Lost++
-		r.log.Warn(rep.Line(), "payload", rep.Payload, "err", rep.Err)
-	case Mismatched:
-		r.stats.Mismatched++
-		r.log.Warn(rep.Line(), "payload", rep.Payload, "rttMs", fmt.Sprintf("%.2f", ms(rep.RTT)), "err", rep.Err)
-	case Unexpected:
-		r.stats.Unexpected++
-		r.log.Warn(rep.Line(), "size", rep.Payload, "err", rep.Err)
-	}
-	if r.p.OnReply != nil {
-		r.p.OnReply(rep)
-	}
-}
+func (x *pingsExchange) Overdue(uint32) string { return "" }
 
-// take removes and returns the outstanding ping seq.
-func (r *run) take(seq uint32) (pending, bool) {
-	for i, o := range r.out {
-		if o.seq == seq {
-			r.out = append(r.out[:i], r.out[i+1:]...)
-			return o, true
-		}
-	}
-	return pending{}, false
-}
-
-func (r *run) expire(at time.Time) {
-	n := 0
-	for _, o := range r.out {
-		if at.Sub(o.at) >= r.timeout {
-			r.resolve(Reply{Seq: o.seq, Payload: len(r.payload), Outcome: Lost, Err: fmt.Errorf("no echo within %v", r.timeout)})
-			continue
-		}
-		r.out[n] = o
-		n++
-	}
-	r.out = r.out[:n]
-}
-
-func (r *run) loseAll(err error) {
-	for _, o := range r.out {
-		r.resolve(Reply{Seq: o.seq, Payload: len(r.payload), Outcome: Lost, Err: err})
-	}
-	r.out = r.out[:0]
-}
-
-// receive checks the frames in one received message. Backends that keep
+// Receive checks the frames in one received message. Backends that keep
 // boundaries deliver one frame per message; stream backends may split or
 // merge them, which the Reassembler undoes either way.
-func (r *run) receive(a arrival) error {
-	if err := r.reasm.Add(a.msg); err != nil {
+func (x *pingsExchange) Receive(t *Tracker, msg []byte, at time.Time) error {
+	if err := x.reasm.Add(msg); err != nil {
 		return fmt.Errorf("%w: %w", ErrStreamCorrupt, err)
 	}
 	for {
-		fr, ok, err := r.reasm.Next()
+		fr, ok, err := x.reasm.Next()
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStreamCorrupt, err)
 		}
 		if !ok {
 			return nil
 		}
-		r.check(fr, a.at)
+		x.check(t, fr, at)
 	}
 }
 
 // check resolves the ping that the echo fr answers. The echo must be the
 // ping byte for byte; rather than keep every ping sent, the expected
-// bytes are rebuilt from what was recorded (sequence number, ticks) and
-// the fixed payload.
-func (r *run) check(fr []byte, at time.Time) {
+// bytes are rebuilt from what was recorded (sequence number, and the time
+// sent, which gave utcTicks) and the fixed payload.
+func (x *pingsExchange) check(t *Tracker, fr []byte, at time.Time) {
 	seq := binary.LittleEndian.Uint32(fr[4:]) // FrameLen guaranteed a header
-	o, ok := r.take(seq)
+	sentAt, ok := t.Take(seq)
 	if !ok {
-		r.resolve(Reply{Seq: seq, Payload: len(fr) - HeaderSize, Outcome: Unexpected,
+		t.Resolve(Reply{Seq: seq, Payload: len(fr) - HeaderSize, Outcome: Unexpected,
 			Err: errors.New("answers no outstanding ping (late, duplicated, or a corrupted sequenceNumber)")})
 		return
 	}
-	rep := Reply{Seq: seq, Payload: len(r.payload), RTT: at.Sub(o.at), Outcome: Received}
-	r.want, _ = AppendFrame(r.want[:0], &Frame{Seq: o.seq, UTCTicks: o.ticks, Payload: r.payload})
-	if !bytes.Equal(fr, r.want) {
+	rep := Reply{Seq: seq, Payload: len(x.payload), RTT: at.Sub(sentAt), Outcome: Received}
+	x.want, _ = AppendFrame(x.want[:0], &Frame{Seq: seq, UTCTicks: Ticks(sentAt), Payload: x.payload})
+	if !bytes.Equal(fr, x.want) {
 		rep.Outcome = Mismatched
-		rep.Err = describeMismatch(fr, r.want)
+		rep.Err = describeMismatch(fr, x.want)
 	}
-	r.resolve(rep)
+	t.Resolve(rep)
 }
 
 func describeMismatch(got, want []byte) error {

@@ -480,25 +480,26 @@ func TestPingerRealClockOverLoopback(t *testing.T) {
 // server role's receive path with three pings outstanding: it must never
 // panic, resolve each ping at most once, and keep the counts consistent.
 func FuzzPingerReceive(f *testing.F) {
-	r0 := &run{payload: Pattern(16)}
+	// The pings as sent at at: utcTicks is rebuilt from the time sent.
+	at := time.Unix(0, 0)
 	var pings []byte
 	for seq := uint32(1); seq <= 3; seq++ {
-		pings, _ = AppendFrame(pings, &Frame{Seq: seq, UTCTicks: int64(seq), Payload: r0.payload})
+		pings, _ = AppendFrame(pings, &Frame{Seq: seq, UTCTicks: Ticks(at), Payload: Pattern(16)})
 	}
 	f.Add(pings, uint8(7))
 	f.Add(pings[:30], uint8(1))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4))
 	f.Fuzz(func(t *testing.T, echoes []byte, step uint8) {
-		r := &run{p: &Pinger{}, log: slog.New(slog.DiscardHandler), payload: Pattern(16), timeout: time.Second}
-		at := time.Unix(0, 0)
+		x := &pingsExchange{payload: Pattern(16)}
+		tr := &Tracker{log: slog.New(slog.DiscardHandler), line: Reply.Line}
 		for seq := uint32(1); seq <= 3; seq++ {
-			r.out = append(r.out, pending{seq: seq, ticks: int64(seq), at: at})
-			r.stats.Sent++
+			tr.out = append(tr.out, sent{seq: seq, at: at})
+			tr.stats.Sent++
 		}
 		n := max(int(step), 1)
 		for len(echoes) > 0 {
 			c := min(n, len(echoes))
-			if err := r.receive(arrival{msg: echoes[:c], at: at.Add(time.Millisecond)}); err != nil {
+			if err := x.Receive(tr, echoes[:c], at.Add(time.Millisecond)); err != nil {
 				if !errors.Is(err, ErrStreamCorrupt) {
 					t.Fatalf("error %v does not wrap ErrStreamCorrupt", err)
 				}
@@ -506,9 +507,9 @@ func FuzzPingerReceive(f *testing.F) {
 			}
 			echoes = echoes[c:]
 		}
-		s := r.stats
-		if s.Received+s.Mismatched+len(r.out) != 3 || len(s.RTTs) != s.Received {
-			t.Fatalf("counts %+v with %d outstanding", s, len(r.out))
+		s := tr.stats
+		if s.Received+s.Mismatched+len(tr.out) != 3 || len(s.RTTs) != s.Received {
+			t.Fatalf("counts %+v with %d outstanding", s, len(tr.out))
 		}
 	})
 }
