@@ -34,8 +34,9 @@ type conn struct {
 	ra   reassembler
 	rerr error // sticky: what Read returns once the buffer is drained
 
-	wmu  sync.Mutex // serializes Write; guards werr
-	werr error      // sticky: a write failed part-way, the stream is unusable
+	wmu    sync.Mutex // serializes Write; guards werr and fenced
+	werr   error      // sticky: a write failed part-way, the stream is unusable
+	fenced bool       // messages carry the SCM_RIGHTS fence (Linux)
 
 	dlmu sync.Mutex // orders deadline changes from context.AfterFunc
 }
@@ -44,12 +45,13 @@ var _ dvc.Conn = (*conn)(nil)
 
 func newConn(nc *net.UnixConn, name string, id uint32, f dvc.Framer, maxMsg int, split bool) *conn {
 	return &conn{
-		nc:    nc,
-		name:  name,
-		id:    id,
-		split: split,
-		done:  make(chan struct{}),
-		ra:    reassembler{framer: f, max: maxMsg},
+		nc:     nc,
+		name:   name,
+		id:     id,
+		split:  split,
+		fenced: true,
+		done:   make(chan struct{}),
+		ra:     reassembler{framer: f, max: maxMsg},
 	}
 }
 
@@ -177,7 +179,7 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 			return err
 		}
 		undo := c.interrupt(ctx, c.nc.SetWriteDeadline)
-		n, err := c.nc.Write(p)
+		n, err := writeMessage(c.nc, p, &c.fenced)
 		undo()
 		if err != nil {
 			if c.closed.Load() {

@@ -13,3 +13,5 @@ import (
 func prepareWrites(*net.UnixConn) {}
 
 func waitDrained(context.Context, *net.UnixConn, <-chan struct{}) error { return nil }
+
+func writeMessage(uc *net.UnixConn, p []byte, _ *bool) (int, error) { return uc.Write(p) }
