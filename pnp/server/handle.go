@@ -336,9 +336,12 @@ func (h *Handle) do(ctx context.Context, o *op, cancellable bool) (wire.Reply, e
 	h.mu.Unlock()
 	defer h.release(c)
 
+	bp := getBuf()
+	*bp = o.append(c.id, (*bp)[:0])
 	h.wmu.Lock()
-	err := h.conn.Write(ctx, o.append(c.id, nil))
+	err := h.conn.Write(ctx, *bp)
 	h.wmu.Unlock()
+	putBuf(bp)
 	if err != nil {
 		// Whether the peer got the request is unknown, so its ID can
 		// never be trusted again: the handle ends.
@@ -370,6 +373,21 @@ func (h *Handle) do(ctx context.Context, o *op, cancellable bool) (wire.Reply, e
 		r = <-c.done
 	}
 	return r.rep, h.check(o.fn, r, ctx.Err())
+}
+
+// bufs recycles request buffers: a channel does not keep a message after
+// Write returns. Buffers over maxPooledBuf (large writes) are left to the
+// garbage collector rather than kept.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+func getBuf() *[]byte { return bufs.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		bufs.Put(b)
+	}
 }
 
 // check turns a call's result into its error: the failure that ended the
