@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -34,12 +33,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/simple"
 )
 
-func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 // platformMain sees the arguments before anything else does. A platform
 // file replaces it in init to handle what is not a portable-client run:
@@ -69,19 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
 	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
 	lf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "rdp-simple-plugin-client: unexpected argument %q\n", fs.Arg(0))
-		return 2
-	}
-	log, err := lf.Logger(stdout)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdp-simple-plugin-client:", err)
 		return 2
 	}
 	cli.WarnExposed(stderr, addr)

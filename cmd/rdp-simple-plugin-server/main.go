@@ -30,8 +30,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,12 +40,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/simple"
 )
 
-func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 // options are the parsed flags.
 type options struct {
@@ -88,11 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: rdp-simple-plugin-server [-listen host:port | -xrdp | -filehandle] [flags]\n\nmodes: %s\n\n", strings.Join(modeNames(), ", "))
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	log, code, ok := o.log.ParseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "rdp-simple-plugin-server: unexpected argument %q\n", fs.Arg(0))
@@ -100,11 +93,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.interval <= 0 || o.payload < 0 || o.payload > simple.MaxPayload || o.count < 0 {
 		fmt.Fprintln(stderr, "rdp-simple-plugin-server: -interval must be > 0, -payload 0..16777216, -count >= 0")
-		return 2
-	}
-	log, err := o.log.Logger(stdout)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdp-simple-plugin-server:", err)
 		return 2
 	}
 
@@ -126,19 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		p.Payload = -1 // Pinger: negative = empty payload
 	}
 	total, err := serve(ctx, src, p, o.channel, log)
-	if o.log.Format == "json" {
-		log.Info("summary", "channel", o.channel, "stats", &total)
-	} else {
-		fmt.Fprint(stdout, total.Summary(o.channel))
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("stopped", "err", err)
-		return 1
-	}
-	if !total.OK() {
-		return 1
-	}
-	return 0
+	return o.log.Finish(stdout, log, o.channel, &total, err, "stopped")
 }
 
 // serve pings the RDP connections src yields, one after another, until a
@@ -233,11 +209,4 @@ func pickMode(o *options) string {
 	return defaultMode(o)
 }
 
-func modeNames() []string {
-	var ns []string
-	for n := range modes {
-		ns = append(ns, n)
-	}
-	sort.Strings(ns)
-	return ns
-}
+func modeNames() []string { return slices.Sorted(maps.Keys(modes)) }

@@ -20,12 +20,7 @@ type portableSource struct {
 }
 
 func openPortable(_ context.Context, o *options, log *slog.Logger, stderr io.Writer) (source, error) {
-	addr := o.listen
-	if addr == "" {
-		addr = cli.DefaultAddr
-	}
-	cli.WarnExposed(stderr, addr)
-	ln, err := portable.Listen(addr, portable.Config{Logger: log})
+	ln, err := portable.Listen(cli.ListenAddr(o.listen, stderr), portable.Config{Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@ package main
 import (
 	"context"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // command is one subcommand of rdpdvc. Each lives in its own file and
@@ -26,11 +27,4 @@ func register(c *command) {
 	commands[c.name] = c
 }
 
-func commandNames() []string {
-	var ns []string
-	for n := range commands {
-		ns = append(ns, n)
-	}
-	sort.Strings(ns)
-	return ns
-}
+func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }

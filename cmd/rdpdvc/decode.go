@@ -54,11 +54,8 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: rdpdvc decode [-as chanpdu|drdynvc|simple] [-from server|client] [-in file | HEX...]\n\nWith neither -in nor HEX arguments, reads stdin.")
 		fs.PrintDefaults()
 	}
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := cli.ParseArgs(fs, args); !ok {
+		return code
 	}
 	dec, ok := decoders[as]
 	if !ok {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,19 +39,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&interval, "interval", time.Second, "time between pings")
 	fs.IntVar(&payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
 	lf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	if count < 0 || interval <= 0 || payload < 0 || payload > simple.MaxPayload || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "rdpdvc demo: want -count >= 0, -interval > 0, -payload 0..16777216 and no arguments")
-		return 2
-	}
-	log, err := lf.Logger(stdout)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc demo:", err)
 		return 2
 	}
 	// The client's per-message lines would double the output; show them
@@ -62,19 +54,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	clientLog, _ := clientLF.Logger(stdout)
 
 	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client")})
-	if lf.Format == "json" {
-		log.Info("summary", "channel", simple.ChannelName, "stats", &st)
-	} else {
-		fmt.Fprint(stdout, st.Summary(simple.ChannelName))
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("demo failed", "err", err)
-		return 1
-	}
-	if !st.OK() {
-		return 1
-	}
-	return 0
+	return lf.Finish(stdout, log, simple.ChannelName, &st, err, "demo failed")
 }
 
 type demoConfig struct {

@@ -52,19 +52,12 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.Size, "size", echo.DefaultSize, "echoRequest `bytes` (at least 1)")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
 	lf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	if !ok {
+		return code
 	}
 	if p.Count < 0 || p.Interval <= 0 || p.Size < 1 || p.Size > echo.MaxSize || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "rdpdvc echo: want -count >= 0, -interval > 0, -size 1..16777216 and no arguments")
-		return 2
-	}
-	log, err := lf.Logger(stdout)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc echo:", err)
 		return 2
 	}
 	p.Logger = log
@@ -85,19 +78,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st, err := p.Run(ctx, conn)
 	conn.Close()
 	closeOp()
-	if lf.Format == "json" {
-		log.Info("summary", "channel", echo.ChannelName, "stats", &st)
-	} else {
-		fmt.Fprint(stdout, st.Summary(echo.ChannelName))
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
-		log.Error("probe ended", "err", err)
-		return 1
-	}
-	if !st.OK() {
-		return 1
-	}
-	return 0
+	return lf.Finish(stdout, log, echo.ChannelName, &st, err, "probe ended")
 }
 
 // echoOpener sets up the RDP connection the flags ask for.
@@ -121,12 +102,7 @@ func echoOpener(ctx context.Context, o *echoOptions, log *slog.Logger, stderr io
 		srv := portable.NewServer(c, portable.Config{Logger: log})
 		return srv, func() { srv.Close() }, nil
 	}
-	addr := o.listen
-	if addr == "" {
-		addr = cli.DefaultAddr
-	}
-	cli.WarnExposed(stderr, addr)
-	ln, err := portable.Listen(addr, portable.Config{Logger: log})
+	ln, err := portable.Listen(cli.ListenAddr(o.listen, stderr), portable.Config{Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

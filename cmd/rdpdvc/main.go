@@ -12,17 +12,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 )
 
-func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {

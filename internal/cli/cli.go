@@ -1,6 +1,7 @@
 // Package cli holds what rdpdvc's programs share: the sample family's
-// flag spellings, log setup, the default address and Ctrl+C handling.
-// Nothing here knows about channels.
+// flag spellings, log setup, the default address, Ctrl+C handling, and
+// the wiring every program would otherwise repeat (Main, ParseFlags,
+// Finish). Nothing here knows about a channel beyond its name.
 package cli
 
 import (

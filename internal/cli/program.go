@@ -1,0 +1,96 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+// A RunFunc is a program (or subcommand) minus its process: it gets the
+// arguments after its name and returns the exit status, 0 for success,
+// 1 for failure, 2 for bad usage. Tests call it directly.
+type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+
+// Main runs run with the process's arguments and a context that Ctrl+C
+// cancels (SignalContext), then exits with its status.
+func Main(run RunFunc) {
+	ctx, stop := SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// ParseArgs parses args into fs (Parse), whose error handling must be
+// flag.ContinueOnError. When the program must stop there, ok is false and
+// code is its status: 0 after -h, 2 for a bad flag (fs has said why).
+func ParseArgs(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// ParseFlags is ParseArgs for a program with LogFlags l registered on fs;
+// it also builds the logger the flags ask for, writing to logw. A bad
+// -log-format stops the program with status 2, said on fs's output after
+// fs's name.
+func (l *LogFlags) ParseFlags(fs *flag.FlagSet, args []string, logw io.Writer) (log *slog.Logger, code int, ok bool) {
+	if code, ok := ParseArgs(fs, args); !ok {
+		return nil, code, false
+	}
+	log, err := l.Logger(logw)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		return nil, 2, false
+	}
+	return log, 0, true
+}
+
+// Figures are what a probe reports when it ends (simple.Stats).
+type Figures interface {
+	// Summary is the report for people, headed by name.
+	Summary(name string) string
+	// OK reports whether everything came back intact.
+	OK() bool
+}
+
+// Finish reports how a probe of the channel name ended and returns the
+// program's exit status. The figures go to stdout as their Summary, or
+// with -log-format json as a "summary" record (Figures that are also a
+// slog.LogValuer log as such). An err other than a Ctrl+C is logged at
+// Error with msg. The status is 1 after such an error or when s is not
+// OK, else 0.
+func (l *LogFlags) Finish(stdout io.Writer, log *slog.Logger, name string, s Figures, err error, msg string) int {
+	if l.Format == "json" {
+		log.Info("summary", "channel", name, "stats", s)
+	} else {
+		fmt.Fprint(stdout, s.Summary(name))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error(msg, "err", err)
+		return 1
+	}
+	if !s.OK() {
+		return 1
+	}
+	return 0
+}
+
+// ListenAddr is where a portable-transport server listens given its
+// -listen flag: DefaultAddr when the flag is empty. It warns on stderr
+// (WarnExposed) when that is not loopback.
+func ListenAddr(flagValue string, stderr io.Writer) string {
+	addr := flagValue
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	WarnExposed(stderr, addr)
+	return addr
+}
