@@ -20,7 +20,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -78,31 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if withEcho && channel != echo.ChannelName {
 		listeners[echo.ChannelName] = &echo.Responder{Logger: log}
 	}
-	for {
-		err := connectAndServe(ctx, addr, retry, listeners, log)
-		switch {
-		case ctx.Err() != nil:
-			report(log, echoer)
-			return 0
-		case err == nil || errors.Is(err, io.EOF):
-			log.Info("server went away", "err", err)
-		default:
-			log.Error("connection failed", "err", err)
-		}
-		if !reconnect {
-			report(log, echoer)
-			if err == nil || errors.Is(err, io.EOF) {
-				return 0
-			}
-			return 1
-		}
-		select {
-		case <-ctx.Done():
-			report(log, echoer)
-			return 0
-		case <-time.After(time.Second):
-		}
-	}
+	code = cli.Reconnect(ctx, reconnect, log, func(ctx context.Context) error {
+		return connectAndServe(ctx, addr, retry, listeners, log)
+	})
+	report(log, echoer)
+	return code
 }
 
 func report(log *slog.Logger, e *simple.Echoer) {
