@@ -2,7 +2,7 @@
 // listens on the dvc::sample::simpleplugin channel and echoes every
 // message back unchanged, logging what it saw. It also answers the ECHO
 // channel (MS-RDPEECO) as Windows clients and FreeRDP's /echo do, so
-// `rdpdvc echo` can probe it.
+// `rdpdvc echo -listen` can probe it.
 //
 //	rdp-simple-plugin-client -connect 127.0.0.1:3390
 //

@@ -31,6 +31,24 @@ type echoOptions struct {
 	display         string
 }
 
+// echoUsage heads `rdpdvc echo -h`. People read "-listen" and "-connect"
+// from the client's point of view; the pairing says who dials whom.
+const echoUsage = `usage: rdpdvc echo [-listen host:port | -connect host:port | -xrdp] [flags]
+
+rdpdvc echo is the RDP server side of MS-RDPEECO: it opens the ECHO channel
+on a client and measures round trips of -size bytes. Over the portable
+transport it listens, and the client connects to it:
+
+  rdpdvc echo -listen 127.0.0.1:3390
+  rdp-simple-plugin-client -connect 127.0.0.1:3390   # answers ECHO (unless -echo=false)
+
+They may start in either order: the client retries for its -retry (10s).
+-connect is the other way round, for a portable client that listens
+rather than dials. Inside an xrdp session (-xrdp, the default there) the
+client is the session's own RDP client: mstsc, or FreeRDP with /echo.
+
+`
+
 // runEcho opens ECHO as the RDP server and probes it with echo.Prober.
 // The RDP connection is the portable transport (-listen: wait for one
 // client; -connect: dial a client that listens) or the xrdp session this
@@ -52,6 +70,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.Size, "size", echo.DefaultSize, "echoRequest `bytes` (at least 1)")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
 	lf.Register(fs)
+	fs.Usage = func() { fmt.Fprint(stderr, echoUsage); fs.PrintDefaults() }
 	log, code, ok := lf.ParseFlags(fs, args, stdout)
 	if !ok {
 		return code

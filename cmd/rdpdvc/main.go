@@ -3,7 +3,8 @@
 //
 //	rdpdvc demo                      Simple ping/echo over the portable transport, in one process
 //	rdpdvc decode -as drdynvc -from server 0501000200
-//	rdpdvc echo -listen 127.0.0.1:3390   probe a client's ECHO channel (MS-RDPEECO)
+//	rdpdvc echo -listen 127.0.0.1:3390   probe a client's ECHO channel (MS-RDPEECO);
+//	                                     rdp-simple-plugin-client -connect 127.0.0.1:3390 answers
 //
 // `rdpdvc help` lists every subcommand; `rdpdvc <command> -h` its flags.
 package main

@@ -117,6 +117,20 @@ func TestEchoConnect(t *testing.T) {
 	<-served
 }
 
+func TestEchoHelpSaysWhoDialsWhom(t *testing.T) {
+	// A user read "rdpdvc echo -listen" and did not know what to start
+	// against it: -h must name the client and its -connect.
+	code, _, errs := runArgs(t, "echo", "-h")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"rdpdvc echo -listen 127.0.0.1:3390", "rdp-simple-plugin-client -connect 127.0.0.1:3390", "-connect host:port"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("echo -h lacks %q:\n%s", want, errs)
+		}
+	}
+}
+
 func TestEchoBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-size", "0"}, {"-count", "-1"}, {"-interval", "0"}} {
 		if code, _, _ := runArgs(t, append([]string{"echo"}, args...)...); code != 2 {
