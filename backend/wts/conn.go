@@ -63,7 +63,7 @@ const DefaultMaxMessage = chanpdu.DefaultMaxLength
 // ErrNotInSession is wrapped by Open's error when the program does not run
 // inside a remote (RDP) session: on the local console there is no client
 // to open a channel to.
-var ErrNotInSession = errors.New("wts: not inside an RDP session (virtual channels exist only in remote sessions; run the server from inside the RDP session)")
+var ErrNotInSession = errors.New("wts: not inside an RDP session")
 
 // errTransportClosed is what a transport's read returns once close was
 // called.
@@ -249,7 +249,8 @@ type OpenError struct {
 
 func (e *OpenError) Error() string {
 	if !e.InSession {
-		return fmt.Sprintf("wts: open %q: %v (WTSVirtualChannelOpenEx: %s)", e.Name, ErrNotInSession, errnoString(e.Errno))
+		return fmt.Sprintf("wts: open %q: not inside an RDP session: virtual channels exist only in remote sessions, "+
+			"so run the server from inside the RDP session, not on the console (WTSVirtualChannelOpenEx: %s)", e.Name, errnoString(e.Errno))
 	}
 	return fmt.Sprintf("wts: open %q: WTSVirtualChannelOpenEx: %s: the RDP client did not open the channel; "+
 		"is the client plugin registered (rdp-simple-plugin-client /register) and loaded by this mstsc?",

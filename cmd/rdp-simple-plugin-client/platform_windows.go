@@ -121,7 +121,7 @@ func serveCOM(ctx context.Context, stderr io.Writer) int {
 	w := stderr
 	if f, err := os.OpenFile(filepath.Join(os.TempDir(), "rdp-simple-plugin-client.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
 		defer f.Close()
-		w = io.MultiWriter(stderr, f)
+		w = bestEffort{f, stderr}
 	}
 	log := slog.New(slog.NewTextHandler(w, nil)).With("pid", os.Getpid())
 	p := &com.Plugin{Logger: log}
@@ -143,4 +143,18 @@ func serveCOM(ctx context.Context, stderr io.Writer) int {
 	}
 	log.Info("plugin released; exiting")
 	return 0
+}
+
+// bestEffort writes to w and then, ignoring failures, to also. A process
+// COM starts may have no usable stderr (Wine starts it without a
+// console), and io.MultiWriter would stop at that first failure.
+type bestEffort struct {
+	w    io.Writer
+	also io.Writer
+}
+
+func (b bestEffort) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	_, _ = b.also.Write(p)
+	return n, err
 }

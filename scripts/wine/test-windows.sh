@@ -61,20 +61,33 @@ log "prefix ready"
 # go_windows_amd64_exec (here) -> wine.
 export PATH=$here:$PATH
 cd "$root"
-pkgs=${RDPDVC_WINE_PKGS:-./scripts/wine/... ./backend/wts/... ./backend/com/... ./cmd/rdp-simple-plugin-client/... ./cmd/rdp-simple-plugin-server/...}
-# Only packages that exist yet (the list names some that land later).
-# shellcheck disable=SC2086
-pkgs=$(GOOS=windows go list $pkgs 2>/dev/null || true)
 # -race on windows/amd64 needs cgo and a mingw C compiler.
 for a in "$@"; do
 	[[ $a == -race ]] && export CGO_ENABLED=1 CC=$cc
 done
+# The client exe, for the out-of-process COM activation test.
+GOOS=windows GOARCH=amd64 go build -o "$build/rdp-simple-plugin-client.exe" ./cmd/rdp-simple-plugin-client
+export RDPDVC_CLIENT_EXE=$build/rdp-simple-plugin-client.exe
 # The test wtsapi32.dll replaces Wine's stub one (native first) for the
 # processes go test starts; RDPDVC_WINE=1 tells tests the fakes are there.
 export WINEDLLOVERRIDES="wtsapi32=n,b;mscoree,mshtml=" RDPDVC_WINE=1
-log "GOOS=windows go test $* $(echo $pkgs)"
+
+pkgs=${RDPDVC_WINE_PKGS:-./scripts/wine/... ./backend/wts/... ./backend/com/...}
+# In the programs, only the Windows-specific tests (TestWindows*): the
+# others belong to the portable build and run on Linux.
+cmds=${RDPDVC_WINE_CMDS-./cmd/rdp-simple-plugin-client ./cmd/rdp-simple-plugin-server}
 rc=0
+log "GOOS=windows go test $* $pkgs"
 # shellcheck disable=SC2086
-GOOS=windows GOARCH=amd64 timeout 900 go test "$@" $pkgs || rc=$?
+GOOS=windows GOARCH=amd64 timeout 600 go test "$@" $pkgs || rc=$?
+if [[ -n $cmds ]]; then
+	run=(-run '^TestWindows')
+	for a in "$@"; do
+		[[ $a == -run || $a == -run=* ]] && run=()
+	done
+	log "GOOS=windows go test $* ${run[*]} $cmds"
+	# shellcheck disable=SC2086
+	GOOS=windows GOARCH=amd64 timeout 600 go test "$@" "${run[@]}" $cmds || rc=$?
+fi
 log "done rc=$rc"
 exit $rc
