@@ -76,34 +76,7 @@ func BenchmarkPingRTT(b *testing.B) {
 	}
 
 	b.Run("portable", func(b *testing.B) {
-		quiet := slog.New(slog.DiscardHandler)
-		ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		ctx := context.Background()
-		clientDone := make(chan struct{})
-		go func() {
-			defer close(clientDone)
-			cl, err := portable.Dial(ctx, ln.Addr().String(), portable.Config{Logger: quiet})
-			if err != nil {
-				return
-			}
-			cl.Listen(simple.ChannelName, &simple.Echoer{Logger: quiet})
-			cl.Run(ctx)
-		}()
-		srv, err := ln.Accept(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { srv.Close(); <-clientDone }()
-		conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
-		pingPong(b, conn, frame)
+		pingPong(b, portableEcho(b), frame)
 	})
 
 	// What rdp-simple-plugin-server itself measures: the Pinger's RTTs
@@ -111,36 +84,11 @@ func BenchmarkPingRTT(b *testing.B) {
 	// ns/op is the pacing, not the RTT; compare with rawTCP-paced, which
 	// starts each round trip from the same idle state.
 	b.Run("portable-Pinger", func(b *testing.B) {
+		conn := portableEcho(b)
 		quiet := slog.New(slog.DiscardHandler)
-		ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: quiet})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		ctx := context.Background()
-		clientDone := make(chan struct{})
-		go func() {
-			defer close(clientDone)
-			cl, err := portable.Dial(ctx, ln.Addr().String(), portable.Config{Logger: quiet})
-			if err != nil {
-				return
-			}
-			cl.Listen(simple.ChannelName, &simple.Echoer{Logger: quiet})
-			cl.Run(ctx)
-		}()
-		srv, err := ln.Accept(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer func() { srv.Close(); <-clientDone }()
-		conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer conn.Close()
 		b.ReportAllocs()
 		b.ResetTimer()
-		st, err := (&simple.Pinger{Interval: pacedInterval, Count: b.N, Logger: quiet}).Run(ctx, conn)
+		st, err := (&simple.Pinger{Interval: pacedInterval, Count: b.N, Logger: quiet}).Run(context.Background(), conn)
 		b.StopTimer()
 		if err != nil || !st.OK() {
 			b.Fatalf("%+v %v", st, err)
@@ -160,6 +108,39 @@ func BenchmarkPingRTT(b *testing.B) {
 		defer conn.Close()
 		pingPong(b, conn, frame)
 	})
+}
+
+// portableEcho opens the Simple channel over the portable transport on
+// loopback TCP to a simple.Echoer; the benchmark's cleanup tears it down.
+func portableEcho(b *testing.B) dvc.Conn {
+	quiet := slog.New(slog.DiscardHandler)
+	ln, err := portable.Listen("127.0.0.1:0", portable.Config{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	ctx := context.Background()
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(clientDone)
+		cl, err := portable.Dial(ctx, ln.Addr().String(), portable.Config{Logger: quiet})
+		if err != nil {
+			return
+		}
+		cl.Listen(simple.ChannelName, &simple.Echoer{Logger: quiet})
+		cl.Run(ctx)
+	}()
+	srv, err := ln.Accept(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close(); <-clientDone })
+	conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 func pingPong(b *testing.B, conn dvc.Conn, frame []byte) {
