@@ -206,3 +206,51 @@ func heap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc + m.StackInuse
 }
+
+// BenchmarkSlowIoctl measures pipelining where the device, not the CPU,
+// sets the pace: each IOCTL takes the emulated device 1 ms
+// (device.IoctlDemoSlow), so at queue depth 32 a handle should complete
+// close to 32 times as many per second as at depth 1.
+//
+//	go test -run '^$' -bench SlowIoctl -benchtime 2s ./pnp/e2e
+func BenchmarkSlowIoctl(b *testing.B) {
+	for _, qd := range []int{1, 32} {
+		b.Run(fmt.Sprintf("QD%d", qd), func(b *testing.B) {
+			emu, err := device.NewDemo(device.Description{Text: "slow", HardwareIDs: []string{"EMU"}}, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p := connect(b, server.Config{}, emu)
+			d, err := p.srv.WaitDevice(ctxT(b), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			h, err := p.srv.Open(ctx, d.ClientDeviceID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer h.Close()
+			in := []byte{1, 0, 0, 0} // 1 ms
+			b.ReportAllocs()
+			b.ResetTimer()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			for range qd {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := h.IoControl(ctx, device.IoctlDemoSlow, in, 4); err != nil {
+							b.Errorf("IoControl: %v", err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ioctls/s")
+		})
+	}
+}
