@@ -89,6 +89,16 @@ func TestPNPDRBadInput(t *testing.T) {
 			closed: true,
 		},
 		{
+			name: "message over MaxPNPDRMessage", rule: "PNPDR closed: the role's ceiling, as PNPDRFramer enforces on streams",
+			setup: []uint32{1},
+			send: [][]byte{func() []byte {
+				b := header(server.MaxPNPDRMessage+1, 0x69)
+				return append(b, make([]byte, server.MaxPNPDRMessage+1-len(b))...)
+			}()},
+			closed: true,
+			want:   []uint32{1},
+		},
+		{
 			name: "Client Version with a payload", rule: "PNPDR closed: a malformed message",
 			send:   [][]byte{append(wire.ClientVersion{MajorVersion: 1}.Append(nil), 0)},
 			closed: true,
@@ -360,4 +370,17 @@ type refuser struct{}
 
 func (refuser) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.Conn, error) {
 	return nil, &dvc.OpenError{Name: name, Status: 0xC0000001}
+}
+
+// TestWaitDeviceMatchMayCallServer: match runs without the server's lock.
+func TestWaitDeviceMatchMayCallServer(t *testing.T) {
+	s, _, p := start(t, server.Config{})
+	addDevices(t, s, p, 1, 2)
+	d, err := s.WaitDevice(ctxT(t), func(d server.Device) bool {
+		_, ok := s.Device(d.ClientDeviceID + 1)
+		return !ok && len(s.Devices()) == 2
+	})
+	if err != nil || d.ClientDeviceID != 2 {
+		t.Fatalf("WaitDevice = %d, %v", d.ClientDeviceID, err)
+	}
 }

@@ -259,6 +259,10 @@ func (s *Server) pnpdrEnded(err error) {
 // receivePNPDR handles one message from the client. An error means PNPDR
 // is to be closed.
 func (s *Server) receivePNPDR(msg []byte) error {
+	if len(msg) > MaxPNPDRMessage {
+		// What PNPDRFramer refuses on stream backends, refused here too.
+		return protocolError(fmt.Errorf("PNPDR message of %d bytes exceeds %d", len(msg), MaxPNPDRMessage))
+	}
 	m, err := wire.ParsePNPDR(wire.ClientToServer, msg)
 	if err != nil {
 		if errors.Is(err, wire.ErrUnknownPacket) {
@@ -468,15 +472,15 @@ func (s *Server) Device(id uint32) (Device, bool) {
 // ended.
 func (s *Server) WaitDevice(ctx context.Context, match func(Device) bool) (Device, error) {
 	for {
+		// match runs without the lock: it may call the Server.
 		s.mu.Lock()
-		for _, d := range s.sortedLocked() {
+		ds, err, ch := s.sortedLocked(), s.err, s.changed
+		s.mu.Unlock()
+		for _, d := range ds {
 			if match == nil || match(d.Device) {
-				s.mu.Unlock()
 				return d.Device, nil
 			}
 		}
-		err, ch := s.err, s.changed
-		s.mu.Unlock()
 		if err != nil {
 			return Device{}, err
 		}
