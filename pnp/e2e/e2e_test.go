@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/hresult"
 	"github.com/rdpdvc/rdpdvc/pnp/client"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
@@ -32,6 +33,9 @@ const patience = 30 * time.Second
 type pair struct {
 	srv *server.Server
 	cl  *client.Client
+	// hangup ends the client's side of the connection, as a client that
+	// disconnects does, and waits until it has.
+	hangup func()
 }
 
 // connect starts a client redirecting devs and a server, joined by the
@@ -50,9 +54,10 @@ func connect(tb testing.TB, cfg server.Config, devs ...device.Device) *pair {
 		tb.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
+	clientCtx, stopClient := context.WithCancel(ctx)
 	clientDone := make(chan error, 1)
 	go func() {
-		pc, err := portable.Dial(ctx, ln.Addr().String(), portable.Config{Logger: quiet})
+		pc, err := portable.Dial(clientCtx, ln.Addr().String(), portable.Config{Logger: quiet})
 		if err != nil {
 			clientDone <- err
 			return
@@ -62,7 +67,7 @@ func connect(tb testing.TB, cfg server.Config, devs ...device.Device) *pair {
 			clientDone <- err
 			return
 		}
-		clientDone <- pc.Run(ctx)
+		clientDone <- pc.Run(clientCtx)
 	}()
 	conn, err := ln.Accept(ctx)
 	ln.Close()
@@ -76,14 +81,16 @@ func connect(tb testing.TB, cfg server.Config, devs ...device.Device) *pair {
 		conn.Close()
 		tb.Fatal(err)
 	}
+	var hungUp sync.Once
+	hangup := func() { hungUp.Do(func() { stopClient(); <-clientDone }) }
 	tb.Cleanup(func() {
 		srv.Close()
 		stop()
-		<-clientDone
+		hangup()
 		conn.Close()
 		cl.Close()
 	})
-	return &pair{srv: srv, cl: cl}
+	return &pair{srv: srv, cl: cl, hangup: hangup}
 }
 
 func ctxT(tb testing.TB) context.Context {
@@ -336,4 +343,114 @@ func TestThousandHandles(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestConcurrentCancels: several calls cancelled at once on one handle,
+// each with its own IoCancel (all sent with RequestId 0xFFFFFF): each is
+// answered, and the handle goes on working.
+func TestConcurrentCancels(t *testing.T) {
+	emu, err := device.NewDemo(device.Description{Text: "emulated", HardwareIDs: []string{"EMU"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := blockingIoctl(emu)
+	p := connect(t, server.Config{}, emu)
+	ctx := ctxT(t)
+	d, err := p.srv.WaitDevice(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.srv.Open(ctx, d.ClientDeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	const n = 20
+	cctx, cancel := context.WithCancel(ctx)
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := h.IoControl(cctx, ioctlBlock, nil, 0); errs <- err }()
+	}
+	for range n {
+		<-started // all n are in progress at the device
+	}
+	cancel()
+	for range n {
+		err := <-errs
+		var he *hresult.Error
+		if !errors.Is(err, context.Canceled) || !errors.As(err, &he) || he.Code != device.ErrorOperationAborted {
+			t.Errorf("cancelled IOCTL: %v", err)
+		}
+	}
+	if out, err := h.IoControl(ctx, device.IoctlDemoEcho, []byte("y"), 1); err != nil || string(out) != "y" {
+		t.Errorf("echo after the cancels = %q, %v", out, err)
+	}
+}
+
+// TestConnectionLost: when the client goes away, every pending call
+// fails promptly with dvc.ErrConnectionLost and every device is removed.
+func TestConnectionLost(t *testing.T) {
+	emu, err := device.NewDemo(device.Description{Text: "emulated", HardwareIDs: []string{"EMU"}}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := blockingIoctl(emu)
+	removed := make(chan server.DeviceEvent, 1)
+	p := connect(t, server.Config{OnDevice: func(e server.DeviceEvent) {
+		if e.Kind == server.DeviceRemoved {
+			removed <- e
+		}
+	}}, emu)
+	ctx := ctxT(t)
+	d, err := p.srv.WaitDevice(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.srv.Open(ctx, d.ClientDeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	errs := make(chan error, n)
+	for range n {
+		go func() { _, err := h.IoControl(context.Background(), ioctlBlock, nil, 0); errs <- err }()
+	}
+	for range n {
+		<-started
+	}
+	p.hangup()
+	for range n {
+		if err := <-errs; !errors.Is(err, dvc.ErrConnectionLost) || !errors.Is(err, server.ErrChannelLost) {
+			t.Errorf("pending call: %v, want ErrChannelLost and dvc.ErrConnectionLost", err)
+		}
+	}
+	select {
+	case e := <-removed:
+		if e.Device.ClientDeviceID != d.ClientDeviceID || !errors.Is(e.Err, dvc.ErrConnectionLost) {
+			t.Errorf("removal %+v", e)
+		}
+	case <-ctx.Done():
+		t.Fatal("no removal event after the connection ended")
+	}
+	<-p.srv.Done()
+	if _, err := p.srv.Open(ctx, d.ClientDeviceID); err == nil {
+		t.Error("Open after the connection ended succeeded")
+	}
+}
+
+// ioctlBlock is an I/O control code that blockingIoctl makes wait until
+// cancelled.
+const ioctlBlock = 0x0022200C
+
+// blockingIoctl makes ioctlBlock on e tell the returned channel when it
+// starts, then wait until cancelled: so a test knows its requests are in
+// progress at the device.
+func blockingIoctl(e *device.Emulated) <-chan struct{} {
+	started := make(chan struct{}, 1000)
+	e.SetIoctl(ioctlBlock, func(ctx context.Context, in []byte, outMax uint32) ([]byte, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	return started
 }
