@@ -10,7 +10,8 @@
 #   (b) it pings librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple); an
 #       open with no listener fails with 0xC0000001; a burst of pings 200us
 #       apart reaches the client one whole frame per message;
-#   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline.
+#   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline;
+#   (e) rdpdvc echo -xrdp (MS-RDPEECO server role) against FreeRDP's /echo.
 # It always stops everything it started and removes what it created.
 # Exit status: 0 when every check passed, 1 otherwise.
 #
@@ -178,6 +179,7 @@ log "building"
 (
 	cd "$ROOT"
 	go build -o "$BIN/rdp-simple-plugin-server" ./cmd/rdp-simple-plugin-server
+	go build -o "$BIN/rdpdvc" ./cmd/rdpdvc
 	go build -o "$BIN/xrdpapi-echo-baseline" ./cmd/xrdpapi-echo-baseline
 	# Plain go vet skips the plugin (build tag); vet it here, where the
 	# FreeRDP headers are installed.
@@ -358,10 +360,13 @@ check_b_burst() {
 	log "     burst: the client received $total messages, $whole of them one whole 5140-byte frame"
 	[ "$total" -ge 200 ] && [ "$total" = "$whole" ]
 }
+# The MS-RDPEECO server role as a probe of the client (issue 3, item 3).
+check_echo() { as_user "$BIN/rdpdvc" echo -xrdp -count 10 -interval 10ms >"$WORK/check-echo.log" 2>&1 && all_back "$WORK/check-echo.log" 10; }
 check "(a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener" check_a
 check "(b) rdp-simple-plugin-server -xrdp pings librdpdvc-client.so's Simple echo" check_b
 check "(b) an open with no client listener fails with 0xC0000001" check_b_refused
 check "(b) a burst of pings reaches the client one whole message each" check_b_burst
+check "(e) rdpdvc echo -xrdp: MS-RDPEECO round trips with FreeRDP's /echo" check_echo
 
 # (c) PNP goes here once freerdp/plugin has a "pnp" feature: add
 # ",pnp=file:<image in $WORK>" to xfreerdp's /dvc:rdpdvc,... above and
