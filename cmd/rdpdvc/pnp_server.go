@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,7 +53,6 @@ flags:
 func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		addr, scriptPath string
-		waitLogon        bool
 		lf               cli.LogFlags
 	)
 	fs := flag.NewFlagSet("rdpdvc pnp-server", flag.ContinueOnError)
@@ -62,22 +60,14 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Usage = func() { fmt.Fprint(stderr, pnpServerUsage); fs.PrintDefaults() }
 	fs.StringVar(&addr, "listen", cli.DefaultAddr, "`address` to listen on (portable transport)")
 	fs.StringVar(&scriptPath, "script", "", "run the commands in `FILE` (- for stdin), then exit")
-	fs.BoolVar(&waitLogon, "wait-logon", false, "hold Authenticated Client until the script's first command (test of 3.3.5.1.1.3)")
 	lf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	// stdout carries the JSON lines; logs go to stderr.
+	log, code, ok := lf.ParseFlags(fs, args, stderr)
+	if !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server: unexpected arguments:", fs.Args())
-		return 2
-	}
-	// stdout carries the JSON lines; logs go to stderr.
-	log, err := lf.Logger(stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 		return 2
 	}
 	var in io.Reader
@@ -94,9 +84,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer f.Close()
 		in = f
 	}
-	cli.WarnExposed(stderr, addr)
-
-	ln, err := portable.Listen(addr, portable.Config{Logger: log})
+	ln, err := portable.Listen(cli.ListenAddr(addr, stderr), portable.Config{Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 		return 1
@@ -111,7 +99,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer conn.Close()
 	r.Print(map[string]any{"event": "connected"})
-	srv, err := server.Start(ctx, conn, server.Config{Logger: log, OnDevice: r.DeviceEvent, WaitForLogon: waitLogon})
+	srv, err := server.Start(ctx, conn, server.Config{Logger: log, OnDevice: r.DeviceEvent})
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 		return 1
@@ -119,9 +107,6 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer srv.Close()
 	r.Attach(srv)
 	defer r.Close()
-	if waitLogon {
-		srv.Authenticate()
-	}
 
 	if in == nil {
 		srv.SubscribeAll(func(e server.CustomEvent) {
