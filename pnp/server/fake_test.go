@@ -129,11 +129,22 @@ func (c *fakeClient) nextFile(t testing.TB) *fakeChan {
 // handshake up to Authenticated Client (unless cfg.WaitForLogon).
 func start(t testing.TB, cfg server.Config) (*server.Server, *fakeClient, *fakeChan) {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith is start with the server's opener wrapped by wrap (if not
+// nil), for the stream-backend shim.
+func startWith(t testing.TB, cfg server.Config, wrap func(dvc.Opener) dvc.Opener) (*server.Server, *fakeClient, *fakeChan) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quiet
 	}
 	c := newFakeClient(t)
-	s, err := server.Start(context.Background(), c.hub, cfg)
+	var op dvc.Opener = c.hub
+	if wrap != nil {
+		op = wrap(op)
+	}
+	s, err := server.Start(context.Background(), op, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/hresult"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
@@ -95,40 +96,62 @@ func FuzzFileRedirectorReceive(f *testing.F) {
 	f.Add(join(wire.ClientDeviceCustomEvent{CustomEventGUID: wire.MustParseGUID("{11111111-8080-425F-922A-DABF3DE3F69A}"), Data: []byte{1}}.Append(nil)))
 	f.Add(join(wire.WriteReply{RequestID: readID}.Append(nil)))
 	f.Add(join([]byte{2, 2, 2, 7}, []byte{}))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzFileRedirector(t, data, nil) })
+}
+
+// FuzzFileRedirectorStream is FuzzFileRedirectorReceive through the
+// stream-backend shim: the bytes go through FileRedirectorFramer, cut into
+// pieces of 1 to 8 bytes (the first input byte picks the size).
+func FuzzFileRedirectorStream(f *testing.F) {
+	const readID, ioctlID = 0x020202, 0x030303
+	f.Add(append([]byte{3}, join(wire.ReadReply{RequestID: readID, Data: []byte("abcd")}.Append(nil))...))
+	f.Add(append([]byte{0}, join(wire.IOControlReply{RequestID: ioctlID, Data: []byte("abcdef")}.Append(nil))...))
+	f.Add(append([]byte{5}, join(wire.ClientDeviceCustomEvent{CustomEventGUID: wire.MustParseGUID("{11111111-8080-425F-922A-DABF3DE3F69A}"), Data: []byte{1}}.Append(nil),
+		wire.ReadReply{RequestID: readID, Result: hresult.E_FAIL}.Append(nil))...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, c, p := start(t, server.Config{})
-		addDevices(t, s, p, 1)
-		s.Subscribe(wire.MustParseGUID("{11111111-8080-425F-922A-DABF3DE3F69A}"), func(server.CustomEvent) {})
-		h, fc := openHandle(t, s, c, 1, 6)
-		type res struct {
-			b   []byte
-			err error
+		if len(data) == 0 {
+			return
 		}
-		read, ioctl := make(chan res, 1), make(chan res, 1)
-		go func() { b, err := h.Read(context.Background(), 0, 4); read <- res{b, err} }()
-		if id := request(t, fc.next(t)).Header().RequestID; id != readID {
-			t.Fatalf("Read RequestId 0x%06X", id)
-		}
-		go func() { b, err := h.IoControl(context.Background(), 1, nil, 4); ioctl <- res{b, err} }()
-		if id := request(t, fc.next(t)).Header().RequestID; id != ioctlID {
-			t.Fatalf("IoControl RequestId 0x%06X", id)
-		}
-		for _, m := range split(data) {
-			fc.ch.Write(context.Background(), m) // fails once the server closed the channel
-		}
-		fc.ch.Close()
-		for _, ch := range []chan res{read, ioctl} {
-			select {
-			case r := <-ch:
-				if len(r.b) > 4 {
-					t.Fatalf("a call returned %d bytes, more than it asked for", len(r.b))
-				}
-			case <-time.After(patience):
-				t.Fatal("a pending call did not return after the channel closed")
-			}
-		}
-		s.Close()
+		cut := int(data[0]%8) + 1
+		fuzzFileRedirector(t, data[1:], func(o dvc.Opener) dvc.Opener { return streamOpener{o, cut} })
 	})
+}
+
+// fuzzFileRedirector is the body of both FileRedirectorChannel fuzzers.
+func fuzzFileRedirector(t *testing.T, data []byte, wrap func(dvc.Opener) dvc.Opener) {
+	const readID, ioctlID = 0x020202, 0x030303
+	s, c, p := startWith(t, server.Config{}, wrap)
+	addDevices(t, s, p, 1)
+	s.Subscribe(wire.MustParseGUID("{11111111-8080-425F-922A-DABF3DE3F69A}"), func(server.CustomEvent) {})
+	h, fc := openHandle(t, s, c, 1, 6)
+	type res struct {
+		b   []byte
+		err error
+	}
+	read, ioctl := make(chan res, 1), make(chan res, 1)
+	go func() { b, err := h.Read(context.Background(), 0, 4); read <- res{b, err} }()
+	if id := request(t, fc.next(t)).Header().RequestID; id != readID {
+		t.Fatalf("Read RequestId 0x%06X", id)
+	}
+	go func() { b, err := h.IoControl(context.Background(), 1, nil, 4); ioctl <- res{b, err} }()
+	if id := request(t, fc.next(t)).Header().RequestID; id != ioctlID {
+		t.Fatalf("IoControl RequestId 0x%06X", id)
+	}
+	for _, m := range split(data) {
+		fc.ch.Write(context.Background(), m) // fails once the server closed the channel
+	}
+	fc.ch.Close()
+	for _, ch := range []chan res{read, ioctl} {
+		select {
+		case r := <-ch:
+			if len(r.b) > 4 {
+				t.Fatalf("a call returned %d bytes, more than it asked for", len(r.b))
+			}
+		case <-time.After(patience):
+			t.Fatal("a pending call did not return after the channel closed")
+		}
+	}
+	s.Close()
 }
 
 // FuzzFileRedirectorFramer: whatever the bytes, the framer never panics,
