@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -336,13 +337,24 @@ func (h *Handle) do(ctx context.Context, o *op, cancellable bool) (wire.Reply, e
 	h.mu.Unlock()
 	defer h.release(c)
 
+	if err := ctx.Err(); err != nil {
+		return nil, err // nothing sent yet
+	}
 	bp := getBuf()
 	*bp = o.append(c.id, (*bp)[:0])
 	h.wmu.Lock()
-	err := h.conn.Write(ctx, *bp)
+	// Not ctx: a write abandoned halfway would leave it unknown whether
+	// the client got the request. A ctx that ends meanwhile is seen
+	// below, once the request is out, and cancels it the protocol's way.
+	err := h.conn.Write(context.WithoutCancel(ctx), *bp)
 	h.wmu.Unlock()
 	putBuf(bp)
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, dvc.ErrTooLarge):
+		// Refused before anything was sent: only this call fails.
+		return nil, fmt.Errorf("pnp/server: send %v: %w", o.fn, err)
+	default:
 		// Whether the peer got the request is unknown, so its ID can
 		// never be trusted again: the handle ends.
 		h.terminate(fmt.Errorf("%w: send %v: %w", ErrChannelLost, o.fn, err))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -729,4 +730,64 @@ func TestStreamBackendUnknownReply(t *testing.T) {
 		t.Error("Read succeeded")
 	}
 	f.waitClosed(t)
+}
+
+// limitOpener's Conns refuse messages over max bytes with dvc.ErrTooLarge,
+// and every write once fail is set.
+type limitOpener struct {
+	dvc.Opener
+	max  int
+	fail *atomic.Bool
+}
+
+func (l limitOpener) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
+	c, err := l.Opener.Open(ctx, name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return limitConn{c, l}, nil
+}
+
+type limitConn struct {
+	dvc.Conn
+	l limitOpener
+}
+
+func (c limitConn) Write(ctx context.Context, msg []byte) error {
+	if len(msg) > c.l.max {
+		return dvc.ErrTooLarge
+	}
+	if c.l.fail.Load() {
+		return errors.New("carrier broke mid-write")
+	}
+	return c.Conn.Write(ctx, msg)
+}
+
+// TestWriteFailures: a message the backend refuses as too large fails only
+// its call; any other write failure ends the handle, since the client may
+// have got part of the request.
+func TestWriteFailures(t *testing.T) {
+	var broken atomic.Bool
+	s, c, p := startWith(t, server.Config{}, func(o dvc.Opener) dvc.Opener { return limitOpener{o, 64, &broken} })
+	addDevices(t, s, p, 1)
+	c.serveFiles(t, &memResponder{mem: make([]byte, 256)})
+	ctx := ctxT(t)
+	h, err := s.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, 0, make([]byte, 100)); !errors.Is(err, dvc.ErrTooLarge) {
+		t.Fatalf("oversized Write: %v, want dvc.ErrTooLarge", err)
+	}
+	if _, err := h.Write(ctx, 0, []byte("fits")); err != nil {
+		t.Fatalf("Write after a refused one: %v", err)
+	}
+	broken.Store(true)
+	if _, err := h.Read(ctx, 0, 4); !errors.Is(err, server.ErrChannelLost) {
+		t.Fatalf("Read over a broken carrier: %v, want ErrChannelLost", err)
+	}
+	<-h.Done()
+	if _, err := h.Read(ctx, 0, 4); err == nil {
+		t.Error("Read after the handle ended succeeded")
+	}
 }
