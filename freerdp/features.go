@@ -12,16 +12,23 @@ import (
 // Feature is a client-side capability of the plugin, switched on by
 // naming it in the plugin's arguments:
 //
-//	xfreerdp ... /dvc:rdpdvc,simple,pnp=file:/path
+//	xfreerdp ... /dvc:rdpdvc,simple,pnp=file:/a,pnp=file:/b
 //
-// FreeRDP passes argv = ["rdpdvc", "simple", "pnp=file:/path"]; each
-// argument after the first is a feature name, optionally with "=value".
+// FreeRDP passes argv = ["rdpdvc", "simple", "pnp=file:/a", "pnp=file:/b"]:
+// each argument after the first is a feature name, optionally with
+// "=value". FreeRDP splits the option at every comma, so a value cannot
+// contain one; a feature whose values need options must use another
+// separator.
 type Feature struct {
 	Name  string
 	Usage string // one line: what it does and what its value means
-	// Setup registers the feature's listeners on r. value is the text
-	// after "name=", or "" for a bare name.
-	Setup func(r dvc.Registrar, value string) error
+	// Repeatable lets the name appear more than once (one value per
+	// occurrence, say one device each); otherwise a repeat is an error.
+	Repeatable bool
+	// Setup registers the feature's listeners on r, once, with the value
+	// of each occurrence in order: the text after "name=", or "" for a
+	// bare name.
+	Setup func(r dvc.Registrar, values []string) error
 }
 
 // Argument is one parsed plugin argument.
@@ -32,28 +39,25 @@ type Argument struct {
 }
 
 // ParseArgs splits plugin arguments (argv without argv[0]) into names and
-// values. Empty arguments and repeated names are errors.
+// values, in order. An empty name is an error.
 func ParseArgs(args []string) ([]Argument, error) {
 	var out []Argument
-	seen := map[string]bool{}
 	for _, a := range args {
 		name, value, has := strings.Cut(a, "=")
 		name = strings.TrimSpace(name)
 		if name == "" {
 			return nil, fmt.Errorf("freerdp: empty feature name in argument %q", a)
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("freerdp: feature %q given twice", name)
-		}
-		seen[name] = true
 		out = append(out, Argument{Name: name, Value: value, HasValue: has})
 	}
 	return out, nil
 }
 
 // Configure sets up on r each feature named in args (argv without
-// argv[0]). Nothing named is an error, as is a name not in features: a
-// mistyped /dvc option must not connect silently without the channel.
+// argv[0]), in the order of first mention. Nothing named is an error, as
+// is a name not in features or a repeat of a feature that is not
+// Repeatable: a mistyped /dvc option must not connect silently without
+// its channel.
 func Configure(r dvc.Registrar, features []Feature, args []string) error {
 	parsed, err := ParseArgs(args)
 	if err != nil {
@@ -66,13 +70,24 @@ func Configure(r dvc.Registrar, features []Feature, args []string) error {
 	if len(parsed) == 0 {
 		return fmt.Errorf("freerdp: no feature named; use /dvc:rdpdvc,<feature>[,<feature>=<value>] with one of: %s", Usage(features))
 	}
+	var order []string
+	values := map[string][]string{}
 	for _, a := range parsed {
 		f, ok := byName[a.Name]
 		if !ok {
 			return fmt.Errorf("freerdp: unknown feature %q; known: %s", a.Name, Usage(features))
 		}
-		if err := f.Setup(r, a.Value); err != nil {
-			return fmt.Errorf("freerdp: feature %q: %w", a.Name, err)
+		if _, seen := values[a.Name]; seen && !f.Repeatable {
+			return fmt.Errorf("freerdp: feature %q given twice", a.Name)
+		}
+		if _, seen := values[a.Name]; !seen {
+			order = append(order, a.Name)
+		}
+		values[a.Name] = append(values[a.Name], a.Value)
+	}
+	for _, name := range order {
+		if err := byName[name].Setup(r, values[name]); err != nil {
+			return fmt.Errorf("freerdp: feature %q: %w", name, err)
 		}
 	}
 	return nil
@@ -92,11 +107,14 @@ func Usage(features []Feature) string {
 	return strings.Join(parts, "; ")
 }
 
-// NoValue wraps a Setup that takes no value, rejecting "name=value".
-func NoValue(setup func(r dvc.Registrar) error) func(dvc.Registrar, string) error {
-	return func(r dvc.Registrar, v string) error {
-		if v != "" {
-			return errors.New("takes no value")
+// NoValue wraps a Setup for a feature that takes no value, rejecting
+// "name=value".
+func NoValue(setup func(r dvc.Registrar) error) func(dvc.Registrar, []string) error {
+	return func(r dvc.Registrar, vs []string) error {
+		for _, v := range vs {
+			if v != "" {
+				return errors.New("takes no value")
+			}
 		}
 		return setup(r)
 	}

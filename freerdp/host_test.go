@@ -302,13 +302,16 @@ func TestConfigure(t *testing.T) {
 	var calls []string
 	features := []Feature{
 		{Name: "simple", Usage: "Simple echo", Setup: NoValue(func(dvc.Registrar) error { calls = append(calls, "simple"); return nil })},
-		{Name: "pnp", Usage: "file:<path>", Setup: func(_ dvc.Registrar, v string) error { calls = append(calls, "pnp="+v); return nil }},
+		{Name: "pnp", Usage: "file:<path>", Repeatable: true, Setup: func(_ dvc.Registrar, vs []string) error {
+			calls = append(calls, "pnp="+strings.Join(vs, "|"))
+			return nil
+		}},
 	}
 	h := NewHost()
-	if err := Configure(h, features, []string{"simple", "pnp=file:/a=b"}); err != nil {
+	if err := Configure(h, features, []string{"pnp=file:/a=b", "simple", "pnp=file:/c"}); err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(calls) != "[simple pnp=file:/a=b]" {
+	if fmt.Sprint(calls) != "[pnp=file:/a=b|file:/c simple]" {
 		t.Fatalf("setups %v", calls)
 	}
 	for _, bad := range [][]string{nil, {"nosuch"}, {"simple", "simple"}, {"=x"}, {"simple=1"}} {
