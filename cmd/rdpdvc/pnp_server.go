@@ -34,7 +34,7 @@ Script commands (see package pnp/server/script):
   wait-device [SEL] [timeout=DUR]     SEL: ID | any | hwid:ID | desc:TEXT
   wait-removed SEL [timeout=DUR]
   devices
-  open NAME SEL [access=N] [share=N] [disposition=N|OPEN_EXISTING...] [flags=N]
+  open [NAME] SEL [access=N] [share=N] [disposition=N|OPEN_EXISTING...] [flags=N]
   read NAME OFFSET COUNT [timeout=DUR]
   write NAME OFFSET DATA [timeout=DUR]   DATA: hex | text:... | @FILE | -
   ioctl NAME CODE DATA OUTMAX [timeout=DUR]

@@ -12,7 +12,7 @@
 //	wait-device [SEL] [timeout=DUR]   wait until a device matching SEL is listed
 //	wait-removed SEL [timeout=DUR]    wait until no device matches SEL
 //	devices                           list the devices
-//	open NAME SEL [access=N] [share=N] [disposition=N] [flags=N] [timeout=DUR]
+//	open [NAME] SEL [access=N] [share=N] [disposition=N] [flags=N] [timeout=DUR]
 //	read NAME OFFSET COUNT [timeout=DUR]
 //	write NAME OFFSET DATA [timeout=DUR]
 //	ioctl NAME CODE DATA OUTMAX [timeout=DUR]
@@ -24,7 +24,8 @@
 //
 // SEL picks a device: its ClientDeviceID, "any", "hwid:ID" (one of its
 // HardwareIds) or "desc:TEXT" (its DeviceDescription contains TEXT).
-// NAME names a handle for later commands. DATA is hex ("68656c6c6f"),
+// NAME names a handle for later commands; open without one names it h1,
+// h2, ... and prints the name. DATA is hex ("68656c6c6f"),
 // "text:..." (the rest of the line), "@FILE" (a file's contents) or "-"
 // (nothing). disposition also takes the Windows names (OPEN_EXISTING, ...).
 //
@@ -72,7 +73,8 @@ type Runner struct {
 	srv     *server.Server
 	handles map[string]*server.Handle
 	names   map[*server.Handle]string
-	hmu     sync.Mutex // handles, names
+	auto    int        // handles named by open SEL so far
+	hmu     sync.Mutex // handles, names, auto
 
 	emu    sync.Mutex
 	events map[wire.GUID][]server.CustomEvent // received since subscribe
@@ -315,7 +317,13 @@ func (r *Runner) dispatch(ctx context.Context, op string, a args, line string) (
 		}
 		return map[string]any{"devices": ds}, nil
 	case "open":
-		if err := want(2, "NAME SEL [access=N] [share=N] [disposition=N] [flags=N] [timeout=DUR]"); err != nil {
+		if len(a.pos) == 1 { // open SEL: the handle is named h1, h2, ...
+			r.hmu.Lock()
+			r.auto++
+			a.pos = []string{fmt.Sprintf("h%d", r.auto), a.pos[0]}
+			r.hmu.Unlock()
+		}
+		if err := want(2, "[NAME] SEL [access=N] [share=N] [disposition=N] [flags=N] [timeout=DUR]"); err != nil {
 			return nil, err
 		}
 		name := a.pos[0]

@@ -121,6 +121,8 @@ wait-event {7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} timeout=10s
 close m
 ! close m
 sleep 1ms
+open 1
+read h1 4 5
 `
 	failed, err := e.r.Run(context.Background(), strings.NewReader(src))
 	if err != nil {
@@ -148,6 +150,8 @@ sleep 1ms
 	check(16, "hresult", "0x80070070") // ERROR_DISK_FULL: the write does not fit
 	check(17, "ok", false)
 	check(19, "error", `unknown command "frobnicate"`)
+	check(23, "handle", "h1")
+	check(24, "data", "68656c6c6f")
 	if !strings.Contains(out, `"event":"device-arrived"`) || !strings.Contains(out, `"event":"custom-event"`) {
 		t.Errorf("events missing:\n%s", out)
 	}
