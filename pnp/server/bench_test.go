@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,3 +115,55 @@ func (p pnpdrAuto) Received(m []byte) {
 	}
 }
 func (p pnpdrAuto) Closed(error) {}
+
+// BenchmarkHandleMemory: bytes (live heap plus goroutine stacks) and
+// goroutines per open handle of the server role, over 1,000 handles on
+// the loopback backend with the lean client above (whose per-instance
+// cost, one delivery goroutine and two inboxes, is included).
+//
+//	go test -run '^$' -bench HandleMemory -benchtime 3x ./pnp/server
+func BenchmarkHandleMemory(b *testing.B) {
+	const n = 1000
+	var bytesPer, goroutinesPer float64
+	for range b.N {
+		b.StopTimer()
+		hub := loopback.New()
+		data := make([]byte, 4096)
+		hub.Listen(wire.ChannelPNPDR, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) { return pnpdrAuto{ch}, nil }))
+		hub.Listen(wire.ChannelFileRedirector, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+			return &leanDevice{ch: ch, data: data}, nil
+		}))
+		s, err := server.Start(context.Background(), hub, server.Config{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.WaitDevice(ctxT(b), nil); err != nil {
+			b.Fatal(err)
+		}
+		before, g0 := liveBytes(), runtime.NumGoroutine()
+		b.StartTimer()
+		hs := make([]*server.Handle, n)
+		for i := range hs {
+			if hs[i], err = s.Open(context.Background(), 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		after, g1 := liveBytes(), runtime.NumGoroutine()
+		bytesPer += float64(after-before) / n
+		goroutinesPer += float64(g1-g0) / n
+		s.Close()
+		hub.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(bytesPer/float64(b.N), "B/handle")
+	b.ReportMetric(goroutinesPer/float64(b.N), "goroutines/handle")
+}
+
+func liveBytes() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse
+}
