@@ -43,8 +43,15 @@ die() {
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts xrdp)"
 command -v go >/dev/null || die "go is not on PATH"
 
+# One run at a time on a machine: a second one waits (sesman's port, the
+# test user and the plugin file are shared).
+exec 9>/run/rdpdvc-e2e.lock
+if ! flock -n 9; then
+	log "another e2e-linux run is in progress; waiting for it (up to 20 min)"
+	flock -w 1200 9 || die "the other run did not finish"
+fi
 if id "$E2E_USER" >/dev/null 2>&1 && pgrep -u "$E2E_USER" >/dev/null; then
-	die "user $E2E_USER already has processes (another run, or one killed without cleanup?)"
+	die "user $E2E_USER still has processes from a run that was killed without cleanup: $(pgrep -u "$E2E_USER" | tr '\n' ' ')(stop them, then: userdel -r $E2E_USER)"
 fi
 
 WORK=$(mktemp -d /tmp/rdpdvc-e2e.XXXXXX)
@@ -78,7 +85,7 @@ wait_for() {
 start() {
 	local name=$1
 	shift
-	setsid "$@" >"$WORK/$name.log" 2>&1 </dev/null &
+	setsid "$@" >"$WORK/$name.log" 2>&1 </dev/null 9>&- &
 	local pid=$!
 	GROUPS_STARTED+=("$pid")
 	eval "PID_${name//-/_}=$pid"
@@ -305,7 +312,7 @@ log "session is on display :$SESSION_DISPLAY (socket $SOCKDIR/xrdpapi_$SESSION_D
 
 # as_user CMD...: run in the session's environment, as the session user.
 as_user() {
-	timeout 120 runuser -u "$E2E_USER" -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
+	timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
 		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKDIR" XRDP_SESSION=1 "$@"
 }
 
