@@ -149,11 +149,13 @@ func (c *conn) Read(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Write sends msg with one write() once chansrv has read everything
-// written before, so that chansrv forwards it as one DVC message.
-// Messages over MaxWrite fail with dvc.ErrTooLarge unless
-// Options.SplitLarge is set. xrdp cannot carry an empty message: Write
-// drops it and returns nil.
+// Write sends msg with one sendmsg() (fenced on Linux, see the package
+// doc) once chansrv has read everything written before, so that chansrv
+// forwards it as one DVC message. Messages over MaxWrite fail with
+// dvc.ErrTooLarge unless Options.SplitLarge is set. xrdp cannot carry an
+// empty message: Write drops it and returns nil. A Write that fails or
+// is cancelled after part of a message went out closes the channel, since
+// the peer could no longer find message boundaries.
 func (c *conn) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > MaxWrite && !c.split {
 		return fmt.Errorf("xrdp: channel %q: %d-byte message: chansrv forwards at most %d bytes as one message: %w",
@@ -161,6 +163,13 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	total, sent := len(msg), 0
+	// broken records that the stream now holds part of a message.
+	broken := func(err error) error {
+		c.werr = fmt.Errorf("xrdp: channel %q: write stopped after %d of %d bytes: %w: %w", c.name, sent, total, dvc.ErrConnectionLost, err)
+		c.Close()
+		return c.werr
+	}
 	for len(msg) > 0 {
 		if c.closed.Load() {
 			return dvc.ErrClosed
@@ -169,6 +178,9 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 			return c.werr
 		}
 		if err := ctx.Err(); err != nil {
+			if sent > 0 {
+				return broken(err)
+			}
 			return err
 		}
 		p := msg[:min(len(msg), MaxWrite)]
@@ -176,23 +188,23 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 			if c.closed.Load() {
 				return dvc.ErrClosed
 			}
+			if sent > 0 {
+				return broken(err)
+			}
 			return err
 		}
 		undo := c.interrupt(ctx, c.nc.SetWriteDeadline)
 		n, err := writeMessage(c.nc, p, &c.fenced)
 		undo()
+		sent += n
 		if err != nil {
 			if c.closed.Load() {
 				return dvc.ErrClosed
 			}
-			if n == 0 && ctx.Err() != nil {
+			if sent == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			// Part of a message is in the stream: the peer can no
-			// longer find message boundaries, so the channel is done.
-			c.werr = fmt.Errorf("xrdp: channel %q: write failed after %d of %d bytes: %w: %w", c.name, n, len(p), dvc.ErrConnectionLost, err)
-			c.Close()
-			return c.werr
+			return broken(err)
 		}
 		msg = msg[len(p):]
 	}

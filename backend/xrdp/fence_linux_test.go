@@ -5,10 +5,13 @@ package xrdp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
 // burst writes n messages back to back to a fake chansrv that reads
@@ -64,4 +67,28 @@ func TestFenceAloneKeepsMessages(t *testing.T) {
 	defer func() { fenceEnabled = true }()
 	got, _ = burst(t, 20)
 	t.Logf("without fence or drain wait, recv() sizes were %v", got)
+}
+
+// A split message cancelled after its first piece went out leaves the
+// stream unusable: the channel is closed, not left to desynchronize.
+func TestSplitWriteCancelledMidway(t *testing.T) {
+	release := make(chan struct{})
+	f := startFake(t, 7, func(_ string, c *net.UnixConn) {
+		<-release // chansrv busy: the first piece stays queued
+	})
+	defer close(release)
+	c, err := f.opener(t, Options{SplitLarge: true}).Open(context.Background(), "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = c.Write(ctx, make([]byte, 3*MaxWrite))
+	if !errors.Is(err, dvc.ErrConnectionLost) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write = %v, want a lost connection caused by the deadline", err)
+	}
+	if err := c.Write(context.Background(), []byte("x")); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("Write after a broken one = %v, want ErrClosed", err)
+	}
 }
