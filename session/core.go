@@ -2,8 +2,10 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -38,6 +40,11 @@ type core struct {
 	// hold of it, so they are never interleaved with another message's.
 	wmu     sync.Mutex
 	scratch []byte
+	// writers counts goroutines holding or waiting for wmu. The last one
+	// out flushes (group commit): messages that queue up behind each other
+	// — pipelined PNP requests, many channels echoing — share one write
+	// to the carrier, while a lone message is still flushed at once.
+	writers atomic.Int32
 
 	// Control PDUs produced while handling received PDUs are queued here
 	// and written by ctrlLoop, so that Receive never blocks on the carrier
@@ -97,9 +104,11 @@ func (c *core) ctrlLoop() {
 		if len(q) == 0 {
 			continue
 		}
-		c.wmu.Lock()
+		c.lockW()
 		err := c.writeAll(q)
-		c.wmu.Unlock()
+		if ferr := c.unlockW(); err == nil {
+			err = ferr
+		}
 		if err != nil {
 			c.fail(fmt.Errorf("drdynvc: send: %w", err))
 			return
@@ -113,20 +122,38 @@ func (c *core) writeAll(pdus [][]byte) error {
 			return err
 		}
 	}
-	return c.carrier.Flush()
+	return nil
+}
+
+// lockW takes the carrier; unlockW releases it, flushing first unless
+// another writer is already waiting to write (and so to flush) after it.
+func (c *core) lockW() {
+	c.writers.Add(1)
+	c.wmu.Lock()
+}
+
+func (c *core) unlockW() error {
+	var err error
+	if c.writers.Add(-1) == 0 {
+		err = c.carrier.Flush()
+	}
+	c.wmu.Unlock()
+	return err
 }
 
 // sendNow writes one PDU at once, from a caller that may block (Open,
 // Close, Start — never Receive).
 func (c *core) sendNow(pdu []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.isDead(); err != nil {
-		return err
-	}
-	err := c.carrier.WritePDU(pdu)
+	c.lockW()
+	err := c.isDead()
 	if err == nil {
-		err = c.carrier.Flush()
+		err = c.carrier.WritePDU(pdu)
+	}
+	if ferr := c.unlockW(); err == nil {
+		err = ferr
+	}
+	if errors.Is(err, dvc.ErrConnectionLost) {
+		return err
 	}
 	if err != nil {
 		err = fmt.Errorf("drdynvc: send: %w", err)
@@ -158,9 +185,9 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	if err := ch.writable(); err != nil {
 		return err
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	c.lockW()
 	if err := c.isDead(); err != nil {
+		c.unlockW()
 		return err
 	}
 	id := ch.id
@@ -180,8 +207,8 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 			err = c.carrier.WritePDU(c.scratch)
 		}
 	}
-	if err == nil {
-		err = c.carrier.Flush()
+	if ferr := c.unlockW(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		err = fmt.Errorf("drdynvc: send: %w", err)
