@@ -192,6 +192,11 @@ func TestFileRedirectorOutlivesPNPDR(t *testing.T) {
 	if r := reply(t, conn, wire.FunctionWrite); result(r) != hresult.S_OK {
 		t.Fatal(r)
 	}
+	// A new PNPDR instance hears of every device again, after its own
+	// Authenticated Client.
+	if _, devs := s.pnpdrReady(); len(devs) != 3 || devs[0].ClientDeviceID != memID {
+		t.Fatalf("second PNPDR: %+v", devs)
+	}
 }
 
 func TestClose(t *testing.T) {
