@@ -45,8 +45,8 @@
 //     (ERROR_INVALID_HANDLE) or whose device was removed
 //     (ERROR_DEV_NOT_EXIST), an IOControl whose DataOut is neither absent
 //     nor cbOut bytes (ERROR_INSUFFICIENT_BUFFER, 3.2.5.2.2.7), and a
-//     request beyond Config.MaxOutstanding or Config.MaxBufferedBytes
-//     (ERROR_NO_SYSTEM_RESOURCES);
+//     request beyond Config.MaxOutstanding or Config.MaxBufferedBytes, or
+//     whose reply is too large for the transport (ERROR_NO_SYSTEM_RESOURCES);
 //   - ignored: a Specific IoCancel Request that names nothing outstanding
 //     (3.2.5.2.2.9, MUST) or does not decode.
 //

@@ -651,6 +651,16 @@ func (fc *fileChan) write(b []byte) {
 	defer fc.wmu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), fc.c.cfg.WriteTimeout)
 	err := fc.ch.Write(ctx, b)
+	if errors.Is(err, dvc.ErrTooLarge) {
+		// A reply with more data than the transport carries (a 16 MiB
+		// read on a backend with a smaller ceiling). Only Read and
+		// IOControl replies grow, and they share a layout (2.2.2.3.4,
+		// 2.2.2.3.8): the request fails instead, and the instance lives.
+		if h, herr := wire.ParseClientIOHeader(b); herr == nil && h.PacketType == wire.PacketTypeResponse {
+			fc.log.Warn("reply too large for the transport; failing the request instead", "RequestId", h.RequestID, "bytes", len(b), "err", err)
+			err = fc.ch.Write(ctx, wire.ReadReply{RequestID: h.RequestID, Result: device.ErrorNoSystemResources}.Append(nil))
+		}
+	}
 	cancel()
 	if err != nil && !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
 		fc.log.Warn("write failed; closing FileRedirectorChannel", "err", err)

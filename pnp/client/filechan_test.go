@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -586,5 +587,59 @@ func TestStuckServer(t *testing.T) {
 		h.Received(first)
 		<-ch.closed
 		h.Closed(nil)
+	}
+}
+
+// smallChannel refuses messages over max bytes, as a backend with a
+// small ceiling does.
+type smallChannel struct {
+	fakeChannel
+	max int
+}
+
+func (s *smallChannel) Write(ctx context.Context, m []byte) error {
+	if len(m) > s.max {
+		return dvc.ErrTooLarge
+	}
+	return s.fakeChannel.Write(ctx, m)
+}
+
+// TestReplyTooLargeForTransport: a read whose reply the transport cannot
+// carry fails with ERROR_NO_SYSTEM_RESOURCES; the instance stays open.
+func TestReplyTooLargeForTransport(t *testing.T) {
+	mem, _ := device.NewMemory(4096, device.Description{})
+	c, err := New(Config{Logger: quietLogger()}, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ph, _ := c.PNPDRListener().Accept(&fakeChannel{name: wire.ChannelPNPDR})
+	ph.Received(serverVersion)
+	ph.Received(authenticated)
+	ch := &smallChannel{fakeChannel: fakeChannel{name: wire.ChannelFileRedirector}, max: 100}
+	h, _ := c.FileRedirectorListener().Accept(ch)
+	h.Received(capsReq(0))
+	h.Received(createReq(1, 1))
+	for len(ch.sent()) < 2 {
+		runtime.Gosched() // the CreateFile reply comes from another goroutine
+	}
+	h.Received(readReq(2, 1000, 0))
+	h.Received(readReq(3, 10, 0))
+	for len(ch.sent()) < 4 {
+		runtime.Gosched()
+	}
+	got := map[uint32]wire.ReadReply{}
+	for _, m := range ch.sent()[2:] {
+		r, err := wire.ParseReadReply(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[r.RequestID] = r
+	}
+	if r := got[2]; r.Result != device.ErrorNoSystemResources || len(r.Data) != 0 {
+		t.Fatalf("too large: %+v", r)
+	}
+	if r := got[3]; r.Result != 0 || len(r.Data) != 10 {
+		t.Fatalf("small read after it: %+v", r)
 	}
 }
