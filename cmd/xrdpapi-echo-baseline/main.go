@@ -1,8 +1,9 @@
 // Command xrdpapi-echo-baseline measures the round-trip time of Simple
 // pings through xrdp with none of rdpdvc's layers: it opens the channel
 // on the session's xrdpapi socket with a hand-written handshake, writes
-// each 5140-byte frame with one write(), reads until the whole echo is
-// back and compares it. It is the baseline rdp-simple-plugin-server's
+// a 5140-byte frame with one write() every -interval (as the Simple
+// servers do), reads the echoes back on another goroutine and compares
+// each with its ping. It is the baseline rdp-simple-plugin-server's
 // xrdp mode is measured against (docs/benchmarks-linux.md).
 //
 //	xrdpapi-echo-baseline [-channel dvc::sample::simpleplugin] [-count 200] [-interval 10ms]
@@ -25,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -78,39 +80,79 @@ func run(channel string, count int, interval time.Duration, payload int, display
 		return fmt.Errorf("open %q: creation status 0x%08X", channel, s)
 	}
 
+	// Paced like simple.Pinger: a ping every interval whether or not the
+	// last echo is back, echoes read and timed on their own goroutine, so
+	// that stalls of a loaded machine queue pings up the same way in both
+	// programs and the comparison measures only rdpdvc's layers.
 	// Simple frame: [frameLen][seq][utcTicks i64][payloadLen][payload 0..255...]
-	frame := make([]byte, 20+payload)
-	binary.LittleEndian.PutUint32(frame[0:], uint32(16+payload))
-	binary.LittleEndian.PutUint32(frame[16:], uint32(payload))
-	for i := range payload {
-		frame[20+i] = byte(i)
+	frames := make([][]byte, count+1)
+	sentAt := make([]time.Time, count+1)
+	var mu sync.Mutex
+	type result struct {
+		rtts []time.Duration
+		err  error
 	}
-	echo := make([]byte, len(frame))
-	rtts := make([]time.Duration, 0, count)
-	next := time.Now()
+	done := make(chan result, 1)
+	go func() {
+		echo := make([]byte, 20+payload)
+		rtts := make([]time.Duration, 0, count)
+		for i := 1; i <= count; i++ {
+			c.SetReadDeadline(time.Now().Add(timeout))
+			if _, err := io.ReadFull(c, echo); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					err = fmt.Errorf("no echo within %v", timeout)
+				}
+				done <- result{err: fmt.Errorf("echo %d: %w", i, err)}
+				return
+			}
+			at := time.Now()
+			seq := int(binary.LittleEndian.Uint32(echo[4:]))
+			mu.Lock()
+			var want []byte
+			var start time.Time
+			if seq >= 1 && seq <= count {
+				want, start = frames[seq], sentAt[seq]
+			}
+			mu.Unlock()
+			if want == nil || !bytes.Equal(echo, want) {
+				done <- result{err: fmt.Errorf("echo %d (seq %d) differs from every ping sent", i, seq)}
+				return
+			}
+			rtts = append(rtts, at.Sub(start))
+		}
+		done <- result{rtts: rtts}
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for seq := 1; seq <= count; seq++ {
-		time.Sleep(time.Until(next))
-		next = next.Add(interval)
-		binary.LittleEndian.PutUint32(frame[4:], uint32(seq))
+		if seq > 1 {
+			select {
+			case <-tick.C:
+			case r := <-done:
+				return r.err // the reader failed early
+			}
+		}
 		start := time.Now()
+		frame := make([]byte, 20+payload)
+		binary.LittleEndian.PutUint32(frame[0:], uint32(16+payload))
+		binary.LittleEndian.PutUint32(frame[4:], uint32(seq))
 		binary.LittleEndian.PutUint64(frame[8:], uint64(start.UnixNano()/100+116444736000000000))
+		binary.LittleEndian.PutUint32(frame[16:], uint32(payload))
+		for i := range payload {
+			frame[20+i] = byte(i)
+		}
+		mu.Lock()
+		frames[seq], sentAt[seq] = frame, start
+		mu.Unlock()
 		if _, err := c.Write(frame); err != nil {
 			return err
 		}
-		c.SetReadDeadline(start.Add(timeout))
-		if _, err := io.ReadFull(c, echo); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("ping %d: no echo within %v", seq, timeout)
-			}
-			return fmt.Errorf("ping %d: %w", seq, err)
-		}
-		rtt := time.Since(start)
-		if !bytes.Equal(echo, frame) {
-			return fmt.Errorf("ping %d: echo differs from the ping", seq)
-		}
-		rtts = append(rtts, rtt)
 	}
-	fmt.Println(summary("baseline", rtts))
+	r := <-done
+	if r.err != nil {
+		return r.err
+	}
+	fmt.Println(summary("baseline", r.rtts))
 	return nil
 }
 
