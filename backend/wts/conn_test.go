@@ -240,3 +240,41 @@ func TestOpenError(t *testing.T) {
 		t.Errorf("Win32 failure: %v (%v)", gen, oe.Status)
 	}
 }
+
+// BenchmarkReadChunked measures the OS-independent receive path: four
+// CHANNEL_PDUs (the 5140-byte Simple ping in 1600-byte chunks) read,
+// reassembled and handed to Read.
+func BenchmarkReadChunked(b *testing.B) {
+	msg := pattern(5140)
+	var pdus [][]byte
+	for i := 0; i < len(msg); i += 1600 {
+		end := min(i+1600, len(msg))
+		flags := byte(0)
+		if i == 0 {
+			flags |= 1
+		}
+		if end == len(msg) {
+			flags |= 2
+		}
+		pdus = append(pdus, append([]byte{0x14, 0x14, 0, 0, flags, 0, 0, 0}, msg[i:end]...))
+	}
+	f := newFake()
+	f.pdus = make(chan []byte, 64)
+	c := newConn("bench", f, 0)
+	defer c.Close()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			for _, p := range pdus {
+				f.pdus <- p
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -127,11 +129,18 @@ type apiTransport struct {
 	mu     sync.Mutex
 	h      windows.Handle
 	closed bool
+	// writers counts Writes waiting for mu. The reader steps aside for
+	// them between slices: sync.Mutex is not fair, and a reader that
+	// relocks at once would keep a writer waiting several slices.
+	writers atomic.Int32
 }
 
 func (t *apiTransport) readPDU(buf []byte) (int, error) {
 	timeout := uintptr(APIPollInterval / time.Millisecond)
 	for {
+		for t.writers.Load() > 0 {
+			runtime.Gosched()
+		}
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
@@ -174,7 +183,9 @@ func isEOF(err error) bool {
 }
 
 func (t *apiTransport) write(_ context.Context, msg []byte) error {
+	t.writers.Add(1)
 	t.mu.Lock()
+	t.writers.Add(-1)
 	defer t.mu.Unlock()
 	if t.closed {
 		return errTransportClosed

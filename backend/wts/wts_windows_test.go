@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -211,6 +212,7 @@ func testPings(t *testing.T, fileHandle bool) {
 	pinger := simple.Pinger{
 		Count:   5,
 		Tick:    tick,
+		Logger:  slog.New(slog.DiscardHandler),
 		Timeout: time.Minute,
 		OnReply: func(simple.Reply) {
 			select {
@@ -226,6 +228,7 @@ func testPings(t *testing.T, fileHandle bool) {
 	if st.Sent != 5 || st.Received != 5 || !st.OK() {
 		t.Fatalf("stats %+v, want 5 sent, 5 echoed intact", st)
 	}
+	t.Logf("5 pings echoed; RTTs %v", st.RTTs)
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

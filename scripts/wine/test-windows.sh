@@ -46,13 +46,22 @@ fi
 # a child that inherits it keeps go test waiting (a minute, then failure)
 # after the test binary has exited. So both start detached, once, here.
 log "prefix $WINEPREFIX"
-mkdir -p "$WINEPREFIX"
 # A server left over from an interrupted run would refuse -p.
 wineserver -k >/dev/null 2>&1 || true
 wineserver -w >/dev/null 2>&1 || true
-wineserver -p </dev/null >/dev/null 2>&1
 # mscoree/mshtml= : do not offer to install Mono and Gecko (no one to click).
-WINEDLLOVERRIDES="mscoree,mshtml=" timeout 300 wineboot -i </dev/null >/dev/null 2>&1
+boot_overrides="mscoree,mshtml="
+if [[ ! -f $WINEPREFIX/system.reg ]]; then
+	# A new prefix goes on setting itself up after wineboot returns (COM
+	# calls were seen to take 13 s each for a minute): let every Wine
+	# process of the set-up finish, and the server exit, before testing.
+	mkdir -p "$WINEPREFIX"
+	WINEDLLOVERRIDES=$boot_overrides timeout 300 wineboot -i </dev/null >/dev/null 2>&1
+	timeout 300 wineserver -w </dev/null >/dev/null 2>&1 || true
+	log "new prefix set up"
+fi
+wineserver -p </dev/null >/dev/null 2>&1
+WINEDLLOVERRIDES=$boot_overrides timeout 300 wineboot </dev/null >/dev/null 2>&1
 sys32=$WINEPREFIX/drive_c/windows/system32
 cp "$build"/*.dll "$sys32/"
 log "prefix ready"
