@@ -428,3 +428,46 @@ func TestListenValidates(t *testing.T) {
 		}
 	}
 }
+
+// What COM itself asks of the objects: unknown interfaces refused, no
+// aggregation, the reference handed out by CoCreateInstance the only one.
+func TestCOMContract(t *testing.T) {
+	p := &Plugin{Logger: quiet}
+	p.Listen("x", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, errors.New("no") }))
+	srv, clsid := comEnv(t, p)
+	if _, h := coCreateInstance(&clsid, clsctxLocalServer, &IID_IWTSVirtualChannel); h != hresult.E_NOINTERFACE {
+		t.Errorf("CoCreateInstance for an interface the plugin lacks: %v, want E_NOINTERFACE", h)
+	}
+	plugin := createPlugin(t, clsid)
+	if n := refs(lookup(plugin)); n != 1 {
+		t.Errorf("plugin references after CoCreateInstance = %d, want 1", n)
+	}
+	var q uintptr
+	if h := hr(comCall(plugin, methodQueryInterface, uintptr(unsafe.Pointer(&IID_IWTSListenerCallback)), uintptr(unsafe.Pointer(&q)))); h != hresult.E_NOINTERFACE || q != 0 {
+		t.Errorf("QueryInterface(IWTSListenerCallback) = %v, %#x", h, q)
+	}
+	if h := hr(comCall(plugin, methodQueryInterface, uintptr(unsafe.Pointer(&IID_IUnknown)), uintptr(unsafe.Pointer(&q)))); h != hresult.S_OK || q != plugin {
+		t.Errorf("QueryInterface(IUnknown) = %v, %#x", h, q)
+	}
+	comRelease(q)
+	if h := hr(comCall(plugin, methodQueryInterface, uintptr(unsafe.Pointer(&IID_IUnknown)), 0)); h != hresult.E_POINTER {
+		t.Errorf("QueryInterface with a NULL out pointer = %v", h)
+	}
+	// Initialize twice is a client bug, refused.
+	mgr := newObject(fakeMgrVtbl, &fakeMgr{}, nil, IID_IWTSVirtualChannelManager)
+	defer mgr.release()
+	if h := hr(comCall(plugin, slotInitialize, mgr.mem)); h.Failed() {
+		t.Fatal(h)
+	}
+	if h := hr(comCall(plugin, slotInitialize, mgr.mem)); h != hresult.E_UNEXPECTED {
+		t.Errorf("second Initialize = %v, want E_UNEXPECTED", h)
+	}
+	for _, l := range mgr.impl.(*fakeMgr).listeners {
+		l.release()
+	}
+	comRelease(mgr.impl.(*fakeMgr).callbacks[0])
+	comRelease(plugin) // without Terminated: the rundown path
+	if err := srv.Wait(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,7 +7,9 @@
 # from Debian if they are missing (needs root), builds the two test DLLs,
 # creates a Wine prefix, runs the tests, and stops wineserver on exit.
 # Environment: RDPDVC_WINEPREFIX (default /tmp/rdpdvc-wine) to reuse a
-# prefix between runs; RDPDVC_WINE_PKGS to override which packages to test.
+# prefix between runs; RDPDVC_WINE_PKGS and RDPDVC_WINE_CMDS to override
+# which packages to test; RDPDVC_WINDOWS_BIN, a folder to keep the
+# Windows builds of the two programs in.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -74,8 +76,14 @@ cd "$root"
 for a in "$@"; do
 	[[ $a == -race ]] && export CGO_ENABLED=1 CC=$cc
 done
-# The client exe, for the out-of-process COM activation test.
-GOOS=windows GOARCH=amd64 go build -o "$build/rdp-simple-plugin-client.exe" ./cmd/rdp-simple-plugin-client
+# The Windows builds of both programs (kept in $RDPDVC_WINDOWS_BIN if set);
+# the client's exe is also what the out-of-process COM activation test
+# registers and has COM start.
+GOOS=windows GOARCH=amd64 go build -o "$build/" ./cmd/rdp-simple-plugin-client ./cmd/rdp-simple-plugin-server
+if [[ -n ${RDPDVC_WINDOWS_BIN:-} ]]; then
+	mkdir -p "$RDPDVC_WINDOWS_BIN"
+	cp "$build"/rdp-simple-plugin-*.exe "$RDPDVC_WINDOWS_BIN/"
+fi
 export RDPDVC_CLIENT_EXE=$build/rdp-simple-plugin-client.exe
 # The test wtsapi32.dll replaces Wine's stub one (native first) for the
 # processes go test starts; RDPDVC_WINE=1 tells tests the fakes are there.
