@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,6 +78,10 @@ With -stdin, lines on standard input change the devices while connected
   remove ID             stop redirecting device ID (the server is told,
                         its open handles fail from then on); prints "removed ID"
   list                  prints "ID<TAB>handles<TAB>description" per device
+  event ID [HEX]        have emulated device ID raise a custom event
+                        {7D3E4C1A-...} with data HEX on every handle open on
+                        it with custom events; prints "event ID N", N the
+                        handles told
 
 IDs are those of the current connection (with -reconnect, a new connection
 numbers the devices left 1, 2, ... again).
@@ -314,6 +319,29 @@ func (h *hotplug) command(ctx context.Context, line string) error {
 			}
 		}
 		fmt.Fprintf(h.out, "removed %d\n", id)
+	case "event":
+		idText, data, _ := strings.Cut(arg, " ")
+		n, err := strconv.ParseUint(idText, 10, 32)
+		if err != nil {
+			return fmt.Errorf("event: want a device ID: %w", err)
+		}
+		payload, err := hex.DecodeString(strings.TrimSpace(data))
+		if err != nil {
+			return fmt.Errorf("event: data: %w", err)
+		}
+		var emu *device.Emulated
+		if h.c != nil {
+			for _, di := range h.c.Devices() {
+				if di.ID == uint32(n) {
+					emu, _ = di.Device.(*device.Emulated)
+				}
+			}
+		}
+		if emu == nil {
+			return fmt.Errorf("event: no emulated device %d on this connection", n)
+		}
+		told := emu.RaiseEvent(device.Event{GUID: device.DemoEventGUID, Data: payload})
+		fmt.Fprintf(h.out, "event %d %d\n", n, told)
 	case "list":
 		if h.c == nil {
 			for i, d := range h.devs {
@@ -325,7 +353,7 @@ func (h *hotplug) command(ctx context.Context, line string) error {
 			fmt.Fprintf(h.out, "%d\t%d\t%s\n", di.ID, di.Handles, di.Description.Text)
 		}
 	default:
-		return fmt.Errorf("unknown command %q (want add, remove or list)", verb)
+		return fmt.Errorf("unknown command %q (want add, remove, list or event)", verb)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -243,19 +244,34 @@ func TestPNPClientHotPlug(t *testing.T) {
 	if a, err := wire.ParseClientDeviceAddition(pcRead(t, ctx, p)); err != nil || len(a.Devices) != 1 || a.Devices[0].ClientDeviceID != 2 || a.Devices[0].DeviceDescription != "Hot device" {
 		t.Fatalf("hot addition %+v %v", a, err)
 	}
+	// An event on the hot device, with a handle open on it.
+	f, err := srv.Open(ctx, wire.ChannelFileRedirector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcWrite(t, ctx, f, wire.ServerCapabilitiesRequest{Version: 6}.Append(nil))
+	pcRead(t, ctx, f)
+	pcWrite(t, ctx, f, wire.CreateFileRequest{RequestID: 1, DeviceID: 2, DesiredAccess: 0xC0000000, ShareMode: 3, CreationDisposition: wire.OpenExisting}.Append(nil))
+	pcRead(t, ctx, f)
+	io.WriteString(pw, "event 2 cafe\n")
+	if ev, err := wire.ParseClientDeviceCustomEvent(pcRead(t, ctx, f)); err != nil || ev.CustomEventGUID != device.DemoEventGUID || string(ev.Data) != "\xca\xfe" {
+		t.Fatalf("event %+v %v", ev, err)
+	}
+	f.Close()
 	io.WriteString(pw, "remove 1\nlist\n")
 	if r, err := wire.ParseClientDeviceRemoval(pcRead(t, ctx, p)); err != nil || r.ClientDeviceID != 1 {
 		t.Fatalf("removal %+v %v", r, err)
 	}
 	// "list" is answered after "remove": wait for its line.
-	for !strings.Contains(out.String(), "2\t0\tHot device\n") {
+	listed := regexp.MustCompile(`(?m)^2\t\d+\tHot device$`) // the handle may not be closed yet
+	for !listed.MatchString(out.String()) {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("no list output:\n%s", out.String())
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if s := out.String(); !strings.Contains(s, "added 2\n") || !strings.Contains(s, "removed 1\n") || strings.Contains(s, "1\t0\t") {
+	if s := out.String(); !strings.Contains(s, "event 2 1\n") || !strings.Contains(s, "added 2\n") || !strings.Contains(s, "removed 1\n") || strings.Contains(s, "1\t0\t") {
 		t.Fatalf("output:\n%s", s)
 	}
 	p.Close()
