@@ -1,13 +1,12 @@
 package echo
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/simple"
 )
 
 // DefaultResponseTimeout bounds one response Write from inside Received.
@@ -36,58 +35,32 @@ func (r *Responder) Requests() int64 { return r.requests.Load() }
 
 // Accept implements dvc.Listener.
 func (r *Responder) Accept(ch dvc.Channel) (dvc.Handler, error) {
-	log := r.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	t := r.Timeout
 	if t <= 0 {
 		t = DefaultResponseTimeout
 	}
-	log = log.With("channel", ch.Name(), "id", ch.ID())
-	log.Info("channel opened")
-	return &responder{r: r, ch: ch, log: log, timeout: t}, nil
+	return &responder{Replier: simple.NewReplier(ch, r.Logger, t, "response"), r: r}, nil
 }
 
 type responder struct {
-	r       *Responder
-	ch      dvc.Channel
-	log     *slog.Logger
-	timeout time.Duration
-	buf     []byte
-	failed  bool
+	*simple.Replier // and its Closed
+	r               *Responder
+	buf             []byte
 }
 
 func (h *responder) Received(msg []byte) {
-	if h.failed {
+	if h.Failed() {
 		return
 	}
 	req, err := ParseRequest(msg)
 	if err != nil {
-		h.log.Warn("ignoring request", "err", err)
+		h.Logger().Warn("ignoring request", "err", err)
 		return
 	}
 	resp := ResponseTo(req)
 	h.buf, _ = resp.Append(h.buf[:0]) // same size as a valid request
-	h.log.Debug("echo", "size", len(h.buf))
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	err = h.ch.Write(ctx, h.buf)
-	cancel()
-	if err != nil {
-		h.failed = true
-		if !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
-			h.log.Warn("response failed; closing the channel", "err", err)
-			_ = h.ch.Close()
-		}
-		return
+	h.Logger().Debug("echo", "size", len(h.buf))
+	if h.Send(h.buf) {
+		h.r.requests.Add(1)
 	}
-	h.r.requests.Add(1)
-}
-
-func (h *responder) Closed(err error) {
-	if err != nil {
-		h.log.Warn("channel closed", "err", err)
-		return
-	}
-	h.log.Info("channel closed")
 }

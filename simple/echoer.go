@@ -47,64 +47,100 @@ func (e *Echoer) Counts() EchoCounts {
 
 // Accept implements dvc.Listener.
 func (e *Echoer) Accept(ch dvc.Channel) (dvc.Handler, error) {
-	log := e.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("channel", ch.Name(), "id", ch.ID())
 	e.channels.Add(1)
-	log.Info("channel opened")
 	t := e.Timeout
 	if t <= 0 {
 		t = DefaultEchoTimeout
 	}
-	return &echoHandler{e: e, ch: ch, log: log, timeout: t}, nil
+	return &echoHandler{Replier: NewReplier(ch, e.Logger, t, "echo"), e: e}, nil
 }
 
 type echoHandler struct {
-	e       *Echoer
-	ch      dvc.Channel
-	log     *slog.Logger
-	timeout time.Duration
-	failed  bool
+	*Replier // and its Closed
+	e        *Echoer
 }
 
 func (h *echoHandler) Received(msg []byte) {
-	if h.failed {
+	if h.Failed() {
 		return
 	}
-	if h.log.Enabled(context.Background(), slog.LevelInfo) {
+	if log := h.Logger(); log.Enabled(context.Background(), slog.LevelInfo) {
 		// Log the sequence number when the message starts like a frame
 		// (on stream backends a message may be part of one).
 		if len(msg) >= HeaderSize {
-			h.log.Info("echo", "seq", binary.LittleEndian.Uint32(msg[4:]), "size", len(msg))
+			log.Info("echo", "seq", binary.LittleEndian.Uint32(msg[4:]), "size", len(msg))
 		} else {
-			h.log.Info("echo", "size", len(msg))
+			log.Info("echo", "size", len(msg))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-	err := h.ch.Write(ctx, msg)
-	cancel()
-	if err != nil {
-		if errors.Is(err, dvc.ErrClosed) || errors.Is(err, dvc.ErrConnectionLost) {
-			h.failed = true
-			return
-		}
-		// A peer that does not read for Timeout has stalled the channel:
-		// stop echoing rather than block every later delivery the same way.
-		h.log.Warn("echo failed; closing the channel", "err", err)
-		h.failed = true
-		_ = h.ch.Close()
-		return
+	if h.Send(msg) {
+		h.e.messages.Add(1)
+		h.e.bytes.Add(int64(len(msg)))
 	}
-	h.e.messages.Add(1)
-	h.e.bytes.Add(int64(len(msg)))
 }
 
-func (h *echoHandler) Closed(err error) {
+// Replier answers on a client-side channel from inside Handler.Received,
+// for the Echoer here and echo.Responder (MS-RDPEECO). Received runs on
+// the backend's delivery path, so each reply's Write is bounded by a
+// timeout: a peer that does not read for that long has stalled the
+// channel, which is then closed rather than left to block every later
+// delivery the same way. After a reply fails, nothing more is sent.
+//
+// A handler embeds a *Replier for its Closed, which logs the channel's
+// end. A Replier is used from the delivery goroutine only.
+type Replier struct {
+	ch      dvc.Channel
+	log     *slog.Logger
+	timeout time.Duration
+	what    string
+	failed  bool
+}
+
+// NewReplier starts replying on ch, each Write bounded by timeout, and
+// logs "channel opened" on log (slog.Default() if nil) with the channel's
+// name and id attached. what names a reply in the warning for a stall
+// ("echo" gives "echo failed; closing the channel").
+func NewReplier(ch dvc.Channel, log *slog.Logger, timeout time.Duration, what string) *Replier {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("channel", ch.Name(), "id", ch.ID())
+	log.Info("channel opened")
+	return &Replier{ch: ch, log: log, timeout: timeout, what: what}
+}
+
+// Logger is the channel's logger, its name and id attached.
+func (r *Replier) Logger() *slog.Logger { return r.log }
+
+// Failed reports whether a reply has failed; Send sends nothing after.
+func (r *Replier) Failed() bool { return r.failed }
+
+// Send writes msg and reports whether it was sent. When the channel is
+// closed or its connection lost it fails quietly; on any other error (a
+// stall past the timeout) it warns and closes the channel.
+func (r *Replier) Send(msg []byte) bool {
+	if r.failed {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	err := r.ch.Write(ctx, msg)
+	cancel()
+	if err == nil {
+		return true
+	}
+	r.failed = true
+	if !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
+		r.log.Warn(r.what+" failed; closing the channel", "err", err)
+		_ = r.ch.Close()
+	}
+	return false
+}
+
+// Closed implements dvc.Handler's Closed for an embedding handler.
+func (r *Replier) Closed(err error) {
 	if err != nil {
-		h.log.Warn("channel closed", "err", err)
+		r.log.Warn("channel closed", "err", err)
 		return
 	}
-	h.log.Info("channel closed")
+	r.log.Info("channel closed")
 }
