@@ -3,7 +3,6 @@ module github.com/rdpdvc/rdpdvc
 go 1.26.8
 
 require (
-	github.com/Microsoft/go-winio v0.6.4
 	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )

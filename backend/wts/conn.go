@@ -14,8 +14,8 @@
 //   - File-handle mode (Opener.FileHandle): WTSVirtualChannelQuery
 //     (WTSVirtualFileHandle) gives a file handle opened for overlapped I/O;
 //     it is duplicated and driven with ReadFile/WriteFile on an I/O
-//     completion port (go-winio), so reads and writes run concurrently and
-//     Close cancels a pending read at once.
+//     completion port of its own (internal/overlapped), so reads and
+//     writes run concurrently and Close cancels a pending read at once.
 //
 // In both modes each read returns one chunk of a message preceded by its
 // CHANNEL_PDU_HEADER (MS-RDPBCGR 2.2.6.1.1; the WTSVirtualChannelRead

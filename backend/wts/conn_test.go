@@ -14,10 +14,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	// go-winio's completion-port poller lives as long as the process.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/Microsoft/go-winio.ioCompletionProcessor"))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeTransport hands out PDUs from a channel, as WTSVirtualChannelRead
 // or ReadFile would, and records writes.

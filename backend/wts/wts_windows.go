@@ -12,9 +12,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/Microsoft/go-winio"
 	"golang.org/x/sys/windows"
 
+	"github.com/rdpdvc/rdpdvc/backend/wts/internal/overlapped"
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
@@ -221,12 +221,10 @@ func (t *apiTransport) close() error {
 	return nil
 }
 
-// fileTransport is file-handle mode: go-winio drives the duplicated
-// handle with overlapped ReadFile/WriteFile on its I/O completion port.
+// fileTransport is file-handle mode: the duplicated handle driven with
+// overlapped ReadFile/WriteFile on an I/O completion port.
 type fileTransport struct {
-	f      io.ReadWriteCloser
-	mu     sync.Mutex
-	closed bool
+	f *overlapped.File
 }
 
 // openFileTransport takes the channel's file handle, duplicates it (the
@@ -250,7 +248,7 @@ func openFileTransport(h windows.Handle) (_ *fileTransport, err error) {
 	if err := windows.DuplicateHandle(self, fh, self, &dup, 0, false, windows.DUPLICATE_SAME_ACCESS); err != nil {
 		return nil, fmt.Errorf("DuplicateHandle: %w", err)
 	}
-	f, err := winio.NewOpenFile(dup)
+	f, err := overlapped.New(dup)
 	if err != nil {
 		windows.CloseHandle(dup)
 		return nil, fmt.Errorf("binding the channel's file handle to an I/O completion port: %w", err)
@@ -258,43 +256,34 @@ func openFileTransport(h windows.Handle) (_ *fileTransport, err error) {
 	return &fileTransport{f: f}, nil
 }
 
+// readPDU reads one CHANNEL_PDU. A read of zero bytes is taken as the end
+// of the channel, as for a pipe.
 func (t *fileTransport) readPDU(buf []byte) (int, error) {
 	n, err := t.f.Read(buf)
-	if err != nil {
-		t.mu.Lock()
-		closed := t.closed
-		t.mu.Unlock()
-		switch {
-		case closed || errors.Is(err, winio.ErrFileClosed):
-			return 0, errTransportClosed
-		case isEOF(err):
-			return 0, io.EOF
-		}
+	switch {
+	case errors.Is(err, overlapped.ErrClosed):
+		return 0, errTransportClosed
+	case err != nil && isEOF(err), err == nil && n == 0:
+		return 0, io.EOF
+	case err != nil:
 		return 0, fmt.Errorf("ReadFile: %w", err)
 	}
 	return n, nil
 }
 
+// write is one WriteFile of the whole message; ctx ending cancels it.
 func (t *fileTransport) write(ctx context.Context, msg []byte) error {
-	if d, ok := ctx.Deadline(); ok {
-		if sd, ok := t.f.(interface{ SetWriteDeadline(time.Time) error }); ok {
-			sd.SetWriteDeadline(d)
-			defer sd.SetWriteDeadline(time.Time{})
-		}
-	}
-	n, err := t.f.Write(msg)
-	if err != nil {
-		switch {
-		case errors.Is(err, winio.ErrFileClosed):
-			return errTransportClosed
-		case errors.Is(err, winio.ErrTimeout):
-			return fmt.Errorf("WriteFile: %w", context.DeadlineExceeded)
-		case isEOF(err):
-			return io.EOF
-		}
+	n, err := t.f.WriteContext(ctx, msg)
+	switch {
+	case errors.Is(err, overlapped.ErrClosed):
+		return errTransportClosed
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil && isEOF(err):
+		return io.EOF
+	case err != nil:
 		return fmt.Errorf("WriteFile: %w", err)
-	}
-	if n != len(msg) {
+	case n != len(msg):
 		return fmt.Errorf("WriteFile: wrote %d of %d bytes", n, len(msg))
 	}
 	return nil
@@ -302,9 +291,4 @@ func (t *fileTransport) write(ctx context.Context, msg []byte) error {
 
 // close cancels pending I/O (CancelIoEx), waits for it and closes the
 // handle.
-func (t *fileTransport) close() error {
-	t.mu.Lock()
-	t.closed = true
-	t.mu.Unlock()
-	return t.f.Close()
-}
+func (t *fileTransport) close() error { return t.f.Close() }
