@@ -20,9 +20,13 @@ log() { printf '%s [wine %3ds] %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - start))
 # 1. Tools. Debian bookworm's wine/wine64 are 8.0; gcc-mingw-w64-x86-64-win32
 # builds the DLLs below and is the C compiler for -race on windows/amd64.
 need=()
-command -v wine >/dev/null || need+=(wine wine64)
+{ command -v wine && [[ -x /usr/lib/wine/wine64 ]]; } >/dev/null || need+=(wine wine64)
 command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64-win32)
 if ((${#need[@]})); then
+	if [[ $(id -u) != 0 ]]; then
+		echo "test-windows.sh: needs ${need[*]}: run as root, or: sudo apt-get install ${need[*]}" >&2
+		exit 1
+	fi
 	log "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	timeout 600 apt-get update -qq -o DPkg::Lock::Timeout=600
