@@ -40,11 +40,16 @@ type core struct {
 	// hold of it, so they are never interleaved with another message's.
 	wmu     sync.Mutex
 	scratch []byte
+	parts   PartsWriter // carrier's, if it has one
 	// writers counts goroutines holding or waiting for wmu. The last one
 	// out flushes (group commit): messages that queue up behind each other
 	// — pipelined PNP requests, many channels echoing — share one write
 	// to the carrier, while a lone message is still flushed at once.
 	writers atomic.Int32
+
+	// reserved counts reassembly bytes allocated up front on DATA_FIRST,
+	// against Config.ReassemblyBudget.
+	reserved atomic.Int64
 
 	// Control PDUs produced while handling received PDUs are queued here
 	// and written by ctrlLoop, so that Receive never blocks on the carrier
@@ -70,6 +75,7 @@ type core struct {
 func (c *core) init(cfg Config, carrier Carrier) {
 	c.cfg = cfg.withDefaults()
 	c.carrier = carrier
+	c.parts, _ = carrier.(PartsWriter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
 	c.kick = make(chan struct{}, 1)
 	c.channels = map[uint32]*channel{}
@@ -193,18 +199,15 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	id := ch.id
 	var err error
 	if len(msg) <= maxSingleData {
-		c.scratch = drdynvc.Data{ChannelID: id, Data: msg}.Append(c.scratch[:0])
-		err = c.carrier.WritePDU(c.scratch)
+		err = c.writeData(drdynvc.Data{ChannelID: id}.Append(c.scratch[:0]), msg)
 	} else {
 		total := uint32(len(msg))
 		n := min(len(msg), drdynvc.MaxPDU-drdynvc.DataFirstHeaderLen(id, total))
-		c.scratch = drdynvc.DataFirst{ChannelID: id, Length: total, Data: msg[:n]}.Append(c.scratch[:0])
-		err = c.carrier.WritePDU(c.scratch)
+		err = c.writeData(drdynvc.DataFirst{ChannelID: id, Length: total}.Append(c.scratch[:0]), msg[:n])
 		step := drdynvc.MaxPDU - drdynvc.DataHeaderLen(id)
+		head := drdynvc.Data{ChannelID: id}.Append(nil)
 		for off := n; err == nil && off < len(msg); off += step {
-			end := min(off+step, len(msg))
-			c.scratch = drdynvc.Data{ChannelID: id, Data: msg[off:end]}.Append(c.scratch[:0])
-			err = c.carrier.WritePDU(c.scratch)
+			err = c.writeData(head, msg[off:min(off+step, len(msg))])
 		}
 	}
 	if ferr := c.unlockW(); err == nil {
@@ -216,6 +219,16 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
 	}
 	return nil
+}
+
+// writeData writes the PDU head+body, without joining them first when the
+// carrier can take them apart. Called with wmu held.
+func (c *core) writeData(head, body []byte) error {
+	if c.parts != nil {
+		return c.parts.WritePDUParts(head, body)
+	}
+	c.scratch = append(append(c.scratch[:0], head...), body...)
+	return c.carrier.WritePDU(c.scratch)
 }
 
 func (c *core) lookupOpen(id uint32) *channel {
@@ -260,7 +273,17 @@ func (c *core) onDataFirst(b []byte) error {
 	}
 	ch.assembling = true
 	ch.want = p.Length
-	ch.buf = make([]byte, 0, min(p.Length, firstAlloc))
+	// Allocate the whole message at once while the connection's
+	// reassembly budget allows; past it, start small and grow with what
+	// arrives, so announcing costs a peer nothing.
+	size := min(p.Length, firstAlloc)
+	if c.reserved.Add(int64(p.Length)) <= c.cfg.ReassemblyBudget {
+		size = p.Length
+		ch.reserved.Store(p.Length)
+	} else {
+		c.reserved.Add(-int64(p.Length))
+	}
+	ch.buf = make([]byte, 0, size)
 	ch.buf = append(ch.buf, p.Data...)
 	return nil
 }
@@ -295,6 +318,7 @@ func (c *core) onData(b []byte) error {
 	}
 	msg := ch.buf
 	ch.buf, ch.assembling, ch.want = nil, false, 0
+	ch.release()
 	return ch.deliver(msg)
 }
 
@@ -341,6 +365,7 @@ type channel struct {
 	assembling bool
 	want       uint32
 	buf        []byte
+	reserved   atomic.Uint32 // bytes of c.reserved held by buf
 
 	wmu sync.Mutex // one outgoing message at a time
 
@@ -382,11 +407,19 @@ func (ch *channel) deliver(msg []byte) error {
 	return nil // a channel closed meanwhile drops the message
 }
 
+// release returns ch's up-front reassembly reservation to the budget.
+func (ch *channel) release() {
+	if n := ch.reserved.Swap(0); n != 0 {
+		ch.c.reserved.Add(-int64(n))
+	}
+}
+
 // end finishes ch once: its reader sees readErr (nil: io.EOF, after what is
 // queued) or, with discard, sees readErr at once; a pending Open gets
 // readErr too.
 func (ch *channel) end(readErr error, discard bool) {
 	ch.closeOnce.Do(func() {
+		ch.release()
 		ch.c.mu.Lock()
 		r := ch.result
 		ch.result = nil

@@ -38,6 +38,10 @@ const (
 	// allows 2^32-1 (2.2.3); a peer that announces more than this in
 	// DATA_FIRST.Length gets that channel closed, not an allocation.
 	DefaultMaxMessage = 64 << 20
+	// DefaultReassemblyBudget is how many bytes of announced-but-unfinished
+	// messages a connection allocates up front (one copy, no regrowth);
+	// announcements beyond it are buffered as their data arrives.
+	DefaultReassemblyBudget = 64 << 20
 	// DefaultMaxChannels caps channel instances open at once on one
 	// connection (MS-RDPEPNP opens one per file handle; 1,000 at once is
 	// a tested case).
@@ -60,7 +64,11 @@ type Config struct {
 	MaxChannels int           // open instances at once (DefaultMaxChannels)
 	CapsTimeout time.Duration // server: wait for DYNVC_CAPS_RSP (DefaultCapsTimeout)
 	InboxBytes  int           // unread bytes buffered per channel (dvc.DefaultInboxBytes)
-	Logger      *slog.Logger  // nil: slog.Default()
+	// ReassemblyBudget bounds the reassembly buffers allocated whole when
+	// DATA_FIRST arrives, across the connection (DefaultReassemblyBudget);
+	// past it, buffers grow with the data received instead.
+	ReassemblyBudget int64
+	Logger           *slog.Logger // nil: slog.Default()
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CapsTimeout <= 0 {
 		c.CapsTimeout = DefaultCapsTimeout
+	}
+	if c.ReassemblyBudget <= 0 {
+		c.ReassemblyBudget = DefaultReassemblyBudget
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -86,6 +97,13 @@ func (c Config) withDefaults() Config {
 type Carrier interface {
 	WritePDU(pdu []byte) error
 	Flush() error
+}
+
+// PartsWriter is an optional Carrier method: WritePDUParts queues the PDU
+// whose bytes are head followed by body, so the manager need not copy a
+// message's data into a PDU buffer before the carrier copies it again.
+type PartsWriter interface {
+	WritePDUParts(head, body []byte) error
 }
 
 // ProtocolError is what Receive returns for input that MS-RDPEDYC 3.1.5.2.4

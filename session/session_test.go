@@ -456,3 +456,36 @@ func TestServerSpeaksFirstWithVersion2(t *testing.T) {
 		t.Fatalf("first PDU % x, want % x", got, want)
 	}
 }
+
+// The up-front reassembly budget is returned when a message completes and
+// when a channel dies mid-message, and messages over it still arrive.
+func TestReassemblyBudget(t *testing.T) {
+	s, c := memPair(t, Config{ReassemblyBudget: 10000}, Config{})
+	hs := make(chan *echo, 2)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+	conn, err := s.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-hs
+	for _, n := range []int{8000, 8000, 20000} { // the last is over the budget
+		msg := bytes.Repeat([]byte{7}, n)
+		conn.Write(ctx, msg)
+		if got, err := conn.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if r := s.reserved.Load(); r != 0 {
+			t.Fatalf("after a %d-byte message %d bytes stay reserved", n, r)
+		}
+	}
+	// A DATA_FIRST whose message never completes, then the channel closes.
+	s.Receive(drdynvc.DataFirst{ChannelID: conn.ID(), Length: 9000, Data: []byte{1}}.Append(nil))
+	if r := s.reserved.Load(); r != 9000 {
+		t.Fatalf("reserved %d, want 9000", r)
+	}
+	conn.Close()
+	if r := s.reserved.Load(); r != 0 {
+		t.Fatalf("closing mid-message left %d bytes reserved", r)
+	}
+}
