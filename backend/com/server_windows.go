@@ -136,13 +136,14 @@ func (s *Server) Wait(ctx context.Context, timeout time.Duration) error {
 		defer t.Stop()
 		expire = t.C
 	}
+	used := s.usedc
 	for {
 		select {
 		case <-s.idle:
 			return nil
-		case <-s.usedc:
+		case <-used:
 			expire = nil
-			s.usedc = nil // no longer selected
+			used = nil // no longer selected
 		case <-expire:
 			return ErrNotActivated
 		case <-ctx.Done():
