@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,7 +68,11 @@ Description options, for any kind (repeat an option to list several):
                         8 surprise-removal-ok (decimal or 0x hex)
   optional              CustomFlag 1: the server may decline the device
 
-Write a comma inside a value as \, (desc=Disk\, 64 MiB).
+Write a comma inside a value as \, (desc=Disk\, 64 MiB). The FreeRDP
+plugin takes the same SPEC with colons instead of commas, since FreeRDP
+splits /dvc options at commas: /dvc:rdpdvc,pnp=file:/tmp/disk.img:ro
+(\: for a colon in a value; see docs/linux.md). Package pnp/device
+(ParseSpec) parses both.
 
 With -stdin, lines on standard input change the devices while connected
 (hot-plug), for scripts and demos:
@@ -136,7 +139,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	devs := make([]device.Device, 0, len(specs))
 	for _, s := range specs {
-		d, err := parseDeviceSpec(s)
+		d, err := device.ParseSpec(s)
 		if err != nil {
 			fmt.Fprintf(stderr, "rdpdvc pnp-client: -device %q: %v\n", s, err)
 			return 2
@@ -276,7 +279,7 @@ func (h *hotplug) command(ctx context.Context, line string) error {
 	defer h.mu.Unlock()
 	switch verb {
 	case "add":
-		d, err := parseDeviceSpec(arg)
+		d, err := device.ParseSpec(arg)
 		if err != nil {
 			return err
 		}
@@ -356,134 +359,4 @@ func (h *hotplug) command(ctx context.Context, line string) error {
 		return fmt.Errorf("unknown command %q (want add, remove, list or event)", verb)
 	}
 	return nil
-}
-
-// parseDeviceSpec turns one -device SPEC into a device (see
-// pnpClientUsage).
-func parseDeviceSpec(spec string) (device.Device, error) {
-	kind, rest, ok := strings.Cut(spec, ":")
-	if !ok {
-		return nil, errors.New("want KIND:ARG (file:PATH, mem:SIZE or emu:NAME)")
-	}
-	parts := splitEscaped(rest)
-	arg, opts := parts[0], parts[1:]
-	if arg == "" {
-		return nil, fmt.Errorf("%s: empty argument", kind)
-	}
-	var desc device.Description
-	var readOnly bool
-	size := int64(64 << 10)
-	for _, o := range opts {
-		key, val, hasVal := strings.Cut(o, "=")
-		var err error
-		switch {
-		case key == "ro" && !hasVal && kind == "file":
-			readOnly = true
-		case key == "optional" && !hasVal:
-			desc.Optional = true
-		case key == "size" && hasVal && kind == "emu":
-			size, err = parseSize(val)
-		case key == "hwid" && hasVal && val != "":
-			desc.HardwareIDs = append(desc.HardwareIDs, val)
-		case key == "compat" && hasVal && val != "":
-			desc.CompatibilityIDs = append(desc.CompatibilityIDs, val)
-		case key == "desc" && hasVal:
-			desc.Text = val
-		case key == "iface" && hasVal:
-			var g wire.GUID
-			if g, err = wire.ParseGUID(val); err == nil {
-				desc.InterfaceGUIDs = append(desc.InterfaceGUIDs, g)
-			}
-		case key == "container" && hasVal:
-			var g wire.GUID
-			if g, err = wire.ParseGUID(val); err == nil {
-				desc.ContainerID = &g
-			}
-		case key == "caps" && hasVal:
-			var n uint64
-			if n, err = strconv.ParseUint(val, 0, 32); err == nil {
-				c := uint32(n)
-				desc.Capabilities = &c
-			}
-		default:
-			return nil, fmt.Errorf("unknown option %q for %s", o, kind)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
-		}
-	}
-	if len(desc.CompatibilityIDs) == 0 {
-		desc.CompatibilityIDs = []string{`RDPDVC\DEVICE`}
-	}
-	switch kind {
-	case "file":
-		if len(desc.HardwareIDs) == 0 {
-			desc.HardwareIDs = []string{`RDPDVC\FILE`}
-		}
-		if desc.Text == "" {
-			desc.Text = "rdpdvc file " + filepath.Base(arg)
-		}
-		return device.NewFile(arg, readOnly, desc)
-	case "mem":
-		n, err := parseSize(arg)
-		if err != nil {
-			return nil, err
-		}
-		if len(desc.HardwareIDs) == 0 {
-			desc.HardwareIDs = []string{`RDPDVC\MEM`}
-		}
-		if desc.Text == "" {
-			desc.Text = "rdpdvc memory device (" + arg + ")"
-		}
-		return device.NewMemory(n, desc)
-	case "emu":
-		if len(desc.HardwareIDs) == 0 {
-			desc.HardwareIDs = []string{`RDPDVC\EMU`}
-		}
-		if desc.Text == "" {
-			desc.Text = arg
-		}
-		return device.NewDemo(desc, size)
-	}
-	return nil, fmt.Errorf("unknown kind %q (want file, mem or emu)", kind)
-}
-
-// splitEscaped splits s at commas not escaped as \, .
-func splitEscaped(s string) []string {
-	var parts []string
-	var cur strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
-			cur.WriteByte(',')
-			i++
-		case s[i] == ',':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(s[i])
-		}
-	}
-	return append(parts, cur.String())
-}
-
-// parseSize reads 4096, 64K, 64KiB, 64M, 64MiB, 1G, 1GiB (binary
-// multiples all).
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	num := s
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"k", 1 << 10}} {
-		if strings.HasSuffix(s, u.suffix) {
-			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > device.MaxMemorySize/mult {
-		return 0, fmt.Errorf("size %q: want a number of bytes up to 4GiB, with an optional K, KiB, M, MiB, G or GiB", s)
-	}
-	return n * mult, nil
 }

@@ -19,41 +19,14 @@ import (
 	"github.com/rdpdvc/rdpdvc/portable"
 )
 
-func TestParseDeviceSpec(t *testing.T) {
+// The spec parser is pnp/device's (TestParseSpec there); here, that the
+// command uses it and keeps the -device spelling with commas.
+func TestPNPClientDeviceSpec(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "f.bin")
 	os.WriteFile(file, []byte("x"), 0o644)
-	g := "{2B4A9C46-658D-4AF2-A91D-1E691861706C}"
-	d, err := parseDeviceSpec("file:" + file + `,ro,desc=Disk\, 1 byte,hwid=A\B,hwid=C,compat=D,iface=` + g + ",container=" + g + ",caps=0x4,optional")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := d.(*device.File)
-	desc := f.Describe()
-	if !f.ReadOnly() || desc.Text != "Disk, 1 byte" || strings.Join(desc.HardwareIDs, "|") != `A\B|C` ||
-		strings.Join(desc.CompatibilityIDs, "|") != "D" || len(desc.InterfaceGUIDs) != 1 || desc.InterfaceGUIDs[0].String() != g ||
-		desc.ContainerID == nil || *desc.Capabilities != 4 || !desc.Optional {
-		t.Fatalf("parsed %+v (read-only %v)", desc, f.ReadOnly())
-	}
-	m, err := parseDeviceSpec("mem:64KiB")
-	if err != nil || m.(*device.Memory).Size() != 64<<10 || m.Describe().HardwareIDs[0] != `RDPDVC\MEM` {
-		t.Fatalf("mem: %v %+v", err, m)
-	}
-	if e, err := parseDeviceSpec("emu:demo,size=0"); err != nil || e.Describe().Text != "demo" {
-		t.Fatalf("emu: %v", err)
-	}
-	for _, bad := range []string{
-		"mem", "mem:", "mem:12Q", "mem:-1", "mem:5GiB", "disk:/x", "mem:1,ro", "mem:1,bogus=1",
-		"file:" + file + ",caps=x", "file:" + file + ",iface=nope", "emu:x,size=1T", "file:/no/such/dir/f,ro",
-		"mem:1,hwid=",
-	} {
-		if _, err := parseDeviceSpec(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-	for s, want := range map[string]int64{"4096": 4096, "1K": 1024, "2k": 2048, "3MiB": 3 << 20, "1G": 1 << 30, "0": 0} {
-		if got, err := parseSize(s); err != nil || got != want {
-			t.Errorf("parseSize(%q) = %d, %v", s, got, err)
-		}
+	code, _, errs := runArgs(t, "pnp-client", "-connect", "127.0.0.1:1", "-retry", "0", "-device", "file:"+file+",ro,desc=Disk\\, 1 byte", "-device", "mem:1,bogus=1")
+	if code != 2 || !strings.Contains(errs, `unknown option "bogus=1"`) {
+		t.Fatalf("bad option: %d %s", code, errs)
 	}
 }
 
