@@ -54,6 +54,7 @@ type Host struct {
 	open      map[*Instance]struct{}
 	done      bool
 	wg        sync.WaitGroup // deferred closes in flight
+	atEnd     []func()       // OnTerminate functions, in registration order
 }
 
 var _ dvc.Registrar = (*Host)(nil)
@@ -143,17 +144,37 @@ func (h *Host) NewChannel(name string, id uint32, n Native) (*Instance, error) {
 
 // Terminate is IWTSPlugin::Terminated: every instance still open gets
 // Closed(dvc.ErrConnectionLost) and no new one is accepted. It waits for
-// deferred closes (see Instance.Close) to finish.
+// deferred closes (see Instance.Close) to finish, then runs the
+// OnTerminate functions.
 func (h *Host) Terminate() {
-	defer h.wg.Wait()
 	h.mu.Lock()
 	h.done = true
 	open := h.open
 	h.open = map[*Instance]struct{}{}
+	atEnd := h.atEnd
+	h.atEnd = nil
 	h.mu.Unlock()
 	for in := range open {
 		in.Gone(fmt.Errorf("freerdp: client terminated: %w", dvc.ErrConnectionLost))
 	}
+	h.wg.Wait()
+	for _, f := range atEnd {
+		f()
+	}
+}
+
+// OnTerminate has Terminate call f once every instance is closed: a
+// feature whose listeners share state (goroutines, open files) releases
+// it there. After Terminate, f runs at once.
+func (h *Host) OnTerminate(f func()) {
+	h.mu.Lock()
+	if !h.done {
+		h.atEnd = append(h.atEnd, f)
+		h.mu.Unlock()
+		return
+	}
+	h.mu.Unlock()
+	f()
 }
 
 func (h *Host) forget(in *Instance) {

@@ -11,7 +11,7 @@ import (
 )
 
 // features are the client-side channels the plugin can host, chosen by
-// /dvc:rdpdvc,<name>[=<value>],... The PNP work adds "pnp" here.
+// /dvc:rdpdvc,<name>[=<value>],...
 func features(log *slog.Logger) []freerdp.Feature {
 	return []freerdp.Feature{
 		{
@@ -24,5 +24,7 @@ func features(log *slog.Logger) []freerdp.Feature {
 				return r.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
 			}),
 		},
+		// pnp=SPEC, once per device (freerdp.PNPFeature).
+		freerdp.PNPFeature(log),
 	}
 }
