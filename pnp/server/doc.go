@@ -74,5 +74,10 @@
 // On such a backend a reply to an unknown RequestId cannot be delimited, so
 // it closes the channel instead of being ignored.
 //
+// xrdp also delivers a server message whole only up to 32768 bytes. With
+// Config.MaxMessage set to that, Handle.Write sends larger data as several
+// Write Requests, and Handle.IoControl refuses larger input (an IOCTL
+// cannot be cut) with dvc.ErrTooLarge.
+//
 // docs/pnp.md has the design notes and the table of reactions to bad input.
 package server

@@ -221,10 +221,43 @@ func (h *Handle) Read(ctx context.Context, offset uint64, n int) ([]byte, error)
 // cbBytesWritten. A short count with S_OK is returned with
 // io.ErrShortWrite; a count above len(data) is an error wrapping
 // ErrProtocol (the channel stays open).
+//
+// When Config.MaxMessage is set and one Write Request for data would
+// exceed it, data goes in several requests of at most MaxMessage bytes
+// each, at increasing offsets, one after the other; Write returns the
+// bytes written up to the first failure or short count, with its error.
+// The write is then not one operation on the client: a failure can leave
+// the first pieces written.
 func (h *Handle) Write(ctx context.Context, offset uint64, data []byte) (int, error) {
 	if len(data) > wire.MaxWriteBytes {
 		return 0, fmt.Errorf("pnp/server: write of %d bytes: want at most %d", len(data), wire.MaxWriteBytes)
 	}
+	piece := len(data)
+	if m := h.s.cfg.MaxMessage; m > 0 && (wire.WriteRequest{Data: data}).Len() > m {
+		piece = m - (wire.WriteRequest{}).Len()
+	}
+	if piece <= 0 {
+		return 0, fmt.Errorf("pnp/server: Config.MaxMessage %d cannot hold a Write Request: %w", h.s.cfg.MaxMessage, dvc.ErrTooLarge)
+	}
+	if piece >= len(data) {
+		return h.write(ctx, offset, data)
+	}
+	total := 0
+	for len(data) > 0 {
+		n := min(piece, len(data))
+		w, err := h.write(ctx, offset, data[:n])
+		total += w
+		if err != nil {
+			return total, err
+		}
+		offset += uint64(n)
+		data = data[n:]
+	}
+	return total, nil
+}
+
+// write sends one Write Request.
+func (h *Handle) write(ctx context.Context, offset uint64, data []byte) (int, error) {
 	rep, err := h.do(ctx, &op{fn: wire.FunctionWrite, max: uint32(len(data)), offset: offset, data: data}, true)
 	r, _ := rep.(wire.WriteReply)
 	n := r.BytesWritten
@@ -244,6 +277,10 @@ func (h *Handle) Write(ctx context.Context, offset uint64, data []byte) (int, er
 func (h *Handle) IoControl(ctx context.Context, code uint32, in []byte, outMax int) ([]byte, error) {
 	if len(in) > wire.MaxIOControlBytes || outMax < 0 || outMax > wire.MaxIOControlBytes {
 		return nil, fmt.Errorf("pnp/server: IoControl with %d bytes in, %d out: want at most %d each", len(in), outMax, wire.MaxIOControlBytes)
+	}
+	if m, n := h.s.cfg.MaxMessage, (wire.IOControlRequest{DataIn: in}).Len(); m > 0 && n > m {
+		// Unlike a write, an IOCTL's input cannot be cut into pieces.
+		return nil, fmt.Errorf("pnp/server: IOControl Request of %d bytes (%d of input) is over Config.MaxMessage %d: %w", n, len(in), m, dvc.ErrTooLarge)
 	}
 	rep, err := h.do(ctx, &op{fn: wire.FunctionIOControl, max: uint32(outMax), code: code, data: in}, true)
 	r, _ := rep.(wire.IOControlReply)

@@ -791,3 +791,87 @@ func TestWriteFailures(t *testing.T) {
 		t.Error("Read after the handle ended succeeded")
 	}
 }
+
+// TestWriteSplitByMaxMessage: with Config.MaxMessage, a write too large
+// for one message goes as several Write Requests that each fit, in order,
+// stopping at the first failure; an IOCTL input that does not fit fails
+// before anything is sent.
+func TestWriteSplitByMaxMessage(t *testing.T) {
+	const max = 64
+	var never atomic.Bool
+	s, c, p := startWith(t, server.Config{MaxMessage: max}, func(o dvc.Opener) dvc.Opener { return limitOpener{o, max, &never} })
+	addDevices(t, s, p, 1)
+	var mu sync.Mutex
+	var writes []wire.WriteRequest
+	mem := &memResponder{mem: make([]byte, 256), hook: func(_ *fakeChan, r wire.Request) bool {
+		if w, ok := r.(wire.WriteRequest); ok {
+			mu.Lock()
+			writes = append(writes, wire.WriteRequest{Offset: w.Offset, Data: bytes.Clone(w.Data)})
+			mu.Unlock()
+		}
+		return false
+	}}
+	c.serveFiles(t, mem)
+	ctx := ctxT(t)
+	h, err := s.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 200)
+	for i := range data {
+		data[i] = byte(i + 1)
+	}
+	if n, err := h.Write(ctx, 10, data); n != 200 || err != nil {
+		t.Fatalf("split Write = %d, %v", n, err)
+	}
+	got, err := h.Read(ctx, 10, 200)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %x, %v", got, err)
+	}
+	mu.Lock()
+	piece := max - (wire.WriteRequest{}).Len()
+	if len(writes) != (200+piece-1)/piece {
+		t.Errorf("%d Write Requests, want %d of at most %d bytes", len(writes), (200+piece-1)/piece, piece)
+	}
+	for i, w := range writes {
+		if w.Offset != uint64(10+i*piece) || len(w.Data) > piece {
+			t.Errorf("request %d: offset %d, %d bytes", i, w.Offset, len(w.Data))
+		}
+	}
+	writes = nil
+	mu.Unlock()
+
+	// Past the end of the 256-byte device, the fourth piece fails: the
+	// three before it stay written and count.
+	n, err := h.Write(ctx, 100, data)
+	var he *hresult.Error
+	if n != 3*piece || !errors.As(err, &he) {
+		t.Fatalf("Write across the end = %d, %v; want %d and the client's HRESULT", n, err, 3*piece)
+	}
+	mu.Lock()
+	if len(writes) != 4 {
+		t.Errorf("%d Write Requests after a failing piece, want 4", len(writes))
+	}
+	mu.Unlock()
+
+	if _, err := h.IoControl(ctx, 0x00222000, make([]byte, max), 0); !errors.Is(err, dvc.ErrTooLarge) {
+		t.Fatalf("oversized IOCTL input: %v, want dvc.ErrTooLarge", err)
+	}
+	if out, err := h.IoControl(ctx, 0x00222000, []byte("ok"), 2); err != nil || string(out) != "ok" {
+		t.Fatalf("IOCTL after the refused one: %q, %v", out, err)
+	}
+}
+
+func TestMaxMessageTooSmallForAWrite(t *testing.T) {
+	s, c, p := start(t, server.Config{MaxMessage: (wire.WriteRequest{}).Len()})
+	addDevices(t, s, p, 1)
+	c.serveFiles(t, &memResponder{mem: make([]byte, 16)})
+	ctx := ctxT(t)
+	h, err := s.Open(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, 0, []byte("x")); !errors.Is(err, dvc.ErrTooLarge) {
+		t.Fatalf("Write = %v, want dvc.ErrTooLarge", err)
+	}
+}

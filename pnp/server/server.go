@@ -42,6 +42,14 @@ type Config struct {
 	// zero means DefaultCancelTimeout, negative waits forever.
 	CancelTimeout time.Duration
 
+	// MaxMessage is the largest message the backend delivers to the
+	// client whole (xrdp.MaxWrite, 32768, on xrdp); zero means no limit.
+	// Handle.Write then sends larger data in several Write Requests, and
+	// Handle.IoControl refuses larger input with an error wrapping
+	// dvc.ErrTooLarge before sending anything. Without it, such a request
+	// fails on a backend with a ceiling (dvc.ErrTooLarge from its Write).
+	MaxMessage int
+
 	// Logger gets protocol anomalies (ignored and refused input) at Debug
 	// and Warn. Nil: slog.Default().
 	Logger *slog.Logger
