@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/rdpdvc/rdpdvc/backend/xrdp"
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
 	"github.com/rdpdvc/rdpdvc/pnp/server/script"
@@ -21,14 +23,25 @@ func init() {
 	})
 }
 
-const pnpServerUsage = `usage: rdpdvc pnp-server [-listen ADDR] [-script FILE|-]
+const pnpServerUsage = `usage: rdpdvc pnp-server [-listen ADDR | -xrdp [-display :N]] [-script FILE|-]
 
-Waits for one portable-transport connection (rdpdvc pnp-client -connect),
-prints each device the client redirects as it comes and goes, and, with
--script, runs the script's commands against the devices, one JSON line per
-result on stdout. Without -script it prints events until Ctrl+C or until the
-client hangs up. The exit status is 0 when every command did what it was
-expected to, 1 otherwise, 2 for bad usage.
+Waits for the client's devices, prints each device it redirects as it comes
+and goes, and, with -script, runs the script's commands against the
+devices, one JSON line per result on stdout. Without -script it prints
+events until Ctrl+C or until the client hangs up. The exit status is 0 when
+every command did what it was expected to, 1 otherwise, 2 for bad usage.
+
+Where the client is:
+  -listen ADDR   the portable transport: wait for one connection
+                 (rdpdvc pnp-client -connect ADDR); the default outside xrdp,
+                 on 127.0.0.1:3390
+  -xrdp          the RDP client of the xrdp session this runs in, through
+                 xrdp-chansrv (the default inside an xrdp session), for
+                 example xfreerdp with /dvc:rdpdvc,pnp=file:/tmp/disk.img
+                 (see docs/linux.md). xrdp delivers a message whole only up
+                 to 32768 bytes: a larger write goes as several Write
+                 Requests, one after the other (a failure can leave the
+                 first ones written); an ioctl input that large fails.
 
 Script commands (see package pnp/server/script):
   wait-device [SEL] [timeout=DUR]     SEL: ID | any | hwid:ID | desc:TEXT
@@ -50,15 +63,22 @@ Request when it expires.
 flags:
 `
 
+// pnpXRDPDetect reports whether we run inside an xrdp session; tests
+// replace it.
+var pnpXRDPDetect = xrdp.Detect
+
 func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
-		addr, scriptPath string
-		lf               cli.LogFlags
+		addr, scriptPath, display string
+		useXRDP                   bool
+		lf                        cli.LogFlags
 	)
 	fs := flag.NewFlagSet("rdpdvc pnp-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, pnpServerUsage); fs.PrintDefaults() }
-	fs.StringVar(&addr, "listen", cli.DefaultAddr, "`address` to listen on (portable transport)")
+	fs.StringVar(&addr, "listen", "", "portable transport: `address` to listen on (default "+cli.DefaultAddr+" outside xrdp)")
+	fs.BoolVar(&useXRDP, "xrdp", false, "reach the client of this xrdp session through chansrv (default inside one)")
+	fs.StringVar(&display, "display", "", "xrdp: the session's X `display` (default $DISPLAY)")
 	fs.StringVar(&scriptPath, "script", "", "run the commands in `FILE` (- for stdin), then exit")
 	lf.Register(fs)
 	// stdout carries the JSON lines; logs go to stderr.
@@ -70,6 +90,11 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintln(stderr, "rdpdvc pnp-server: unexpected arguments:", fs.Args())
 		return 2
 	}
+	if useXRDP && addr != "" {
+		fmt.Fprintln(stderr, "rdpdvc pnp-server: -listen and -xrdp exclude each other")
+		return 2
+	}
+	useXRDP = useXRDP || (addr == "" && pnpXRDPDetect())
 	var in io.Reader
 	switch scriptPath {
 	case "":
@@ -84,22 +109,38 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer f.Close()
 		in = f
 	}
-	ln, err := portable.Listen(cli.ListenAddr(addr, stderr), portable.Config{Logger: log})
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
-		return 1
-	}
-	defer ln.Close()
 	r := script.New(stdout)
-	r.Print(map[string]any{"event": "listening", "addr": ln.Addr().String()})
-	conn, err := ln.Accept(ctx)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
-		return 1
+	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent}
+	var op dvc.Opener
+	if useXRDP {
+		xo, err := xrdp.New(xrdp.Options{Display: display})
+		if err != nil {
+			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+			return 1
+		}
+		// chansrv forwards at most 32768 bytes as one DVC message, and
+		// backend/xrdp refuses more: split writes to fit (pnp/server).
+		cfg.MaxMessage = xrdp.MaxWrite
+		r.Print(map[string]any{"event": "session", "backend": "xrdp", "socket": xo.SocketPath()})
+		op = xo
+	} else {
+		ln, err := portable.Listen(cli.ListenAddr(addr, stderr), portable.Config{Logger: log})
+		if err != nil {
+			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+			return 1
+		}
+		defer ln.Close()
+		r.Print(map[string]any{"event": "listening", "addr": ln.Addr().String()})
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+			return 1
+		}
+		defer conn.Close()
+		r.Print(map[string]any{"event": "connected"})
+		op = conn
 	}
-	defer conn.Close()
-	r.Print(map[string]any{"event": "connected"})
-	srv, err := server.Start(ctx, conn, server.Config{Logger: log, OnDevice: r.DeviceEvent})
+	srv, err := server.Start(ctx, op, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 		return 1
