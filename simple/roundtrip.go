@@ -39,7 +39,8 @@ type RoundTrips struct {
 	// requests are pipelined, one per tick, as the Simple sample does.
 	Sequential bool
 
-	// Line is the log line of a resolved request (Reply.Line, echo.Line).
+	// Line is the log line of a resolved request: Reply.Line (Ping#...)
+	// if nil, echo.Line (Echo#...) for the prober.
 	Line func(Reply) string
 	// The words of the errors and log attributes, so each protocol keeps
 	// its own: Package prefixes errors ("simple"), Request names a request
