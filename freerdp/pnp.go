@@ -50,7 +50,7 @@ func PNPFeature(log *slog.Logger) Feature {
 			if err != nil {
 				return err
 			}
-			c, err := client.New(client.Config{Logger: log.With("channel", "pnp")}, devs...)
+			c, err := client.New(client.Config{Logger: log.With("feature", "pnp")}, devs...)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,11 @@
 #   (b) it pings librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple); an
 #       open with no listener fails with 0xC0000001; a burst of pings 200us
 #       apart reaches the client one whole frame per message;
+#   (c) rdpdvc pnp-server -xrdp finds the devices the plugin redirects
+#       (/dvc:rdpdvc,pnp=...: a file, a read-only file, a memory device),
+#       writes at an offset (also 100000 bytes, over xrdp's 32768-byte
+#       message ceiling), reads back, and the bytes are in the client's
+#       file; the read-only device refuses a write with 0x80070013;
 #   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline;
 #   (e) rdpdvc echo -xrdp (MS-RDPEECO server role) against FreeRDP's /echo.
 # It always stops everything it started and removes what it created.
@@ -281,10 +286,24 @@ done
 start xvfb Xvfb ":$XVFB_DISPLAY" -screen 0 1280x800x24 -nolisten tcp
 wait_for 15 "Xvfb :$XVFB_DISPLAY" test -S "/tmp/.X11-unix/X$XVFB_DISPLAY" || die "Xvfb did not start"
 
+# ------------------------------------------------------- (c)'s devices
+# Client-side files for the plugin's PNP devices. xfreerdp runs as root and
+# opens them; the session user only reads big.bin (the data it writes).
+PNP=$WORK/pnp
+mkdir -p "$PNP"
+head -c 131072 /dev/zero | tr '\0' 'A' >"$PNP/rw.img"
+printf 'read-only bytes' >"$PNP/ro.img"
+cp "$PNP/ro.img" "$PNP/ro.orig"
+head -c 100000 /dev/urandom >"$PNP/big.bin"
+chmod 755 "$PNP"
+chmod 644 "$PNP"/*
+# No commas inside a /dvc argument: options follow colons (docs/linux.md).
+PNP_ARGS="pnp=file:$PNP/rw.img:hwid=RDPDVC"'\E2E-RW'",pnp=file:$PNP/ro.img:ro:hwid=RDPDVC"'\E2E-RO'",pnp=mem:1MiB:hwid=RDPDVC"'\E2E-MEM'
+
 # ------------------------------------------------------------------ client
 before=$(ls "$SOCKDIR" 2>/dev/null | grep '^xrdpapi_' || true)
 start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info xfreerdp /v:"127.0.0.1:$XRDP_PORT" \
-	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple
+	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS"
 
 new_session_socket() {
 	local s
@@ -375,10 +394,54 @@ check "(b) an open with no client listener fails with 0xC0000001" check_b_refuse
 check "(b) a burst of pings reaches the client one whole message each" check_b_burst
 check "(e) rdpdvc echo -xrdp: MS-RDPEECO round trips with FreeRDP's /echo" check_echo
 
-# (c) PNP goes here once freerdp/plugin has a "pnp" feature: add
-# ",pnp=file:<image in $WORK>" to xfreerdp's /dvc:rdpdvc,... above and
-# check that `rdpdvc pnp-server` in the session (as_user) sees the device,
-# writes it and reads it back.
+# (c) MS-RDPEPNP through the real stack: pnp-server in the session, the
+# plugin's PNP client in xfreerdp. The script's waits and I/O are bounded
+# (wait-device 30s, as_user's 120s); pnp-server exits non-zero if any
+# command did not do what was expected (! marks one that must fail).
+hexof() { od -An -v -tx1 "$@" | tr -d ' \n'; }
+# read_data LINE: the hex data of the read result on script line LINE.
+# (Keys come sorted: encoding/json orders a map's keys.)
+read_data() { grep "\"line\":$1," "$WORK/check-c.out" | grep '"op":"read"' | sed -n 's/.*"data":"\([0-9a-f]*\)".*/\1/p'; }
+check_c() {
+	cat >"$PNP/script.txt" <<SCRIPT
+wait-device hwid:RDPDVC\E2E-RW
+wait-device hwid:RDPDVC\E2E-RO
+wait-device hwid:RDPDVC\E2E-MEM
+open rw hwid:RDPDVC\E2E-RW
+write rw 10 text:hello, PNP
+read rw 10 10
+write rw 4096 @$PNP/big.bin
+read rw 4096 100000
+open ro hwid:RDPDVC\E2E-RO
+! write ro 0 text:overwrite
+read ro 0 15
+open mem hwid:RDPDVC\E2E-MEM
+write mem 1000 @$PNP/big.bin
+read mem 1000 100000
+close rw
+close ro
+close mem
+SCRIPT
+	as_user "$BIN/rdpdvc" pnp-server -xrdp -script - <"$PNP/script.txt" >"$WORK/check-c.out" 2>"$WORK/check-c.log" || {
+		log "     pnp-server failed:"
+		sed 's/"data":"\([0-9a-f]\{64\}\)[0-9a-f]*"/"data":"\1..."/' "$WORK/check-c.out" "$WORK/check-c.log" | sed 's/^/e2e:   /' >&2
+		return 1
+	}
+	local ok=0 big
+	big=$(hexof "$PNP/big.bin")
+	[ "$(read_data 6)" = "$(printf 'hello, PNP' | hexof)" ] || { log "     read back at offset 10 is not 'hello, PNP'"; ok=1; }
+	[ "$(read_data 8)" = "$big" ] || { log "     the 100000 bytes read back from the file device differ"; ok=1; }
+	[ "$(read_data 14)" = "$big" ] || { log "     the 100000 bytes read back from the memory device differ"; ok=1; }
+	grep '"line":10,' "$WORK/check-c.out" | grep '"expectFail":true' | grep -q '"hresult":"0x80070013"' ||
+		{ log "     the read-only device did not refuse the write with ERROR_WRITE_PROTECT (0x80070013)"; ok=1; }
+	[ "$(head -c 20 "$PNP/rw.img" | tail -c 10)" = "hello, PNP" ] || { log "     the client's file does not hold 'hello, PNP' at offset 10"; ok=1; }
+	cmp -s <(tail -c +4097 "$PNP/rw.img" | head -c 100000) "$PNP/big.bin" || { log "     the client's file does not hold the 100000 bytes at offset 4096"; ok=1; }
+	[ "$(stat -c %s "$PNP/rw.img")" = 131072 ] || { log "     the client's file changed size"; ok=1; }
+	cmp -s "$PNP/ro.img" "$PNP/ro.orig" || { log "     the read-only file changed"; ok=1; }
+	[ "$ok" = 0 ] && log "     wrote 10 and 100000 bytes at offsets, read them back, found them in the client's file; the read-only device refused"
+	return "$ok"
+}
+check "(c) rdpdvc pnp-server -xrdp writes and reads back a device redirected by librdpdvc-client.so" check_c
 
 # (d): many short runs, alternating baseline and rdpdvc so that the noise
 # of a shared machine hits both alike; compare the medians of the per-run
