@@ -25,12 +25,15 @@ func init() {
 
 // runDemo is the README's first command: a Simple server and client,
 // joined by the real portable transport over a loopback TCP connection,
-// pinging -count times. It exits 0 when every ping came back intact.
+// pinging -count times; then the PNP part (demo_pnp.go) redirects devices
+// and drives them from the server side. It exits 0 when every ping came
+// back intact and every PNP step did what it should.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		count    int
 		interval time.Duration
 		payload  int
+		withPNP  bool
 		lf       cli.LogFlags
 	)
 	fs := flag.NewFlagSet("rdpdvc demo", flag.ContinueOnError)
@@ -38,6 +41,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&count, "count", 5, "pings to send (0 = until Ctrl+C)")
 	fs.DurationVar(&interval, "interval", time.Second, "time between pings")
 	fs.IntVar(&payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
+	fs.BoolVar(&withPNP, "pnp", true, "after the pings, redirect devices over MS-RDPEPNP and drive them from the server side (-pnp=false skips it)")
 	lf.Register(fs)
 	log, code, ok := lf.ParseFlags(fs, args, stdout)
 	if !ok {
@@ -54,7 +58,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	clientLog, _ := clientLF.Logger(stdout)
 
 	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client")})
-	return lf.Finish(stdout, log, simple.ChannelName, &st, err, "demo failed")
+	code = lf.Finish(stdout, log, simple.ChannelName, &st, err, "demo failed")
+	if code != 0 || !withPNP || ctx.Err() != nil {
+		return code
+	}
+	if err := demoPNP(ctx, log); err != nil {
+		log.Error("PNP demo failed", "err", err)
+		return 1
+	}
+	return 0
 }
 
 type demoConfig struct {

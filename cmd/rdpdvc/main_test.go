@@ -50,8 +50,22 @@ func TestDemo(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "ERROR") || strings.Contains(out, "WARN") {
+	if strings.Contains(out, " ERROR ") || strings.Contains(out, " WARN ") {
 		t.Errorf("demo logged problems:\n%s", out)
+	}
+	// The PNP part: every step of it is logged, and it ends complete.
+	for _, want := range []string{"PNP: device-arrived id=1", "PNP: read back the same bytes", "PNP: IOCTL echo",
+		"PNP: slow IOCTL cancelled", "PNP: custom event", "PNP: device-removed id=1", "PNP: demo complete"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestDemoWithoutPNP(t *testing.T) {
+	code, out, errs := runArgs(t, "demo", "-count", "1", "-interval", "10ms", "-pnp=false")
+	if code != 0 || strings.Contains(out, "PNP:") {
+		t.Fatalf("exit %d, output:\n%s\n%s", code, out, errs)
 	}
 }
 
@@ -60,10 +74,14 @@ func TestDemoJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	var last map[string]any
+	var last map[string]any // the summary record
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		if err := json.Unmarshal([]byte(l), &last); err != nil {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("not JSON: %q", l)
+		}
+		if rec["msg"] == "summary" {
+			last = rec
 		}
 	}
 	st, _ := last["stats"].(map[string]any)
