@@ -31,7 +31,7 @@ func init() {
 // few PDUs, and the chunk reassembler allocates what headers announce.
 const maxDecodeInput = 64 << 20
 
-// decoders by -as. Later issues add PNP messages here.
+// decoders by -as; decode_pnp.go adds the MS-RDPEPNP channels.
 var decoders = map[string]func(b []byte, o decodeOptions) (any, error){
 	"chanpdu": decodeChanPDU,
 	"drdynvc": decodeDRDYNVC,
@@ -39,19 +39,21 @@ var decoders = map[string]func(b []byte, o decodeOptions) (any, error){
 }
 
 type decodeOptions struct {
-	from drdynvc.Sender // 0 when not given
+	from    drdynvc.Sender // 0 when not given
+	replyTo string         // -reply-to: the FunctionId a FileRedirectorChannel reply answers
 }
 
 func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var as, from, in, format string
+	var as, from, in, format, replyTo string
 	fs := flag.NewFlagSet("rdpdvc decode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&as, "as", "drdynvc", "what the bytes are: chanpdu (a chunk stream as the portable transport carries it), drdynvc (one MS-RDPEDYC PDU) or simple (Simple frames)")
+	fs.StringVar(&as, "as", "drdynvc", "what the bytes are: chanpdu (a chunk stream as the portable transport carries it), drdynvc (one MS-RDPEDYC PDU), simple (Simple frames), pnpdr or fileredirector (one MS-RDPEPNP message)")
+	fs.StringVar(&replyTo, "reply-to", "", "fileredirector -from client: the request the reply answers (read, write, ioctl, create, caps): a reply does not say")
 	fs.StringVar(&from, "from", "", "drdynvc: who sent it, server or client (Cmd 0x01 and 0x05 mean different PDUs each way); chanpdu: decode each message as drdynvc from that side")
 	fs.StringVar(&in, "in", "", "read from `file` (- for stdin) instead of the arguments")
 	fs.StringVar(&format, "input", "auto", "input encoding: hex, bin or auto (hex if it only has hex digits, spaces, ':' or '0x')")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rdpdvc decode [-as chanpdu|drdynvc|simple] [-from server|client] [-in file | HEX...]\n\nWith neither -in nor HEX arguments, reads stdin.")
+		fmt.Fprintln(stderr, "usage: rdpdvc decode [-as chanpdu|drdynvc|simple|pnpdr|fileredirector] [-from server|client] [-reply-to FUNCTION] [-in file | HEX...]\n\nWith neither -in nor HEX arguments, reads stdin.")
 		fs.PrintDefaults()
 	}
 	if code, ok := cli.ParseArgs(fs, args); !ok {
@@ -59,14 +61,14 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	dec, ok := decoders[as]
 	if !ok {
-		fmt.Fprintf(stderr, "rdpdvc decode: -as %q: want chanpdu, drdynvc or simple\n", as)
+		fmt.Fprintf(stderr, "rdpdvc decode: -as %q: want chanpdu, drdynvc, simple, pnpdr or fileredirector\n", as)
 		return 2
 	}
-	var o decodeOptions
+	o := decodeOptions{replyTo: replyTo}
 	switch from {
 	case "":
-		if as == "drdynvc" {
-			fmt.Fprintln(stderr, "rdpdvc decode: -as drdynvc needs -from server or -from client")
+		if as == "drdynvc" || as == "pnpdr" || as == "fileredirector" {
+			fmt.Fprintf(stderr, "rdpdvc decode: -as %s needs -from server or -from client\n", as)
 			return 2
 		}
 	case "server":
