@@ -336,10 +336,11 @@ as_user() {
 }
 
 check() {
-	local name=$1
+	local name=$1 t0
 	shift
+	t0=$(date +%s%N)
 	if "$@"; then
-		log "ok   $name"
+		log "ok   $name ($((($(date +%s%N) - t0) / 1000000)) ms)"
 	else
 		log "FAIL $name"
 		FAILED=1
