@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +32,9 @@ const (
 // BenchmarkRead4K measures 4 KiB reads per second on one handle against a
 // memory device, at queue depth 1 and 32, over the portable transport on
 // loopback TCP; beside it, a raw TCP request/reply of the same sizes at
-// the same depths. Each op is one read; reads/s is reported.
+// the same depths. Each op is one read; reads/s is reported, and
+// cpu-ns/op, the CPU time (both ends and the kernel's work for them) per
+// read, which tells whether a depth is bound by CPU or by waiting.
 //
 //	go test -run '^$' -bench Read4K -benchtime 3s ./pnp/e2e
 func BenchmarkRead4K(b *testing.B) {
@@ -40,6 +46,46 @@ func BenchmarkRead4K(b *testing.B) {
 
 func reportRate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+// processCPU returns the CPU time (user + system, all threads) this
+// process has used, from /proc/self/stat; ok is false where there is no
+// such file. On a shared machine the wall-clock rate moves with the
+// neighbours' load; CPU time per op moves much less.
+func processCPU() (d time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0, false
+	}
+	// utime and stime are fields 14 and 15 of the line; count after the
+	// parenthesised command name, which may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const userHZ = 100 // USER_HZ, the unit of utime and stime on Linux
+	return time.Duration(ut+st) * time.Second / userHZ, true
+}
+
+// cpuMeter reports "cpu-ns/op" for the ops between its creation and the
+// call of the function it returns.
+func cpuMeter(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
 }
 
 func benchPNP(b *testing.B, qd int) {
@@ -61,6 +107,7 @@ func benchPNP(b *testing.B, qd int) {
 	b.SetBytes(readSize)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuMeter(b)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range qd {
@@ -83,6 +130,7 @@ func benchPNP(b *testing.B, qd int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	cpu()
 	reportRate(b)
 }
 
@@ -126,6 +174,7 @@ func benchRawTCP(b *testing.B, qd int) {
 	b.SetBytes(readSize)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuMeter(b)
 	tokens := make(chan struct{}, qd)
 	writeErr := make(chan error, 1)
 	go func() {
@@ -150,6 +199,7 @@ func benchRawTCP(b *testing.B, qd int) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	cpu()
 	reportRate(b)
 }
 
