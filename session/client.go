@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -23,7 +24,7 @@ type Client struct {
 	core
 	lmu       sync.Mutex
 	listeners map[string]dvc.Listener
-	version   uint16 // negotiated; 0 until the capabilities request
+	version   atomic.Uint32 // negotiated; 0 until the capabilities request (read by Version from any goroutine)
 }
 
 // NewClient returns a client manager that sends through carrier. Register
@@ -52,7 +53,7 @@ func (c *Client) Listen(name string, l dvc.Listener) error {
 }
 
 // Version returns the negotiated version, 0 before the server asked.
-func (c *Client) Version() uint16 { return c.version }
+func (c *Client) Version() uint16 { return uint16(c.version.Load()) }
 
 // Receive handles one PDU from the server. pdu is not kept. A non-nil
 // error means the connection must be terminated (3.1.5.2.4); the manager
@@ -70,7 +71,7 @@ func (c *Client) receive(b []byte) error {
 		return protoErr("PDU", "empty virtual channel message")
 	}
 	cmd := drdynvc.Cmd(b[0] >> 4)
-	if c.version == 0 && cmd != drdynvc.CmdCapability {
+	if c.version.Load() == 0 && cmd != drdynvc.CmdCapability {
 		return protoErr(pduName(cmd), "received before the capabilities request (2.2.1: the server sends capabilities first)")
 	}
 	switch cmd {
@@ -79,7 +80,7 @@ func (c *Client) receive(b []byte) error {
 		if err != nil {
 			return decodeErr("DYNVC_CAPS_VERSION", err)
 		}
-		if c.version != 0 {
+		if c.version.Load() != 0 {
 			return protoErr("DYNVC_CAPS_VERSION", "received twice (3.1.5.2.4)")
 		}
 		if p.Version < 1 || p.Version > 3 {
@@ -87,8 +88,9 @@ func (c *Client) receive(b []byte) error {
 		}
 		// Answer at once (2.2.1) with the highest version both sides
 		// speak: never 3, which would invite compressed PDUs.
-		c.version = min(p.Version, Version)
-		c.queueCtrl(drdynvc.CapsResponse{Version: c.version}.Append(nil))
+		v := min(p.Version, Version)
+		c.version.Store(uint32(v))
+		c.queueCtrl(drdynvc.CapsResponse{Version: v}.Append(nil))
 		return nil
 	case drdynvc.CmdCreate:
 		p, err := drdynvc.ParseCreateRequest(b)
