@@ -4,7 +4,7 @@
 // a 5140-byte frame with one write() every -interval (as the Simple
 // servers do), reads the echoes back on another goroutine and compares
 // each with its ping. It is the baseline rdp-simple-plugin-server's
-// xrdp mode is measured against (docs/benchmarks-linux.md).
+// xrdp mode is measured against (docs/benchmarks.md).
 //
 //	xrdpapi-echo-baseline [-channel dvc::sample::simpleplugin] [-count 200] [-interval 10ms]
 //
