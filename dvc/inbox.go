@@ -87,8 +87,15 @@ func (in *Inbox) Read(ctx context.Context) ([]byte, error) {
 			m := in.q[in.head]
 			in.q[in.head] = nil
 			in.head++
-			if in.head == len(in.q) {
+			switch {
+			case in.head == len(in.q):
 				in.q, in.head = in.q[:0], 0
+			case in.head >= 32 && in.head*2 >= len(in.q):
+				// Under steady back-pressure the queue never empties;
+				// slide it down so the slice does not grow forever.
+				n := copy(in.q, in.q[in.head:])
+				clear(in.q[n:])
+				in.q, in.head = in.q[:n], 0
 			}
 			in.bytes -= len(m)
 			more := in.head < len(in.q)

@@ -49,6 +49,7 @@ func TestInboxLimitBlocksPutUntilRead(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- in.Put(ctx, make([]byte, 8)) }()
+	waitBlocked(t, done)
 	in.Read(ctx) // makes room
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestInboxCloseUnblocksPutAndDiscardWins(t *testing.T) {
 	in.Put(ctx, []byte{1, 2})
 	done := make(chan error, 1)
 	go func() { done <- in.Put(ctx, []byte{3}) }()
+	waitBlocked(t, done)
 	in.CloseWithError(ErrConnectionLost)
 	if err := <-done; err != ErrClosed {
 		t.Fatalf("blocked Put: %v", err)
@@ -92,5 +94,34 @@ func TestStatusOf(t *testing.T) {
 	wrapped := errors.Join(errors.New("x"), hresult.New("open", hresult.E_ACCESSDENIED))
 	if s := StatusOf(wrapped); s != hresult.E_ACCESSDENIED {
 		t.Fatalf("wrapped HRESULT: %v", s)
+	}
+}
+
+// Under steady back-pressure (never empty, one in, one out) the queue's
+// backing array stays bounded.
+func TestInboxDoesNotGrowUnderSteadyLoad(t *testing.T) {
+	in := NewInbox(0)
+	ctx := context.Background()
+	in.Put(ctx, []byte{0})
+	in.Put(ctx, []byte{1})
+	for i := 0; i < 100000; i++ {
+		in.Put(ctx, []byte{byte(i)})
+		if _, err := in.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := cap(in.q); c > 1024 {
+		t.Fatalf("backing array grew to %d slots for 2-3 queued messages", c)
+	}
+}
+
+// waitBlocked gives a goroutine calling Put time to block, and fails if
+// the Put returned instead: the test is about a blocked Put.
+func waitBlocked(t *testing.T, done chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("Put over the limit returned %v without blocking", err)
+	case <-time.After(20 * time.Millisecond):
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
@@ -64,8 +65,15 @@ func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.C
 	in := &instance{hub: h, name: name, id: id, toServer: dvc.NewInbox(0), toClient: dvc.NewInbox(0)}
 	in.client = &clientEnd{in}
 	handler, err := l.Accept(in.client)
+	if err == nil && handler == nil {
+		err = fmt.Errorf("loopback: listener %q returned neither a Handler nor an error", name)
+	}
 	if err != nil {
 		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(err)}
+	}
+	if in.ended.Load() {
+		// Closed during Accept: a refusal, as the DVC managers report it.
+		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(nil)}
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -103,12 +111,14 @@ type instance struct {
 	toServer *dvc.Inbox // client Write → server Read
 	toClient *dvc.Inbox // server Write → Handler.Received
 
-	once sync.Once
+	once  sync.Once
+	ended atomic.Bool
 }
 
 // end closes both directions with err (nil = orderly close).
 func (in *instance) end(err error) {
 	in.once.Do(func() {
+		in.ended.Store(true)
 		if err == nil {
 			in.toServer.CloseWithError(io.EOF)
 			in.toClient.CloseWithError(nil)
@@ -129,7 +139,7 @@ func (in *instance) deliver(h dvc.Handler) {
 	for {
 		m, err := in.toClient.Read(context.Background())
 		if err != nil {
-			if err == io.EOF {
+			if err == io.EOF || err == dvc.ErrClosed {
 				err = nil
 			}
 			h.Closed(err)
@@ -170,7 +180,14 @@ func (c *clientEnd) ID() uint32   { return c.in.id }
 func (c *clientEnd) Write(ctx context.Context, msg []byte) error {
 	return write(ctx, c.in.toServer, msg)
 }
-func (c *clientEnd) Close() error { c.in.end(nil); return nil }
+
+// Close ends the instance from the client: the server reads io.EOF, and
+// the Handler gets no more messages, then Closed(nil).
+func (c *clientEnd) Close() error {
+	c.in.toClient.Discard(dvc.ErrClosed)
+	c.in.end(nil)
+	return nil
+}
 
 var (
 	_ dvc.Registrar = (*Hub)(nil)

@@ -101,15 +101,20 @@ func TestRefusalCarriesHRESULT(t *testing.T) {
 func TestClientCloseGivesServerEOF(t *testing.T) {
 	h := New()
 	defer h.Close()
+	received := make(chan int, 10)
 	h.Listen("c", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
-		e := &echoHandler{ch: ch, done: make(chan struct{})}
-		ch.Write(context.Background(), []byte("bye"))
-		ch.Close()
-		return e, nil
+		return handlerFunc(func(m []byte) {
+			received <- len(m)
+			ch.Write(context.Background(), []byte("bye"))
+			ch.Close() // from inside Received
+		}), nil
 	}))
 	c, err := h.Open(context.Background(), "c")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		c.Write(context.Background(), []byte("hi"))
 	}
 	if m, err := c.Read(context.Background()); err != nil || string(m) != "bye" {
 		t.Fatalf("%q %v", m, err)
@@ -117,7 +122,29 @@ func TestClientCloseGivesServerEOF(t *testing.T) {
 	if _, err := c.Read(context.Background()); err != io.EOF {
 		t.Fatalf("want EOF, got %v", err)
 	}
+	h.Close()
+	if n := len(received); n != 1 {
+		t.Fatalf("handler received %d messages after closing in the first; want 1", n)
+	}
 }
+
+func TestCloseDuringAcceptRefuses(t *testing.T) {
+	h := New()
+	defer h.Close()
+	h.Listen("c", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		ch.Close()
+		return handlerFunc(func([]byte) {}), nil
+	}))
+	var oe *dvc.OpenError
+	if _, err := h.Open(context.Background(), "c"); !errors.As(err, &oe) {
+		t.Fatalf("Open = %v, want an *OpenError", err)
+	}
+}
+
+type handlerFunc func([]byte)
+
+func (f handlerFunc) Received(m []byte) { f(m) }
+func (f handlerFunc) Closed(error)      {}
 
 func TestHubCloseLosesConnection(t *testing.T) {
 	h := New()

@@ -164,6 +164,9 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 func (c *Client) run(ch *channel, l dvc.Listener) {
 	defer c.wg.Done()
 	h, err := l.Accept(&clientChan{ch})
+	if err == nil && h == nil {
+		err = errors.New("listener returned neither a Handler nor an error")
+	}
 	if err != nil {
 		c.remove(ch)
 		ch.end(dvc.ErrClosed, true)
@@ -174,19 +177,28 @@ func (c *Client) run(ch *channel, l dvc.Listener) {
 	}
 	// Hold the channel's write lock across the state change and the
 	// response, so nothing the handler writes can precede DYNVC_CREATE_RSP.
-	ch.wmu.Lock()
+	ch.wsem <- struct{}{}
 	c.mu.Lock()
-	alive := c.channels[ch.id] == ch && !ch.localDone
-	if alive {
+	answer, status := true, hresult.S_OK
+	switch {
+	case c.dead != nil || ch.state == stateGone:
+		// The connection died, or the server closed the id while we were
+		// accepting: there is nobody to answer.
+		answer = false
+	case ch.localDone:
+		// Closed during Accept: the server still waits for an answer
+		// (3.2.3.2.1), and it is a refusal.
+		status = hresult.StatusUnsuccessful
+	default:
 		ch.state = stateOpen
 	}
 	c.mu.Unlock()
-	if alive {
+	if answer {
 		// Written here, synchronously, not queued: a queued response could
 		// be overtaken by the handler's first message.
-		_ = c.sendNow(drdynvc.CreateResponse{ChannelID: ch.id, CreationStatus: hresult.S_OK}.Append(nil))
+		_ = c.sendNow(context.Background(), drdynvc.CreateResponse{ChannelID: ch.id, CreationStatus: status}.Append(nil))
 	}
-	ch.wmu.Unlock()
+	ch.wsem.release()
 	for {
 		m, err := ch.in.Read(context.Background())
 		if err != nil {
@@ -211,6 +223,7 @@ func (c *Client) onClose(id uint32) {
 	}
 	delete(c.channels, id)
 	st := ch.state
+	ch.state = stateGone // writes now fail instead of going to a freed id
 	c.mu.Unlock()
 	if st == stateOpen {
 		c.queueCtrl(drdynvc.Close{ChannelID: id}.Append(nil)) // the reply mstsc sends (3.2.5.2: MAY)
@@ -222,8 +235,11 @@ func (c *Client) onClose(id uint32) {
 func (c *Client) abort(ch *channel, cause error) {
 	c.mu.Lock()
 	send := c.channels[ch.id] == ch && ch.state == stateOpen
+	if c.channels[ch.id] == ch {
+		delete(c.channels, ch.id)
+	}
+	ch.state = stateGone
 	c.mu.Unlock()
-	c.remove(ch)
 	if send {
 		c.queueCtrl(drdynvc.Close{ChannelID: ch.id}.Append(nil))
 	}
@@ -268,11 +284,10 @@ func (cc *clientChan) Close() error {
 	ch.end(dvc.ErrClosed, true)
 	if send {
 		// Queued rather than written here: Close may be called from a
-		// Handler callback, and the control queue keeps it behind any
-		// message this channel already has on the wire.
-		ch.wmu.Lock()
+		// Handler callback, and must not wait behind a stalled carrier. A
+		// message already being written finishes first (ctrlLoop needs the
+		// carrier), and one not yet started sees localDone and fails.
 		c.queueCtrl(drdynvc.Close{ChannelID: ch.id}.Append(nil))
-		ch.wmu.Unlock()
 	}
 	return nil
 }

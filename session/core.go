@@ -16,10 +16,11 @@ import (
 // message data is less than or equal to 1,590 bytes" (2.2.3.2).
 const maxSingleData = 1590
 
-// firstAlloc caps the reassembly buffer allocated on DATA_FIRST; it grows
-// with the data actually received, so a peer announcing large messages on
-// many channels costs what it sends, not what it announces.
-const firstAlloc = 64 << 10
+// firstAlloc is where a reassembly buffer starts once the connection's
+// up-front budget is spent; it then doubles with the data received, so a
+// peer announcing large messages on many channels costs about what it
+// sends.
+const firstAlloc = 2 << 10
 
 type chanState uint8
 
@@ -28,6 +29,7 @@ const (
 	stateAbandon                  // server: Open gave up while pending
 	stateOpen                     // both: created
 	stateClosing                  // server: DYNVC_CLOSE sent, awaiting the client's
+	stateGone                     // both: closed by the peer (or the manager); writes fail
 )
 
 // core is what both managers share: the carrier, the channel table, the
@@ -36,12 +38,14 @@ type core struct {
 	cfg     Config
 	carrier Carrier
 
-	// wmu serializes the carrier. A message's PDUs are written under one
+	// wsem serializes the carrier. A message's PDUs are written under one
 	// hold of it, so they are never interleaved with another message's.
-	wmu     sync.Mutex
+	// It is a semaphore, not a mutex, so that waiting for it honours the
+	// writer's context: a stalled peer must not hang every Write.
+	wsem    sem
 	scratch []byte
 	parts   PartsWriter // carrier's, if it has one
-	// writers counts goroutines holding or waiting for wmu. The last one
+	// writers counts goroutines holding or waiting for wsem. The last one
 	// out flushes (group commit): messages that queue up behind each other
 	// — pipelined PNP requests, many channels echoing — share one write
 	// to the carrier, while a lone message is still flushed at once.
@@ -78,6 +82,7 @@ func (c *core) init(cfg Config, carrier Carrier) {
 	c.parts, _ = carrier.(PartsWriter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
 	c.kick = make(chan struct{}, 1)
+	c.wsem = make(sem, 1)
 	c.channels = map[uint32]*channel{}
 	c.deadCh = make(chan struct{})
 	c.wg.Add(1)
@@ -89,6 +94,10 @@ func (c *core) queueCtrl(pdu []byte) {
 	c.ctrlMu.Lock()
 	c.ctrl = append(c.ctrl, append([]byte(nil), pdu...))
 	c.ctrlMu.Unlock()
+	c.kickCtrl()
+}
+
+func (c *core) kickCtrl() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
@@ -107,10 +116,12 @@ func (c *core) ctrlLoop() {
 		q := c.ctrl
 		c.ctrl = nil
 		c.ctrlMu.Unlock()
-		if len(q) == 0 {
-			continue
+		// Also woken with nothing queued when a writer that gave up waiting
+		// may have been the one due to flush: taking and releasing the
+		// carrier flushes what the last holder left.
+		if err := c.lockW(context.Background()); err != nil {
+			return
 		}
-		c.lockW()
 		err := c.writeAll(q)
 		if ferr := c.unlockW(); err == nil {
 			err = ferr
@@ -131,11 +142,45 @@ func (c *core) writeAll(pdus [][]byte) error {
 	return nil
 }
 
-// lockW takes the carrier; unlockW releases it, flushing first unless
-// another writer is already waiting to write (and so to flush) after it.
-func (c *core) lockW() {
+// sem is a one-slot semaphore: a lock that can be waited for with a
+// context.
+type sem chan struct{}
+
+func (m sem) acquire(ctx context.Context, dead <-chan struct{}) error {
+	select {
+	case m <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case m <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-dead:
+		return dvc.ErrConnectionLost
+	}
+}
+
+func (m sem) release() { <-m }
+
+// lockW takes the carrier, waiting no longer than ctx allows; unlockW
+// releases it, flushing first unless another writer is already waiting
+// to write (and so to flush) after it.
+func (c *core) lockW(ctx context.Context) error {
 	c.writers.Add(1)
-	c.wmu.Lock()
+	if err := c.wsem.acquire(ctx, c.deadCh); err != nil {
+		if c.writers.Add(-1) == 0 {
+			// The holder may have left the flush to us: have ctrlLoop
+			// do it.
+			c.kickCtrl()
+		}
+		if errors.Is(err, dvc.ErrConnectionLost) {
+			return c.isDead()
+		}
+		return err
+	}
+	return nil
 }
 
 func (c *core) unlockW() error {
@@ -143,29 +188,37 @@ func (c *core) unlockW() error {
 	if c.writers.Add(-1) == 0 {
 		err = c.carrier.Flush()
 	}
-	c.wmu.Unlock()
+	c.wsem.release()
 	return err
 }
 
 // sendNow writes one PDU at once, from a caller that may block (Open,
-// Close, Start — never Receive).
-func (c *core) sendNow(pdu []byte) error {
-	c.lockW()
-	err := c.isDead()
-	if err == nil {
-		err = c.carrier.WritePDU(pdu)
+// Start — never Receive). Failures wrap dvc.ErrConnectionLost.
+func (c *core) sendNow(ctx context.Context, pdu []byte) error {
+	if err := c.lockW(ctx); err != nil {
+		return err
 	}
+	err := c.isDead()
+	if err != nil {
+		c.unlockW()
+		return err
+	}
+	err = c.carrier.WritePDU(pdu)
 	if ferr := c.unlockW(); err == nil {
 		err = ferr
 	}
-	if errors.Is(err, dvc.ErrConnectionLost) {
-		return err
-	}
 	if err != nil {
-		err = fmt.Errorf("drdynvc: send: %w", err)
-		go c.fail(err)
+		return c.sendFailed(err)
 	}
-	return err
+	return nil
+}
+
+// sendFailed ends the connection after the carrier refused a write, and
+// returns the error a caller sees.
+func (c *core) sendFailed(err error) error {
+	err = fmt.Errorf("drdynvc: send: %w", err)
+	c.fail(err)
+	return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
 }
 
 func (c *core) isDead() error {
@@ -186,13 +239,23 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ch.wmu.Lock() // one message at a time per channel: fragments stay in order
-	defer ch.wmu.Unlock()
+	// One message at a time per channel, so fragments stay in order.
+	if err := ch.wsem.acquire(ctx, c.deadCh); err != nil {
+		if errors.Is(err, dvc.ErrConnectionLost) {
+			return c.isDead()
+		}
+		return err
+	}
+	defer ch.wsem.release()
 	if err := ch.writable(); err != nil {
 		return err
 	}
-	c.lockW()
-	if err := c.isDead(); err != nil {
+	if err := c.lockW(ctx); err != nil {
+		return err
+	}
+	// Checked again with the carrier held: a close queued meanwhile must
+	// not be followed by data on the wire.
+	if err := ch.writable(); err != nil {
 		c.unlockW()
 		return err
 	}
@@ -214,15 +277,13 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		err = ferr
 	}
 	if err != nil {
-		err = fmt.Errorf("drdynvc: send: %w", err)
-		go c.fail(err)
-		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+		return c.sendFailed(err)
 	}
 	return nil
 }
 
 // writeData writes the PDU head+body, without joining them first when the
-// carrier can take them apart. Called with wmu held.
+// carrier can take them apart. Called with wsem held.
 func (c *core) writeData(head, body []byte) error {
 	if c.parts != nil {
 		return c.parts.WritePDUParts(head, body)
@@ -276,7 +337,7 @@ func (c *core) onDataFirst(b []byte) error {
 	// Allocate the whole message at once while the connection's
 	// reassembly budget allows; past it, start small and grow with what
 	// arrives, so announcing costs a peer nothing.
-	size := min(p.Length, firstAlloc)
+	size := min(p.Length, max(uint32(len(p.Data)), firstAlloc))
 	if c.reserved.Add(int64(p.Length)) <= c.cfg.ReassemblyBudget {
 		size = p.Length
 		ch.reserved.Store(p.Length)
@@ -367,7 +428,7 @@ type channel struct {
 	buf        []byte
 	reserved   atomic.Uint32 // bytes of c.reserved held by buf
 
-	wmu sync.Mutex // one outgoing message at a time
+	wsem sem // one outgoing message at a time
 
 	// Guarded by c.mu.
 	state  chanState
@@ -379,7 +440,7 @@ type channel struct {
 }
 
 func newChannel(c *core, id uint32, name string, st chanState) *channel {
-	return &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{})}
+	return &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
 }
 
 func (ch *channel) writable() error {
@@ -391,10 +452,13 @@ func (ch *channel) writable() error {
 	if ch.c.dead != nil {
 		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, ch.c.dead)
 	}
-	if ch.state != stateOpen {
-		return fmt.Errorf("dvc: channel %q (%d) is closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
+	switch ch.state {
+	case stateOpen:
+		return nil
+	case statePending:
+		return fmt.Errorf("dvc: channel %q (%d) is not open yet: write after Accept returns", ch.name, ch.id)
 	}
-	return nil
+	return fmt.Errorf("dvc: channel %q (%d) was closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
 }
 
 // deliver hands a complete message to the reader. It blocks while the

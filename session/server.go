@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
@@ -17,12 +18,13 @@ import (
 // dvc.Opener.
 type Server struct {
 	core
-	startOnce sync.Once
-	startErr  error
-	capsDone  chan struct{} // closed when DYNVC_CAPS_RSP arrived
-	capsAt    time.Time     // when the request went out
-	version   uint16        // the client's, once capsDone
-	nextID    uint32
+	startOnce    sync.Once
+	startErr     error
+	capsDone     chan struct{} // closed when DYNVC_CAPS_RSP arrived
+	capsAt       time.Time     // when the request went out
+	version      uint16        // the client's, once capsDone
+	capsTimedOut atomic.Bool   // the caps timer fired first: Open fails from then on
+	nextID       uint32
 }
 
 // NewServer returns a server manager that sends through carrier. Call
@@ -39,7 +41,7 @@ func NewServer(carrier Carrier, cfg Config) *Server {
 func (s *Server) Start() error {
 	s.startOnce.Do(func() {
 		s.capsAt = time.Now()
-		s.startErr = s.sendNow(drdynvc.CapsRequest{Version: Version, PriorityCharges: DefaultPriorityCharges}.Append(nil))
+		s.startErr = s.sendNow(context.Background(), drdynvc.CapsRequest{Version: Version, PriorityCharges: DefaultPriorityCharges}.Append(nil))
 	})
 	return s.startErr
 }
@@ -86,7 +88,10 @@ func (s *Server) receive(b []byte) error {
 		if p.Version < 1 || p.Version > 3 {
 			return protoErr("DYNVC_CAPS_RSP", "Version %d is not 1, 2 or 3 (2.2.1.2)", p.Version)
 		}
-		s.version = p.Version
+		// A client answering above what we offered gets what we offered:
+		// the server "MUST adjust to the version level supported by the
+		// client" (3.3.3.1) only downwards.
+		s.version = min(p.Version, Version)
 		close(s.capsDone)
 		return nil
 	case drdynvc.CmdCreate:
@@ -158,6 +163,7 @@ func (s *Server) onClose(id uint32) {
 	}
 	st := ch.state
 	delete(s.channels, id)
+	ch.state = stateGone // writes now fail instead of going to a freed id
 	s.mu.Unlock()
 	switch st {
 	case stateOpen:
@@ -169,6 +175,19 @@ func (s *Server) onClose(id uint32) {
 	case stateClosing:
 		// The reply to our own close: the id is free again.
 	}
+}
+
+// live counts the channels that count against MaxChannels: not those only
+// waiting for the client's close reply, which a client may never send
+// (3.2.5.2: it MAY answer). Called with s.mu held.
+func (s *Server) live() int {
+	n := 0
+	for _, ch := range s.channels {
+		if ch.state != stateClosing {
+			n++
+		}
+	}
+	return n
 }
 
 // allocID picks an unused ChannelId (2.2.2.1: unique within the
@@ -200,7 +219,7 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 		s.mu.Unlock()
 		return nil, fmt.Errorf("dvc: open %q: %w: %v", name, dvc.ErrConnectionLost, err)
 	}
-	if len(s.channels) >= s.cfg.MaxChannels {
+	if s.live() >= s.cfg.MaxChannels {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("dvc: open %q: %d channels already open (Config.MaxChannels)", name, s.cfg.MaxChannels)
 	}
@@ -212,7 +231,7 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 	s.mu.Unlock()
 
 	req := drdynvc.CreateRequest{ChannelID: id, Priority: o.Priority, ChannelName: name}
-	if err := s.sendNow(req.Append(nil)); err != nil {
+	if err := s.sendNow(ctx, req.Append(nil)); err != nil {
 		return nil, fmt.Errorf("dvc: open %q: %w", name, err)
 	}
 	select {
@@ -223,18 +242,18 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 		return &serverConn{ch}, nil
 	case <-ctx.Done():
 		s.mu.Lock()
-		if ch.state == statePending {
+		if ch.result != nil {
+			// Still unanswered: whoever answers later closes it.
 			ch.state = stateAbandon
 			ch.result = nil
+			s.mu.Unlock()
+			return nil, fmt.Errorf("dvc: open %q: %w", name, ctx.Err())
 		}
 		s.mu.Unlock()
-		// The answer may have raced in.
-		select {
-		case err := <-r:
-			if err == nil {
-				(&serverConn{ch}).Close()
-			}
-		default:
+		// The answer was taken and is being sent to r: wait for it, so an
+		// open channel cannot be left without an owner.
+		if err := <-r; err == nil {
+			(&serverConn{ch}).Close()
 		}
 		return nil, fmt.Errorf("dvc: open %q: %w", name, ctx.Err())
 	}
@@ -245,6 +264,11 @@ var errCapsTimeout = errors.New("the client did not answer the capabilities requ
 func (s *Server) waitCaps(ctx context.Context) error {
 	if err := s.Start(); err != nil {
 		return err
+	}
+	if s.capsTimedOut.Load() {
+		// 3.3.3.1.4: after the timer, no further create requests, even if
+		// the answer turns up late.
+		return errCapsTimeout
 	}
 	select {
 	case <-s.capsDone:
@@ -261,6 +285,12 @@ func (s *Server) waitCaps(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
+		select {
+		case <-s.capsDone:
+			return nil // answered just as the timer fired
+		default:
+		}
+		s.capsTimedOut.Store(true)
 		return errCapsTimeout
 	}
 }
@@ -306,7 +336,8 @@ func (c *serverConn) Write(ctx context.Context, msg []byte) error {
 func (c *serverConn) Read(ctx context.Context) ([]byte, error) { return c.ch.in.Read(ctx) }
 
 // Close sends DYNVC_CLOSE; the client's reply frees the ChannelId
-// (3.3.5.2). Reads then return dvc.ErrClosed.
+// (3.3.5.2). Reads then return dvc.ErrClosed. It never waits for the
+// carrier: the close is queued behind any message being written.
 func (c *serverConn) Close() error {
 	ch := c.ch
 	s := ch.c
@@ -324,11 +355,7 @@ func (c *serverConn) Close() error {
 	ch.end(dvc.ErrClosed, true)
 	ch.in.Discard(dvc.ErrClosed) // also when the peer closed first: reads say ErrClosed now
 	if send {
-		ch.wmu.Lock() // after any message being written on it
-		defer ch.wmu.Unlock()
-		if err := s.sendNow(drdynvc.Close{ChannelID: ch.id}.Append(nil)); err != nil {
-			return err
-		}
+		s.queueCtrl(drdynvc.Close{ChannelID: ch.id}.Append(nil))
 	}
 	return nil
 }

@@ -439,8 +439,14 @@ func TestServerBadInputTerminates(t *testing.T) {
 				s.Receive(hexb(t, "50 00 02 00"))
 			}
 			err := s.Receive(hexb(t, tc.pdu))
-			if err == nil || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
-				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
+				t.Fatalf("err = %v, want a *ProtocolError mentioning %q", err, tc.want)
+			}
+			select {
+			case <-s.Done():
+			default:
+				t.Fatal("manager still running after a terminating error")
 			}
 		})
 	}
@@ -479,13 +485,199 @@ func TestReassemblyBudget(t *testing.T) {
 			t.Fatalf("after a %d-byte message %d bytes stay reserved", n, r)
 		}
 	}
-	// A DATA_FIRST whose message never completes, then the channel closes.
+}
+
+// A DATA_FIRST whose message never completes holds its reservation until
+// the channel closes. Scripted: this test is the only caller of Receive.
+func TestReassemblyBudgetReleasedOnClose(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{Logger: quiet, ReassemblyBudget: 10000})
+	defer s.Shutdown(nil)
+	s.Start()
+	r.next(t) // caps request
+	s.Receive(hexb(t, "50 00 02 00"))
+	conn := openScripted(t, s, r)
 	s.Receive(drdynvc.DataFirst{ChannelID: conn.ID(), Length: 9000, Data: []byte{1}}.Append(nil))
-	if r := s.reserved.Load(); r != 9000 {
-		t.Fatalf("reserved %d, want 9000", r)
+	if got := s.reserved.Load(); got != 9000 {
+		t.Fatalf("reserved %d, want 9000", got)
 	}
 	conn.Close()
-	if r := s.reserved.Load(); r != 0 {
-		t.Fatalf("closing mid-message left %d bytes reserved", r)
+	if got := s.reserved.Load(); got != 0 {
+		t.Fatalf("closing mid-message left %d bytes reserved", got)
+	}
+}
+
+// openScripted opens a channel on a scripted server, answering its
+// DYNVC_CREATE_REQ with success.
+func openScripted(t *testing.T, s *Server, r *recorder) dvc.Conn {
+	t.Helper()
+	type res struct {
+		c   dvc.Conn
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		c, err := s.Open(context.Background(), "x")
+		done <- res{c, err}
+	}()
+	req, err := drdynvc.ParseCreateRequest(r.next(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Receive(drdynvc.CreateResponse{ChannelID: req.ChannelID}.Append(nil))
+	got := <-done
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	return got.c
+}
+
+// Closing a channel inside Accept still answers the create request, with
+// a refusal: the server's Open must not hang (MS-RDPEDYC 3.2.3.2.1).
+func TestCloseDuringAcceptRefuses(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	c.Listen("x", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		ch.Close()
+		return &echo{ch: ch, closed: make(chan error, 1)}, nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var oe *dvc.OpenError
+	if _, err := s.Open(ctx, "x"); !errors.As(err, &oe) || oe.Status != hresult.StatusUnsuccessful {
+		t.Fatalf("Open = %v, want a refusal", err)
+	}
+}
+
+// A listener that returns (nil, nil) refuses rather than crashing.
+func TestNilHandlerRefuses(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	c.Listen("x", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, nil }))
+	var oe *dvc.OpenError
+	if _, err := s.Open(context.Background(), "x"); !errors.As(err, &oe) {
+		t.Fatalf("Open = %v, want a refusal", err)
+	}
+}
+
+// After the peer closed a channel, writes on it fail on both ends instead
+// of sending data for a freed ChannelId.
+func TestWriteAfterPeerCloseFails(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	hs := make(chan *echo, 2)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+
+	a, _ := s.Open(ctx, "x")
+	ha := <-hs
+	ha.ch.Close()
+	if _, err := a.Read(ctx); err != io.EOF {
+		t.Fatalf("read: %v", err)
+	}
+	if err := a.Write(ctx, []byte("late")); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("server write after client close: %v, want ErrClosed", err)
+	}
+
+	b, _ := s.Open(ctx, "x")
+	hb := <-hs
+	b.Close()
+	<-hb.closed
+	if err := hb.ch.Write(ctx, []byte("late")); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("client write after server close: %v, want ErrClosed", err)
+	}
+}
+
+// stalled is a carrier whose writes block until released, like a peer
+// that stopped reading.
+type stalled struct {
+	release chan struct{}
+	started chan struct{}
+	once    sync.Once
+}
+
+func (w *stalled) WritePDU([]byte) error {
+	w.once.Do(func() { close(w.started) })
+	<-w.release
+	return errors.New("carrier gone")
+}
+func (w *stalled) Flush() error { return nil }
+
+// A Write waiting for a carrier that another Write has stalled gives up
+// when its context ends, and Close does not wait at all.
+func TestWriteHonoursContextBehindStalledCarrier(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{Logger: quiet})
+	s.Start()
+	r.next(t)
+	s.Receive(hexb(t, "50 00 02 00"))
+	first := openScripted(t, s, r)
+	second := openScripted(t, s, r)
+	// Swap in a stalled carrier now that both channels are open.
+	w := &stalled{release: make(chan struct{}), started: make(chan struct{})}
+	s.carrier, s.parts = w, nil
+	go first.Write(context.Background(), []byte("stuck"))
+	<-w.started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := second.Write(ctx, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write behind a stalled carrier: %v, want DeadlineExceeded", err)
+	}
+	if err := first.Close(); err != nil { // must return, not wait for the carrier
+		t.Fatal(err)
+	}
+	close(w.release)
+	s.Shutdown(nil)
+}
+
+// An Open cancelled just as the client's success arrives never leaves an
+// open channel without an owner: either Open returns it, or it is closed.
+func TestCancelledOpenLeavesNoOrphan(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		r := newRecorder()
+		s := NewServer(r, Config{Logger: quiet})
+		s.Start()
+		r.next(t)
+		s.Receive(hexb(t, "50 00 02 00"))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			c, err := s.Open(ctx, "x")
+			if err == nil {
+				c.Close()
+			}
+			done <- err
+		}()
+		req, _ := drdynvc.ParseCreateRequest(r.next(t))
+		go cancel()
+		s.Receive(drdynvc.CreateResponse{ChannelID: req.ChannelID}.Append(nil))
+		<-done
+		// Whatever won, the channel is closed (or closing): a DYNVC_CLOSE
+		// went out and nothing is left open.
+		s.mu.Lock()
+		for _, ch := range s.channels {
+			if ch.state == stateOpen {
+				s.mu.Unlock()
+				t.Fatalf("round %d: channel %d left open with no owner", i, ch.id)
+			}
+		}
+		s.mu.Unlock()
+		s.Shutdown(nil)
+	}
+}
+
+// Beyond the up-front budget, announcing a large message costs only a
+// small buffer, not the announced length.
+func TestAnnouncingIsCheapBeyondBudget(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{Logger: quiet, ReassemblyBudget: 1})
+	defer s.Shutdown(nil)
+	s.Start()
+	r.next(t)
+	s.Receive(hexb(t, "50 00 02 00"))
+	conn := openScripted(t, s, r)
+	s.Receive(drdynvc.DataFirst{ChannelID: conn.ID(), Length: 60 << 20, Data: []byte{1, 2, 3}}.Append(nil))
+	s.mu.Lock()
+	ch := s.channels[conn.ID()]
+	s.mu.Unlock()
+	if c := cap(ch.buf); c > firstAlloc {
+		t.Fatalf("an 8-byte DATA_FIRST announcing 60 MiB allocated %d bytes", c)
 	}
 }
