@@ -44,7 +44,9 @@ type fileChan struct {
 	queued        []*op          // waiting for the CreateFile to finish
 	recent        [recentIDs]uint32
 	nrecent       int
-	pendingEvents int
+	evq           [][]byte       // custom events waiting to be written, in order
+	evReady       bool           // the CreateFile Reply is out: events may follow
+	evWriting     bool           // the instance's event writer is running
 	io            sync.WaitGroup // operations using h
 	handleClosing bool
 	handleOnce    sync.Once
@@ -494,6 +496,14 @@ func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
 		return
 	}
 	fc.write(wire.CreateFileReply{RequestID: o.id, Result: result}.Append(nil))
+	fc.mu.Lock()
+	if fc.state == fileOpen {
+		fc.evReady = true
+		fc.startEventsLocked()
+	} else {
+		fc.evq = nil // raised by a handle that is not open: never sent
+	}
+	fc.mu.Unlock()
 	for i, q := range queued {
 		go fc.run(q, handles[i])
 	}
@@ -530,28 +540,56 @@ func (fc *fileChan) recentlyDone(id uint32) bool {
 }
 
 // deliverEvent is the device's OpenRequest.Events: it queues a Client
-// Device Custom Event (2.2.2.3.10) without blocking.
+// Device Custom Event (2.2.2.3.10) without blocking. Events go out in the
+// order raised, through one writer per instance, and only after the
+// CreateFile Reply: those raised while the device opens wait for it, and
+// are dropped if the open fails.
 func (fc *fileChan) deliverEvent(ev device.Event) {
 	if len(ev.Data) > wire.MaxCustomEventBytes {
 		fc.log.Warn("dropping a custom event over the size ceiling", "bytes", len(ev.Data))
 		return
 	}
+	b := wire.ClientDeviceCustomEvent{CustomEventGUID: ev.GUID, Data: ev.Data}.Append(nil)
 	fc.mu.Lock()
-	if (fc.state != fileOpen && fc.state != fileOpening) || !fc.events || fc.pendingEvents >= MaxPendingEvents {
-		fc.mu.Unlock()
+	defer fc.mu.Unlock()
+	if (fc.state != fileOpen && fc.state != fileOpening) || !fc.events || len(fc.evq) >= MaxPendingEvents {
 		return
 	}
-	fc.pendingEvents++
+	fc.evq = append(fc.evq, b)
+	fc.startEventsLocked()
+}
+
+// startEventsLocked starts the instance's event writer if events are
+// waiting, may go out, and nobody writes them yet.
+func (fc *fileChan) startEventsLocked() {
+	if !fc.evReady || fc.evWriting || len(fc.evq) == 0 {
+		return
+	}
+	fc.evWriting = true
 	fc.c.wg.Add(1)
-	fc.mu.Unlock()
-	b := wire.ClientDeviceCustomEvent{CustomEventGUID: ev.GUID, Data: ev.Data}.Append(nil)
-	go func() {
-		defer fc.c.wg.Done()
-		fc.write(b)
+	go fc.writeEvents()
+}
+
+// writeEvents writes the queued events in order until none is left, or
+// the handle is no longer open.
+func (fc *fileChan) writeEvents() {
+	defer fc.c.wg.Done()
+	for {
 		fc.mu.Lock()
-		fc.pendingEvents--
+		if fc.state != fileOpen || len(fc.evq) == 0 {
+			if fc.state != fileOpen {
+				fc.evq = nil
+			}
+			fc.evWriting = false
+			fc.mu.Unlock()
+			return
+		}
+		b := fc.evq[0]
+		fc.evq[0] = nil
+		fc.evq = fc.evq[1:]
 		fc.mu.Unlock()
-	}()
+		fc.write(b)
+	}
 }
 
 // revoke is the device's removal (see doc.go).
