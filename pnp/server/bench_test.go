@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/loopback"
@@ -50,8 +51,16 @@ func (l *leanDevice) Closed(error) {}
 //
 //	go test -run '^$' -bench HandleRead ./pnp/server
 func BenchmarkHandleRead(b *testing.B) {
-	for _, qd := range []int{1, 32} {
-		b.Run(fmt.Sprintf("QD%d", qd), func(b *testing.B) {
+	for _, tc := range []struct {
+		qd       int
+		deadline bool // each Read under a context that can end, as most callers pass
+	}{{1, false}, {32, false}, {1, true}} {
+		qd := tc.qd
+		name := fmt.Sprintf("QD%d", qd)
+		if tc.deadline {
+			name += "-deadline"
+		}
+		b.Run(name, func(b *testing.B) {
 			hub := loopback.New()
 			defer hub.Close()
 			data := make([]byte, 4096)
@@ -67,6 +76,11 @@ func BenchmarkHandleRead(b *testing.B) {
 			}
 			defer s.Close()
 			ctx := context.Background()
+			if tc.deadline {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Hour)
+				defer cancel()
+			}
 			if _, err := s.WaitDevice(ctxT(b), nil); err != nil {
 				b.Fatal(err)
 			}

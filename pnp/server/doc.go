@@ -46,8 +46,15 @@
 // for the reply, since the request is complete only then. If the reply says
 // the operation succeeded anyway, the call returns its result and no error;
 // otherwise the error wraps both ctx.Err() and the reply's HRESULT. A
-// client that does not answer within Config.CancelTimeout after the cancel
-// has its channel closed.
+// client that does not answer within Config.CancelTimeout after the
+// context ended has its channel closed.
+//
+// A call waiting for its turn to write (behind another call's request)
+// ends with its context, having sent nothing. A request already being
+// written is never abandoned halfway, since that would break the
+// channel's framing; if the client has stopped reading so that the write
+// is stalled, Config.CancelTimeout after the call's context ended the
+// handle is closed instead, which ends the write.
 //
 // # What the server guarantees
 //

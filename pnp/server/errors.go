@@ -28,8 +28,10 @@ var (
 	// the channel instance; the error also wraps the wire package's error,
 	// which names the message and field.
 	ErrProtocol = errors.New("pnp/server: protocol violation")
-	// ErrCancelTimeout: after a Specific IoCancel Request the client sent
-	// no reply within Config.CancelTimeout, and the channel was closed.
+	// ErrCancelTimeout: a call whose context had ended could not finish
+	// within Config.CancelTimeout (the client sent no reply after the
+	// Specific IoCancel Request, or stopped reading so that a request
+	// could not be written), and the channel was closed.
 	ErrCancelTimeout = errors.New("pnp/server: no reply after IoCancel")
 )
 

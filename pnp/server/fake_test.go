@@ -34,14 +34,48 @@ type fakeChan struct {
 	msgs   chan []byte
 	closed chan struct{}
 	err    error
+
+	smu     sync.Mutex
+	entered chan<- struct{} // told when Received stalls
+	release chan struct{}   // closed to end the stall; nil: no stall
+	unstall func()
 }
 
 func newFakeChan(ch dvc.Channel) *fakeChan {
 	return &fakeChan{ch: ch, msgs: make(chan []byte, 4096), closed: make(chan struct{})}
 }
 
-func (f *fakeChan) Received(m []byte) { f.msgs <- bytes.Clone(m) }
-func (f *fakeChan) Closed(err error)  { f.err = err; close(f.closed) }
+func (f *fakeChan) Received(m []byte) {
+	f.smu.Lock()
+	entered, release := f.entered, f.release
+	f.smu.Unlock()
+	if release != nil {
+		// A client that stops reading: the backend's inbox fills behind
+		// this call.
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	f.msgs <- bytes.Clone(m)
+}
+
+// stall makes every later Received block, telling entered, until unstall.
+func (f *fakeChan) stall(entered chan<- struct{}) {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	release := make(chan struct{})
+	f.entered, f.release = entered, release
+	f.unstall = sync.OnceFunc(func() {
+		f.smu.Lock()
+		f.entered, f.release = nil, nil
+		f.smu.Unlock()
+		close(release)
+	})
+}
+
+func (f *fakeChan) Closed(err error) { f.err = err; close(f.closed) }
 
 func (f *fakeChan) send(t testing.TB, b []byte) {
 	t.Helper()

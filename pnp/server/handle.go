@@ -56,7 +56,10 @@ type Handle struct {
 	conn dvc.Conn
 	log  *slog.Logger
 	sem  chan struct{} // one token per outstanding request
-	wmu  sync.Mutex    // writes on conn
+	// wsem is the turn to write on conn: a one-slot semaphore rather
+	// than a mutex, so that a call waiting behind a stalled write still
+	// ends with its context.
+	wsem chan struct{}
 
 	mu      sync.Mutex
 	pending map[uint32]*call // by RequestId, until the call returns
@@ -111,6 +114,7 @@ func (s *Server) Open(ctx context.Context, deviceID uint32, opts ...OpenOption) 
 		s:       s,
 		dev:     deviceID,
 		sem:     make(chan struct{}, MaxOutstanding),
+		wsem:    make(chan struct{}, 1),
 		pending: make(map[uint32]*call),
 		done:    make(chan struct{}),
 	}
@@ -377,14 +381,23 @@ func (h *Handle) do(ctx context.Context, o *op, cancellable bool) (wire.Reply, e
 	if err := ctx.Err(); err != nil {
 		return nil, err // nothing sent yet
 	}
+	// Waiting for the turn to write honours ctx: nothing is sent yet.
+	if err := h.lockW(ctx); err != nil {
+		return nil, err
+	}
+	// From here on the call ends only with its reply or the handle's end,
+	// and once ctx has ended, the watchdog bounds how long that takes.
+	wctx, wd := h.watch(ctx, o.fn, cancellable)
+	defer wd.stop()
 	bp := getBuf()
 	*bp = o.append(c.id, (*bp)[:0])
-	h.wmu.Lock()
 	// Not ctx: a write abandoned halfway would leave it unknown whether
 	// the client got the request. A ctx that ends meanwhile is seen
-	// below, once the request is out, and cancels it the protocol's way.
-	err := h.conn.Write(context.WithoutCancel(ctx), *bp)
-	h.wmu.Unlock()
+	// below, once the request is out, and cancels it the protocol's way;
+	// a write still stuck CancelTimeout after that is ended with the
+	// handle (wctx is cancelled and the channel closed).
+	err := h.conn.Write(wctx, *bp)
+	h.unlockW()
 	putBuf(bp)
 	switch {
 	case err == nil:
@@ -408,20 +421,108 @@ func (h *Handle) do(ctx context.Context, o *op, cancellable bool) (wire.Reply, e
 		r = <-c.done
 		return nil, ctx.Err()
 	}
-	h.cancel(c)
-	var timeout <-chan time.Time
-	if d := h.s.cfg.CancelTimeout; d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case r = <-c.done:
-	case <-timeout:
-		h.terminate(fmt.Errorf("%w (%v)", ErrCancelTimeout, h.s.cfg.CancelTimeout))
-		r = <-c.done
-	}
+	// The watchdog bounds both the IoCancel and the wait for the reply:
+	// when it fires, the handle ends and c.done gets its failure.
+	h.cancel(wctx, c)
+	r = <-c.done
 	return r.rep, h.check(o.fn, r, ctx.Err())
+}
+
+// lockW takes the turn to write on the channel, unless ctx or the handle
+// ends first.
+func (h *Handle) lockW(ctx context.Context) error {
+	select {
+	case h.wsem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-h.done:
+		return h.Err()
+	}
+}
+
+func (h *Handle) unlockW() { <-h.wsem }
+
+// watchdog bounds a call once its context has ended: a cancellable call
+// then has Config.CancelTimeout to finish (its request's write, its
+// IoCancel, its reply), a call that is not cancellable (Open's) none.
+// Past that the handle is terminated, which closes the channel and fails
+// the call, and the context the call's writes use is cancelled: a write
+// stuck under a client that stopped reading cannot be abandoned halfway
+// without breaking the framing, but it can end with the handle.
+type watchdog struct {
+	h           *Handle
+	fn          wire.FunctionID
+	cause       context.Context // the call's
+	d           time.Duration
+	cancellable bool
+	cancel      context.CancelFunc // of the writes' context
+	detach      func() bool        // context.AfterFunc's stop
+
+	mu      sync.Mutex
+	stopped bool
+	timer   *time.Timer
+}
+
+// watch arms a call's watchdog and returns the context for the call's
+// writes: ctx's values, without its cancellation. A nil watchdog (ctx
+// never ends, or CancelTimeout is negative: wait forever) does nothing.
+func (h *Handle) watch(ctx context.Context, fn wire.FunctionID, cancellable bool) (context.Context, *watchdog) {
+	d := h.s.cfg.CancelTimeout
+	if !cancellable {
+		d = 0
+	}
+	wctx := context.WithoutCancel(ctx)
+	if ctx.Done() == nil || d < 0 {
+		return wctx, nil
+	}
+	w := &watchdog{h: h, fn: fn, cause: ctx, d: d, cancellable: cancellable}
+	wctx, w.cancel = context.WithCancel(wctx)
+	w.detach = context.AfterFunc(ctx, w.arm)
+	return wctx, w
+}
+
+// arm runs when the call's context ends.
+func (w *watchdog) arm() {
+	if w.d == 0 {
+		w.fire()
+		return
+	}
+	w.mu.Lock()
+	if !w.stopped {
+		w.timer = time.AfterFunc(w.d, w.fire)
+	}
+	w.mu.Unlock()
+}
+
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	if w.cancellable {
+		w.h.terminate(fmt.Errorf("%w (%v after the call's context ended)", ErrCancelTimeout, w.d))
+	} else {
+		w.h.terminate(fmt.Errorf("%w: %v abandoned: %w", ErrClosed, w.fn, w.cause.Err()))
+	}
+	w.cancel()
+}
+
+// stop disarms the watchdog: after it returns, it never fires.
+func (w *watchdog) stop() {
+	if w == nil {
+		return
+	}
+	w.detach()
+	w.mu.Lock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	w.cancel()
 }
 
 // bufs recycles request buffers: a channel does not keep a message after
@@ -475,8 +576,8 @@ func (h *Handle) release(c *call) {
 }
 
 // cancel sends the one Specific IoCancel Request for c (3.3.5.2.2.9), if
-// c is still waiting for its reply.
-func (h *Handle) cancel(c *call) {
+// c is still waiting for its reply. ctx is the call's watchdog context.
+func (h *Handle) cancel(ctx context.Context, c *call) {
 	h.mu.Lock()
 	if c.completed || c.cancelSent || h.dead != nil {
 		h.mu.Unlock()
@@ -486,9 +587,13 @@ func (h *Handle) cancel(c *call) {
 	h.mu.Unlock()
 	m := wire.NewSpecificIoCancelRequest(CancelRequestID, c.id)
 	m.UnusedBits = 0xFF // as the section 4.4 capture sends it; ignored by receivers
-	h.wmu.Lock()
-	err := h.conn.Write(context.Background(), m.Append(nil))
-	h.wmu.Unlock()
+	// The turn to write waits for a stalled write at most until the
+	// watchdog ends the handle.
+	if h.lockW(context.Background()) != nil {
+		return
+	}
+	err := h.conn.Write(ctx, m.Append(nil))
+	h.unlockW()
 	if err != nil {
 		h.terminate(fmt.Errorf("%w: send IoCancel: %w", ErrChannelLost, err))
 	}

@@ -30,8 +30,9 @@ const (
 	// the ID of a request that gets a reply.
 	CancelRequestID = 0xFFFFFF
 
-	// DefaultCancelTimeout is how long a cancelled call waits for the
-	// client's reply before the handle's channel is closed.
+	// DefaultCancelTimeout is how long a call whose context has ended
+	// waits to finish (write, cancel, reply) before the handle's channel
+	// is closed.
 	DefaultCancelTimeout = 30 * time.Second
 )
 

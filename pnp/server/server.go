@@ -37,9 +37,12 @@ type Config struct {
 	// server's own goroutine: it must not block for long, nor call Close.
 	OnDevice func(DeviceEvent)
 
-	// CancelTimeout is how long a call waits for its reply after sending a
-	// Specific IoCancel Request before the handle's channel is closed;
-	// zero means DefaultCancelTimeout, negative waits forever.
+	// CancelTimeout is how long a call whose context has ended may take
+	// to finish: to complete the write of its request (a client that stops
+	// reading can stall it), to send its Specific IoCancel Request, and to
+	// get the reply. Past it the handle's channel is closed and its calls
+	// fail with ErrCancelTimeout. Zero means DefaultCancelTimeout;
+	// negative waits forever.
 	CancelTimeout time.Duration
 
 	// MaxMessage is the largest message the backend delivers to the
