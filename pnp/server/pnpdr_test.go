@@ -3,9 +3,12 @@ package server_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
@@ -194,9 +197,23 @@ func TestDeviceListLimit(t *testing.T) {
 // NOT accept device messages before a user has logged on, and sends
 // Authenticated Client only when told.
 func TestNoDevicesBeforeAuthenticatedClient(t *testing.T) {
-	s, c, p := start(t, server.Config{WaitForLogon: true})
+	// The server's log is the probe: Authenticate must come only after
+	// the server has dropped both messages, or the addition could be
+	// taken as arriving after it.
+	warns := make(chan string, 16)
+	s, c, p := start(t, server.Config{WaitForLogon: true, Logger: slog.New(logProbe{warns})})
 	p.send(t, addition(1))
 	p.send(t, removal(1))
+	for _, want := range []string{"Client Device Addition before Authenticated Client", "Client Device Removal before Authenticated Client"} {
+		select {
+		case m := <-warns:
+			if !strings.Contains(m, want) {
+				t.Fatalf("server logged %q, want it to have ignored the %s", m, want)
+			}
+		case <-time.After(patience):
+			t.Fatalf("the server never ignored the %s", want)
+		}
+	}
 	// Open refuses before Authenticated Client, without opening a channel.
 	if _, err := s.Open(ctxT(t), 1); !errors.Is(err, server.ErrNotAuthenticated) {
 		t.Errorf("Open before Authenticated Client: %v, want ErrNotAuthenticated", err)
@@ -224,6 +241,21 @@ func TestNoDevicesBeforeAuthenticatedClient(t *testing.T) {
 	default:
 	}
 }
+
+// logProbe passes the message of each Warn record to a channel, while it
+// has room.
+type logProbe struct{ warns chan<- string }
+
+func (l logProbe) Enabled(_ context.Context, lv slog.Level) bool { return lv >= slog.LevelWarn }
+func (l logProbe) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l.warns <- r.Message:
+	default: // never block the server; the test reads only the first few
+	}
+	return nil
+}
+func (l logProbe) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logProbe) WithGroup(string) slog.Handler      { return l }
 
 // TestAuthenticateBeforeClientVersion: Authenticated Client waits for the
 // Client Version (3.3.5.1.1.2: nothing meaningful before it).
