@@ -49,6 +49,7 @@ type fileChan struct {
 	evWriting     bool           // the instance's event writer is running
 	io            sync.WaitGroup // operations using h
 	handleClosing bool
+	opening       bool // the open goroutine runs: it alone ends the handle
 	handleOnce    sync.Once
 	handleDone    chan struct{} // closed when h is closed, or will never be opened
 
@@ -411,6 +412,7 @@ func (fc *fileChan) createFile(msg []byte, hdr wire.ServerIOHeader) {
 		return
 	}
 	fc.state = fileOpening
+	fc.opening = true
 	fc.dev = e
 	e.handles[fc] = struct{}{}
 	o := &op{id: hdr.RequestID, fn: wire.FunctionCreateFile, req: req}
@@ -437,6 +439,7 @@ func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
 	result := device.HRESULTOf(err)
 
 	fc.mu.Lock()
+	fc.opening = false
 	if fc.pending[o.id] == o {
 		delete(fc.pending, o.id)
 	}
@@ -481,10 +484,14 @@ func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
 	fc.mu.Unlock()
 
 	if stale != nil {
-		stale.Close()
+		if err := stale.Close(); err != nil {
+			fc.log.Warn("closing the device handle", "err", err)
+		}
 	}
 	if h == nil {
-		fc.markHandleDone() // no handle for this instance, now or later
+		// No handle for this instance, now or later; any stale one is
+		// closed above, so RemoveDevice and Close may return.
+		fc.markHandleDone()
 	}
 	level := slog.LevelDebug // a thousand handles should not mean a thousand lines
 	if result != hresult.S_OK {
@@ -597,14 +604,11 @@ func (fc *fileChan) revoke() {
 	fc.mu.Lock()
 	switch fc.state {
 	case fileOpening, fileOpen:
-		prev := fc.state
 		fc.state = fileGone
 		for _, o := range fc.pending {
 			o.cancel()
 		}
-		if prev == fileOpen {
-			fc.releaseHandleLocked()
-		} // else the open goroutine closes what it opens
+		fc.releaseHandleLocked() // a no-op while the device opens
 	}
 	fc.mu.Unlock()
 }
@@ -617,7 +621,6 @@ func (fc *fileChan) shutdown() {
 		fc.mu.Unlock()
 		return
 	}
-	prev := fc.state
 	fc.state = fileClosed
 	for _, o := range fc.pending {
 		o.cancel()
@@ -626,9 +629,7 @@ func (fc *fileChan) shutdown() {
 		o.release() // they will never run
 	}
 	fc.queued = nil
-	if prev != fileOpening {
-		fc.releaseHandleLocked()
-	}
+	fc.releaseHandleLocked() // a no-op while the device opens
 	e := fc.dev
 	fc.mu.Unlock()
 	c := fc.c
@@ -640,10 +641,12 @@ func (fc *fileChan) shutdown() {
 	c.mu.Unlock()
 }
 
-// releaseHandleLocked closes h once no operation uses it. The open
-// goroutine does it instead while a CreateFile is in progress.
+// releaseHandleLocked closes h once no operation uses it. While a
+// CreateFile is in progress (fc.opening) it does nothing: the open
+// goroutine closes what it opens and marks the handle done itself, and
+// nothing else may, or RemoveDevice would return while Open still runs.
 func (fc *fileChan) releaseHandleLocked() {
-	if fc.handleClosing {
+	if fc.handleClosing || fc.opening {
 		return
 	}
 	fc.handleClosing = true
