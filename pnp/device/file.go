@@ -41,36 +41,74 @@ import (
 // (CREATE_ALWAYS on an existing file, TRUNCATE_EXISTING) needs write
 // access too. Share modes are enforced between the handles of one File
 // (see Sharing), not against other programs using the path.
+//
+// # The path is fixed at NewFile
+//
+// NewFile resolves symbolic links once and records the identity of the
+// file it finds (device and inode, or the volume and file index on
+// Windows). Every CreateFile opens that resolved path without following a
+// symbolic link in its last component (O_NOFOLLOW, where the system has
+// it) and checks that what it opened is the recorded file: a path swapped
+// for a link, or for another file, after NewFile is refused with
+// ERROR_ACCESS_DENIED instead of redirecting whatever it now names. A
+// writable File whose path did not exist at NewFile records the file the
+// first CreateFile creates; a later CREATE_NEW, which creates a new file
+// exclusively, records that one.
+//
+// # Device nodes
+//
+// FIFOs and character devices are opened non-blocking (and O_NOCTTY), so
+// that a CreateFile never waits for a FIFO's peer or a slow device: open
+// cannot be interrupted by a context. A FIFO opened for writing alone with
+// no reader fails with ERROR_DEV_NOT_EXIST.
 type File struct {
 	path     string
 	readOnly bool
 	desc     Description
 	share    Sharing
+
+	mu sync.Mutex
+	id os.FileInfo // the file the path named at NewFile (or first created); nil until known
 }
 
-// NewFile returns a device for path (made absolute, so later changes of
-// directory do not matter). A read-only File's path must exist; a
-// writable one's may be created by a CreateFile that asks. A directory is
-// refused.
+// NewFile returns a device for path, made absolute and with its symbolic
+// links resolved, so later changes of directory or of links do not
+// matter. A read-only File's path must exist; a writable one's may be
+// created by a CreateFile that asks. A directory is refused.
 func NewFile(path string, readOnly bool, desc Description) (*File, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("device: %s: %w", path, err)
 	}
-	st, err := os.Stat(abs)
+	resolved, err := filepath.EvalSymlinks(abs)
+	switch {
+	case err == nil:
+	case readOnly || !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("device: %w", err)
+	default:
+		// Not there yet: resolve the directory, and refuse a link in the
+		// last component when the file is created (O_NOFOLLOW).
+		resolved = abs
+		if dir, derr := filepath.EvalSymlinks(filepath.Dir(abs)); derr == nil {
+			resolved = filepath.Join(dir, filepath.Base(abs))
+		}
+	}
+	st, err := os.Stat(resolved)
 	switch {
 	case err == nil && st.IsDir():
 		return nil, fmt.Errorf("device: %s is a directory", abs)
 	case err != nil && (readOnly || !errors.Is(err, os.ErrNotExist)):
 		return nil, fmt.Errorf("device: %w", err)
+	case err != nil:
+		st = nil
 	}
 	if err := desc.Validate(); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", abs, err)
 	}
-	return &File{path: abs, readOnly: readOnly, desc: desc}, nil
+	return &File{path: resolved, readOnly: readOnly, desc: desc, id: st}, nil
 }
 
-// Path is the absolute path the device opens.
+// Path is the absolute, resolved path the device opens.
 func (f *File) Path() string { return f.path }
 
 // ReadOnly reports whether the device refuses every write.
@@ -129,9 +167,15 @@ func (f *File) Open(ctx context.Context, req OpenRequest) (Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := os.OpenFile(f.path, flags, 0o666)
+	if fi, err := os.Lstat(f.path); err == nil && isStream(fi.Mode()) {
+		flags |= oStream
+	}
+	fd, err := os.OpenFile(f.path, flags|oNoFollow, 0o666)
 	if err != nil {
 		release()
+		if isSymlinkRefused(err) {
+			return nil, errorf("CreateFile", ErrorAccessDenied, "%s is now a symbolic link", f.path)
+		}
 		if f.readOnly && disp == wire.OpenAlways && errors.Is(err, os.ErrNotExist) {
 			return nil, errorf("CreateFile", ErrorWriteProtect, "OPEN_ALWAYS would create %s, which is redirected read-only", f.path)
 		}
@@ -148,11 +192,41 @@ func (f *File) Open(ctx context.Context, req OpenRequest) (Handle, error) {
 		release()
 		return nil, errorf("CreateFile", ErrorAccessDenied, "%s is a directory", f.path)
 	}
-	m := st.Mode()
+	if !f.sameFile(st, flags&os.O_EXCL != 0) {
+		fd.Close()
+		release()
+		return nil, errorf("CreateFile", ErrorAccessDenied, "%s is no longer the file redirected", f.path)
+	}
+	if flags&oStream != 0 {
+		if err := streamOpened(fd); err != nil {
+			fd.Close()
+			release()
+			return nil, wrap("CreateFile", err)
+		}
+	}
 	return &fileHandle{
 		f: fd, release: release, read: read, write: write, readOnly: f.readOnly,
-		stream: m&os.ModeCharDevice != 0 || m&os.ModeNamedPipe != 0 || m&os.ModeSocket != 0,
+		stream: isStream(st.Mode()) || st.Mode()&os.ModeSocket != 0,
 	}, nil
+}
+
+// isStream reports whether m is a FIFO or a character device: no
+// offsets, and an open that may block.
+func isStream(m os.FileMode) bool {
+	return m&os.ModeCharDevice != 0 || m&os.ModeNamedPipe != 0
+}
+
+// sameFile reports whether st, just opened, is the file f redirects,
+// recording it if f did not know it yet or the open created it
+// exclusively.
+func (f *File) sameFile(st os.FileInfo, created bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.id == nil || created {
+		f.id = st
+		return true
+	}
+	return os.SameFile(f.id, st)
 }
 
 type fileHandle struct {
