@@ -62,7 +62,12 @@
 // The specification places idToCancel two ways (see
 // wire.SpecificIoCancelRequest). The client tries the diagram's reading
 // first, then the section 4.4 reading of the same bytes, and cancels the
-// first that names an outstanding request. A reading that names a request
+// first that names an outstanding request. One pattern reverses the order:
+// when byte 8 (the diagram's UnusedBits, which a diagram-layout server
+// leaves 0) is not zero and byte 11 (the section 4.4 reading's unused
+// byte) is zero, the server evidently writes the section 4.4 layout, so
+// that reading is tried first. When both readings name outstanding
+// requests the client logs it at debug level. A reading that names a request
 // completed recently stops the search: the cancel came late, and going on
 // to the other reading could cancel an unrelated request. (Section
 // 3.2.5.2.2.9 also says the operation is "identified by the value in the

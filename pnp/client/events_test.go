@@ -96,3 +96,29 @@ func TestEventsWaitForCreateFileReply(t *testing.T) {
 		}
 	})
 }
+
+// TestIoCancelPrefersSection44WhenByte8Set: a cancel whose byte 8 is not
+// zero and byte 11 is zero comes from a server writing the section 4.4
+// layout (a diagram-layout server puts 0 in byte 8, its UnusedBits); when
+// both readings name outstanding requests, the section 4.4 one is
+// cancelled.
+func TestIoCancelPrefersSection44WhenByte8Set(t *testing.T) {
+	d := newTestDevices(t)
+	s := newServer(t, Config{}, d.list()...)
+	s.pnpdrReady()
+	conn := s.openDevice(emuID)
+	// Bytes 8-11 02 01 00 00: the diagram reads 0x000001, section 4.4
+	// reads 0x000102. Both are outstanding.
+	send(t, conn, ioctlReq(0x000001, ioctlBlock, 0, []byte{1}, nil), ioctlReq(0x000102, ioctlBlock, 0, []byte{2}, nil))
+	<-d.started
+	<-d.started
+	send(t, conn, append(header(0xFFFFFF, wire.FunctionSpecificIoCancel), 0x02, 0x01, 0x00, 0x00))
+	r := reply(t, conn, wire.FunctionIOControl).(wire.IOControlReply)
+	if r.RequestID != 0x000102 || r.Result != device.ErrorOperationAborted {
+		t.Fatalf("reply %+v; want 0x000102 cancelled", r)
+	}
+	ctx, _ := d.ctxs.Load(uint32(1))
+	if err := ctx.(context.Context).Err(); err != nil {
+		t.Fatal("the diagram reading, 0x000001, was cancelled too")
+	}
+}

@@ -523,7 +523,18 @@ func (fc *fileChan) cancelLocked(msg []byte) {
 		fc.log.Warn("ignoring a Specific IoCancel Request that does not decode", "err", err)
 		return
 	}
-	for _, id := range m.CandidateIDs() {
+	ids := m.CandidateIDs()
+	// Byte 8 is the diagram's UnusedBits, which a server of that school
+	// leaves 0; byte 11 is the section 4.4 reading's unused byte. Byte 8
+	// set and byte 11 clear is the section 4.4 layout: try it first.
+	// (A cancel-safe ID reads the same both ways.)
+	if m.BodyUnusedBits != 0 && m.IDToCancel>>16 == 0 && ids[0] != ids[1] {
+		ids[0], ids[1] = ids[1], ids[0]
+	}
+	if ids[0] != ids[1] && fc.pending[ids[0]] != nil && fc.pending[ids[1]] != nil {
+		fc.log.Debug("Specific IoCancel Request names an outstanding request under both readings", "tried", ids[0], "other", ids[1])
+	}
+	for _, id := range ids {
 		if o := fc.pending[id]; o != nil {
 			fc.log.Debug("cancelling", "RequestId", id)
 			o.cancel()
