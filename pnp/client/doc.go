@@ -57,6 +57,12 @@
 // carries more than cbOut bytes: a device that returns more is reported as
 // ERROR_INSUFFICIENT_BUFFER with no data (2.2.2.3.8 MUST).
 //
+// Custom events (2.2.2.3.10) a device raises on a handle go out in the
+// order it raised them, through one writer per instance and at most
+// MaxPendingEvents queued (more are dropped); events raised while the
+// device is still opening wait for the CreateFile Reply, and are dropped
+// if the open fails, so the server never hears of a handle it was refused.
+//
 // # Which request an IoCancel names
 //
 // The specification places idToCancel two ways (see
