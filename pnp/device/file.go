@@ -101,6 +101,11 @@ func NewFile(path string, readOnly bool, desc Description) (*File, error) {
 		return nil, fmt.Errorf("device: %w", err)
 	case err != nil:
 		st = nil
+	default:
+		// Windows reads a path's file index lazily, at the first
+		// SameFile, by opening the path again: read it now, while the
+		// path still names the file found.
+		os.SameFile(st, st)
 	}
 	if err := desc.Validate(); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", abs, err)
