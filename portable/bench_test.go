@@ -1,17 +1,15 @@
 package portable
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rdpdvc/rdpdvc/internal/cpumeter"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
@@ -114,7 +112,7 @@ func BenchmarkBulk1MiB(b *testing.B) {
 		b.SetBytes(bulkSize)
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuMeter(b)
+		cpu := cpumeter.Start(b)
 		for range n {
 			if _, err := sc.Write(msg); err != nil {
 				b.Fatal(err)
@@ -143,7 +141,7 @@ func BenchmarkBulk1MiB(b *testing.B) {
 		b.SetBytes(bulkSize)
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuMeter(b)
+		cpu := cpumeter.Start(b)
 		for range b.N {
 			if err := conn.Write(ctx, msg); err != nil {
 				b.Fatal(err)
@@ -188,7 +186,7 @@ func BenchmarkEcho(b *testing.B) {
 			buf := make([]byte, size.n)
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
-			cpu := cpuMeter(b)
+			cpu := cpumeter.Start(b)
 			for b.Loop() {
 				if _, err := sc.Write(msg); err != nil {
 					b.Fatal(err)
@@ -206,7 +204,7 @@ func BenchmarkEcho(b *testing.B) {
 			ctx := context.Background()
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
-			cpu := cpuMeter(b)
+			cpu := cpumeter.Start(b)
 			for b.Loop() {
 				if err := conn.Write(ctx, msg); err != nil {
 					b.Fatal(err)
@@ -372,47 +370,5 @@ func BenchmarkPaired(b *testing.B) {
 		b.Run(fmt.Sprintf("echo=%d", n), func(b *testing.B) {
 			paired(b, n, rawEcho(b, n), portableEcho(b, n))
 		})
-	}
-}
-
-// processCPU returns the CPU time (user + system, all threads) this
-// process has used, from /proc/self/stat; ok is false where there is no
-// such file. On a shared machine wall-clock figures move with the
-// neighbours' load; CPU time per op moves much less, so the benchmarks
-// report it beside ns/op. It counts both ends of a loopback connection
-// and the kernel's work for them, which is the cost being compared.
-func processCPU() (d time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the parenthesised command name, which may hold spaces;
-	// utime and stime are fields 14 and 15 of the whole line.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	const userHZ = 100 // USER_HZ, the unit of utime and stime on Linux
-	return time.Duration(ut+st) * time.Second / userHZ, true
-}
-
-// cpuMeter reports "cpu-ns/op" for the ops between its creation and the
-// call of the function it returns (after b.Loop or the b.N loop ends).
-func cpuMeter(b *testing.B) func() {
-	start, ok := processCPU()
-	return func() {
-		end, ok2 := processCPU()
-		if ok && ok2 && b.N > 0 {
-			b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
 	}
 }

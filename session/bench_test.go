@@ -1,15 +1,12 @@
 package session
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/rdpdvc/rdpdvc/internal/cpumeter"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
@@ -78,7 +75,7 @@ func BenchmarkManagersBulk1MiB(b *testing.B) {
 	b.Run("impl=baseline", func(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
-		cpu := cpuMeter(b)
+		cpu := cpumeter.Start(b)
 		for b.Loop() {
 			sink = append([]byte(nil), msg...)
 		}
@@ -102,7 +99,7 @@ func BenchmarkManagersBulk1MiB(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuMeter(b)
+		cpu := cpumeter.Start(b)
 		for range b.N {
 			if err := conn.Write(ctx, msg); err != nil {
 				b.Fatal(err)
@@ -137,7 +134,7 @@ func BenchmarkManagersEcho(b *testing.B) {
 			})
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
-			cpu := cpuMeter(b)
+			cpu := cpumeter.Start(b)
 			for b.Loop() {
 				there <- append([]byte(nil), msg...)
 				<-back
@@ -151,7 +148,7 @@ func BenchmarkManagersEcho(b *testing.B) {
 			ctx := context.Background()
 			b.SetBytes(int64(size.n))
 			b.ReportAllocs()
-			cpu := cpuMeter(b)
+			cpu := cpumeter.Start(b)
 			for b.Loop() {
 				if err := conn.Write(ctx, msg); err != nil {
 					b.Fatal(err)
@@ -174,44 +171,3 @@ type recvFunc func([]byte)
 
 func (f recvFunc) Received(m []byte) { f(m) }
 func (recvFunc) Closed(error)        {}
-
-// processCPU returns the CPU time (user + system, all threads) this
-// process has used, from /proc/self/stat; ok is false where there is no
-// such file. Wall time on a shared machine moves with the neighbours'
-// load; CPU time per op moves much less, so it is reported beside ns/op.
-// (portable/bench_test.go has the same helper.)
-func processCPU() (d time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, false
-	}
-	// utime and stime are fields 14 and 15; the command name before them
-	// is parenthesised and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	const userHZ = 100 // USER_HZ, the unit of utime and stime on Linux
-	return time.Duration(ut+st) * time.Second / userHZ, true
-}
-
-// cpuMeter reports "cpu-ns/op" for the ops between its creation and the
-// call of the function it returns.
-func cpuMeter(b *testing.B) func() {
-	start, ok := processCPU()
-	return func() {
-		end, ok2 := processCPU()
-		if ok && ok2 && b.N > 0 {
-			b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}

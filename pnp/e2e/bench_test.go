@@ -1,19 +1,17 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rdpdvc/rdpdvc/internal/cpumeter"
 
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
@@ -48,46 +46,6 @@ func reportRate(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 }
 
-// processCPU returns the CPU time (user + system, all threads) this
-// process has used, from /proc/self/stat; ok is false where there is no
-// such file. On a shared machine the wall-clock rate moves with the
-// neighbours' load; CPU time per op moves much less.
-func processCPU() (d time.Duration, ok bool) {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0, false
-	}
-	// utime and stime are fields 14 and 15 of the line; count after the
-	// parenthesised command name, which may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	const userHZ = 100 // USER_HZ, the unit of utime and stime on Linux
-	return time.Duration(ut+st) * time.Second / userHZ, true
-}
-
-// cpuMeter reports "cpu-ns/op" for the ops between its creation and the
-// call of the function it returns.
-func cpuMeter(b *testing.B) func() {
-	start, ok := processCPU()
-	return func() {
-		end, ok2 := processCPU()
-		if ok && ok2 && b.N > 0 {
-			b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
 func benchPNP(b *testing.B, qd int) {
 	mem, err := device.NewMemory(1<<20, device.Description{Text: "bench", HardwareIDs: []string{"MEM"}})
 	if err != nil {
@@ -107,7 +65,7 @@ func benchPNP(b *testing.B, qd int) {
 	b.SetBytes(readSize)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuMeter(b)
+	cpu := cpumeter.Start(b)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range qd {
@@ -174,7 +132,7 @@ func benchRawTCP(b *testing.B, qd int) {
 	b.SetBytes(readSize)
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuMeter(b)
+	cpu := cpumeter.Start(b)
 	tokens := make(chan struct{}, qd)
 	writeErr := make(chan error, 1)
 	go func() {
