@@ -96,14 +96,9 @@ const ioControlReplyMinLen = ClientIOHeaderLen + 8 + 1
 // cbBytesReadReturned over MaxIOControlBytes is an error wrapping
 // ErrTooLarge.
 func ParseIOControlReply(b []byte) (IOControlReply, error) {
-	r, id := readReply(b, "IOControlReply")
-	res := hresult.HRESULT(r.u32("Result"))
-	n := r.length("cbBytesReadReturned", MaxIOControlBytes)
-	data := r.bytes("Data", n)
-	unused := r.u8("UnusedByte")
-	r.end()
-	if r.err != nil {
-		return IOControlReply{}, r.err
+	id, res, data, unused, err := parseDataReply(b, "IOControlReply", "cbBytesReadReturned", MaxIOControlBytes)
+	if err != nil {
+		return IOControlReply{}, err
 	}
 	return IOControlReply{RequestID: id, Result: res, Data: data, UnusedByte: unused}, nil
 }
@@ -117,10 +112,5 @@ func (m IOControlReply) Function() FunctionID { return FunctionIOControl }
 func (m IOControlReply) Len() int { return ioControlReplyMinLen + len(m.Data) }
 
 func (m IOControlReply) Append(b []byte) []byte {
-	b = grow(b, m.Len())
-	b = appendClientHeader(b, m.RequestID, PacketTypeResponse)
-	b = appendU32(b, uint32(m.Result))
-	b = appendU32(b, uint32(len(m.Data)))
-	b = append(b, m.Data...)
-	return append(b, m.UnusedByte)
+	return appendDataReply(b, m.RequestID, m.Result, m.Data, m.UnusedByte)
 }

@@ -59,16 +59,34 @@ const readReplyMinLen = ClientIOHeaderLen + 8 + 1
 // MaxReadBytes is an error wrapping ErrTooLarge; whether it exceeds the
 // request's cbBytesToRead is for CheckReply.
 func ParseReadReply(b []byte) (ReadReply, error) {
-	r, id := readReply(b, "ReadReply")
-	res := hresult.HRESULT(r.u32("Result"))
-	n := r.length("cbBytesRead", MaxReadBytes)
-	data := r.bytes("Data", n)
-	unused := r.u8("UnusedByte")
-	r.end()
-	if r.err != nil {
-		return ReadReply{}, r.err
+	id, res, data, unused, err := parseDataReply(b, "ReadReply", "cbBytesRead", MaxReadBytes)
+	if err != nil {
+		return ReadReply{}, err
 	}
 	return ReadReply{RequestID: id, Result: res, Data: data, UnusedByte: unused}, nil
+}
+
+// parseDataReply decodes the layout the Read Reply (2.2.2.3.4) and the
+// IOControl Reply (2.2.2.3.8) share: CLIENT_IO_HEADER, Result, a length
+// named lenField (at most max), that many bytes of data, UnusedByte.
+func parseDataReply(b []byte, msg, lenField string, max int) (id uint32, res hresult.HRESULT, data []byte, unused uint8, err error) {
+	r, id := readReply(b, msg)
+	res = hresult.HRESULT(r.u32("Result"))
+	n := r.length(lenField, max)
+	data = r.bytes("Data", n)
+	unused = r.u8("UnusedByte")
+	r.end()
+	return id, res, data, unused, r.err
+}
+
+// appendDataReply encodes the layout parseDataReply decodes.
+func appendDataReply(b []byte, id uint32, res hresult.HRESULT, data []byte, unused uint8) []byte {
+	b = grow(b, ClientIOHeaderLen+8+len(data)+1)
+	b = appendClientHeader(b, id, PacketTypeResponse)
+	b = appendU32(b, uint32(res))
+	b = appendU32(b, uint32(len(data)))
+	b = append(b, data...)
+	return append(b, unused)
 }
 
 func (m ReadReply) Header() ClientIOHeader {
@@ -80,10 +98,5 @@ func (m ReadReply) Function() FunctionID { return FunctionRead }
 func (m ReadReply) Len() int { return readReplyMinLen + len(m.Data) }
 
 func (m ReadReply) Append(b []byte) []byte {
-	b = grow(b, m.Len())
-	b = appendClientHeader(b, m.RequestID, PacketTypeResponse)
-	b = appendU32(b, uint32(m.Result))
-	b = appendU32(b, uint32(len(m.Data)))
-	b = append(b, m.Data...)
-	return append(b, m.UnusedByte)
+	return appendDataReply(b, m.RequestID, m.Result, m.Data, m.UnusedByte)
 }
