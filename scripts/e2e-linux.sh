@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # End-to-end test of rdpdvc in a real RDP session on Linux: xrdp as the
-# server, FreeRDP 2 (xfreerdp under Xvfb) as the client, all on 127.0.0.1.
+# server, FreeRDP (xfreerdp under Xvfb) as the client, all on 127.0.0.1,
+# on each Linux RDP stack of the matrix:
 #
-#   sudo scripts/e2e-linux.sh        (Debian 12, as root; .ci/run calls it)
+#   stack               FreeRDP  xrdp     where
+#   bookworm            2.11     0.9.21   the host (Debian 12), else a chroot
+#   bookworm-backports  3.10     0.9.24   a debootstrap chroot (scripts/chroot.sh)
+#   trixie              3.15     0.10.1   a debootstrap chroot
+#   trixie-backports    3.33     0.10.6   a debootstrap chroot
 #
-# It installs the packages, creates a test user, starts xrdp-sesman, xrdp,
-# Xvfb and xfreerdp with our plugin, and runs as the session user:
+#   sudo scripts/e2e-linux.sh [--stack NAME|all] [--clean]
+#
+# --stack picks one row (bookworm by default); all runs every row and
+# prints a table of the results (.ci/run does). Chroots are cached under
+# /var/cache/rdpdvc-e2e/chroot and made again only when their recipe
+# changes; --clean removes them (alone, or before the run). No row other
+# than a bookworm host's changes the host's packages.
+#
+# In each row it installs the packages (or finds them in the chroot),
+# creates a test user, starts xrdp-sesman, xrdp, Xvfb and xfreerdp with
+# our plugin, and runs as the session user:
 #   (a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener (/echo);
 #   (b) it pings librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple); an
 #       open with no listener fails with 0xC0000001; a burst of pings 200us
@@ -18,35 +32,99 @@
 #   (d) RTT of 5120-byte pings, rdpdvc against a raw xrdpapi baseline;
 #   (e) rdpdvc echo -xrdp (MS-RDPEECO server role) against FreeRDP's /echo.
 # It always stops everything it started and removes what it created.
-# Exit status: 0 when every check passed, 1 otherwise.
+# Exit status: 0 when every check of every row passed, 1 otherwise.
 #
 # Environment: E2E_USER (rdpdvc-e2e), E2E_COUNT (pings per side for the
 # RTT comparison, 600) in E2E_ROUNDS (6) alternating runs,
 # E2E_RTT_MAX_RATIO (1.2; reported, and enforced only with E2E_RTT_ENFORCE=1), E2E_KEEP=1 keeps the work dir, E2E_HOLD=N keeps the session up N seconds after the checks, for poking
 # at it by hand (/tmp/rdpdvc-e2e.hold then names display, user, work dir
-# and xfreerdp's pid).
+# and xfreerdp's pid; inside the row's chroot for chroot rows).
 # The whole script is one { ... } block so that bash parses it before
 # running any of it: editing the file during a run cannot change the run.
 {
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-E2E_USER=${E2E_USER:-rdpdvc-e2e}
-COUNT=${E2E_COUNT:-600}
-ROUNDS=${E2E_ROUNDS:-6}
-MAX_RATIO=${E2E_RTT_MAX_RATIO:-1.2}
-ENFORCE_RTT=${E2E_RTT_ENFORCE:-0}
-PACKAGES=(xrdp xorgxrdp tigervnc-standalone-server xvfb freerdp2-x11 freerdp2-dev libwinpr2-dev
-	pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
-SOCKDIR=/run/xrdp/sockdir
+STACKS=(bookworm bookworm-backports trixie trixie-backports)
+STACK=bookworm
+INSIDE=0
+CLEAN=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--stack) STACK=${2:?--stack needs a name}; shift 2 ;;
+	--stack=*) STACK=${1#--stack=}; shift ;;
+	--clean) CLEAN=1; shift ;;
+	--inside) INSIDE=1; shift ;; # set by this script when it re-runs itself in a chroot
+	-h | --help) sed -n '2,37p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "e2e: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+	esac
+done
+case " all ${STACKS[*]} " in
+*" $STACK "*) ;;
+*) echo "e2e: unknown stack '$STACK' (known: all ${STACKS[*]})" >&2; exit 2 ;;
+esac
 
-log() { printf 'e2e: %s\n' "$*" >&2; }
+log() { printf 'e2e[%s]: %s\n' "$STACK" "$*" >&2; }
 die() {
 	log "FAIL: $*"
 	exit 1
 }
 
-[ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts xrdp)"
+[ "$(id -u)" = 0 ] || die "run as root (it installs packages, makes chroots and starts xrdp)"
+
+host_codename() { . /etc/os-release && echo "${VERSION_CODENAME:-}"; }
+
+if [ "$INSIDE" = 0 ]; then
+	if [ "$CLEAN" = 1 ]; then
+		bash "$ROOT/scripts/chroot.sh" clean
+		[ "$#" = 0 ] && [ "$STACK" = bookworm ] && [ "${E2E_CLEAN_ONLY:-1}" = 1 ] && exit 0
+	fi
+	# run_row NAME: one row, on the host or in its chroot.
+	run_row() {
+		local name=$1
+		if [ "$name" = bookworm ] && [ "$(host_codename)" = bookworm ]; then
+			bash "$ROOT/scripts/e2e-linux.sh" --stack bookworm --inside
+			return
+		fi
+		bash "$ROOT/scripts/chroot.sh" make "$name" || return 1
+		local pass=() v
+		for v in $(compgen -v E2E_); do pass+=("$v=${!v}"); done
+		RDPDVC_PASS_ENV="${pass[*]}" bash "$ROOT/scripts/chroot.sh" run "$name" \
+			bash /rdpdvc/scripts/e2e-linux.sh --stack "$name" --inside
+	}
+	if [ "$STACK" != all ]; then
+		run_row "$STACK"
+		exit
+	fi
+	declare -A RESULT TIME
+	rc=0
+	for s in "${STACKS[@]}"; do
+		t0=$SECONDS
+		if run_row "$s"; then RESULT[$s]=PASS; else RESULT[$s]=FAIL rc=1; fi
+		TIME[$s]=$((SECONDS - t0))
+	done
+	STACK=all
+	log "matrix:"
+	for s in "${STACKS[@]}"; do log "$(printf '  %-20s %s  (%d s)' "$s" "${RESULT[$s]}" "${TIME[$s]}")"; done
+	exit "$rc"
+fi
+
+# From here on: one row, on this machine (the host, or inside the row's
+# chroot).
+E2E_USER=${E2E_USER:-rdpdvc-e2e}
+COUNT=${E2E_COUNT:-600}
+ROUNDS=${E2E_ROUNDS:-6}
+MAX_RATIO=${E2E_RTT_MAX_RATIO:-1.2}
+ENFORCE_RTT=${E2E_RTT_ENFORCE:-0}
+case "$STACK" in
+bookworm)
+	FREERDP=2 XFREERDP=xfreerdp BUILD_TAG=freerdp
+	PACKAGES=(xrdp xorgxrdp xvfb freerdp2-x11 freerdp2-dev libwinpr2-dev) ;;
+*)
+	FREERDP=3 XFREERDP=xfreerdp3 BUILD_TAG=freerdp3
+	PACKAGES=(xrdp xorgxrdp xvfb freerdp3-x11 freerdp3-dev libwinpr3-dev) ;;
+esac
+PACKAGES+=(pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
 command -v go >/dev/null || die "go is not on PATH"
 
 # One run at a time on a machine: a second one waits (sesman's port, the
@@ -70,6 +148,7 @@ CREATED_ADDIN_DIR=""
 CREATED_POLICY_RC=""
 STOPPED_SERVICES=()
 SESSION_DISPLAY=""
+SOCKET_DIR=""
 FAILED=0
 
 # wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s.
@@ -126,8 +205,8 @@ cleanup() {
 	done
 	if [ -n "$SESSION_DISPLAY" ]; then
 		# Sockets and X locks a killed session may leave behind.
-		rm -f "$SOCKDIR"/xrdp*_"$SESSION_DISPLAY" "$SOCKDIR"/xrdpapi_"$SESSION_DISPLAY" \
-			"$SOCKDIR"/xrdp_chansrv_*_"$SESSION_DISPLAY"
+		rm -f "$SOCKET_DIR"/xrdp*_"$SESSION_DISPLAY" "$SOCKET_DIR"/xrdpapi_"$SESSION_DISPLAY" \
+			"$SOCKET_DIR"/xrdp_chansrv_*_"$SESSION_DISPLAY"
 		if ! pgrep -f "Xorg :$SESSION_DISPLAY " >/dev/null; then
 			rm -f "/tmp/.X$SESSION_DISPLAY-lock" "/tmp/.X11-unix/X$SESSION_DISPLAY"
 		fi
@@ -196,13 +275,13 @@ log "building"
 	go build -o "$BIN/xrdpapi-echo-baseline" ./cmd/xrdpapi-echo-baseline
 	# Plain go vet skips the plugin (build tag); vet it here, where the
 	# FreeRDP headers are installed.
-	CGO_ENABLED=1 go vet -tags freerdp ./freerdp/plugin
-	CGO_ENABLED=1 go build -tags freerdp -buildmode=c-shared -o "$BIN/librdpdvc-client.so" ./freerdp/plugin
+	CGO_ENABLED=1 go vet -tags "$BUILD_TAG" ./freerdp/plugin
+	CGO_ENABLED=1 go build -tags "$BUILD_TAG" -buildmode=c-shared -o "$BIN/librdpdvc-client.so" ./freerdp/plugin
 ) >"$WORK/build.log" 2>&1 || die "build failed (see build.log)"
 chmod -R a+rX "$BIN"
 
 MULTIARCH=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
-ADDIN_DIR=/usr/lib/$MULTIARCH/freerdp2
+ADDIN_DIR=/usr/lib/$MULTIARCH/freerdp$FREERDP
 if [ ! -d "$ADDIN_DIR" ]; then
 	mkdir -p "$ADDIN_DIR"
 	CREATED_ADDIN_DIR=$ADDIN_DIR
@@ -238,9 +317,12 @@ for p in $(seq 33890 33990); do
 done
 [ -n "$XRDP_PORT" ] || die "no free port in 33890-33990"
 # xrdp finds sesman through /etc/xrdp/sesman.ini whatever -c says, so
-# sesman keeps the packaged port; it must be free.
-SESMAN_PORT=$(sed -n 's/^ListenPort=\([0-9]*\).*/\1/p' /etc/xrdp/sesman.ini | head -n1)
-SESMAN_PORT=${SESMAN_PORT:-3350}
+# sesman keeps the packaged port; it must be free. xrdp 0.10's default is a
+# UNIX socket (ListenPort commented out, sesman.socket), which cannot clash.
+SESMAN_PORT=$(sed -n 's/^ListenPort=\([0-9]*\)$/\1/p' /etc/xrdp/sesman.ini | head -n1)
+if [ -z "$SESMAN_PORT" ] && ! grep -q '^ListenPort=' /etc/xrdp/sesman.ini && xrdp-sesman --version 2>&1 | grep -q 'xrdp-sesman 0\.9'; then
+	SESMAN_PORT=3350
+fi
 # A system xrdp (systemd) holds the packaged ports: stop it for the test
 # and start it again at exit.
 if [ -d /run/systemd/system ]; then
@@ -251,7 +333,7 @@ if [ -d /run/systemd/system ]; then
 		fi
 	done
 fi
-port_free "$SESMAN_PORT" || die "port $SESMAN_PORT (sesman) is in use: stop the system's xrdp-sesman first"
+[ -z "$SESMAN_PORT" ] || port_free "$SESMAN_PORT" || die "port $SESMAN_PORT (sesman) is in use: stop the system's xrdp-sesman first"
 for pidfile in /run/xrdp/xrdp-sesman.pid /run/xrdp/xrdp.pid /var/run/xrdp/xrdp-sesman.pid /var/run/xrdp/xrdp.pid; do
 	[ -e "$pidfile" ] || continue
 	if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -271,8 +353,19 @@ sed -i "s|^ListenAddress=.*|ListenAddress=127.0.0.1|; s|^LogFile=.*|LogFile=$WOR
 grep -q "^port=tcp://127.0.0.1:$XRDP_PORT" "$WORK/xrdp.ini" || die "could not set the port in xrdp.ini"
 
 # ----------------------------------------------------------------- servers
+# xrdp 0.10 runs as user xrdp (runtime_user) and must read the TLS key;
+# Debian's 0.10.6.1 does not put it in group ssl-cert, and without the key
+# xrdp falls back to RDP's own security, which FreeRDP 3.33 fails with
+# "MAC checksum error". Only inside a row's chroot: the host's user stays.
+if [ -n "${RDPDVC_STACK:-}" ] && id xrdp >/dev/null 2>&1 && getent group ssl-cert >/dev/null &&
+	! id -nG xrdp | tr ' ' '\n' | grep -qx ssl-cert; then
+	usermod -a -G ssl-cert xrdp
+	log "added user xrdp to group ssl-cert (xrdp must read its TLS key)"
+fi
+log "$(xrdp --version 2>&1 | head -n1), $(dpkg-query -W -f='xorgxrdp ${Version}, ' xorgxrdp 2>/dev/null)$($XFREERDP /version 2>&1 | grep -m1 -o 'version [0-9.]*' || true)"
 start sesman xrdp-sesman --nodaemon -c "$WORK/sesman.ini"
-wait_for 15 "xrdp-sesman on port $SESMAN_PORT" bash -c "! [ -z \"\$(ss -Htln 'sport = :$SESMAN_PORT')\" ]" || die "xrdp-sesman did not start"
+listening() { ss -Hlpn 2>/dev/null | grep -q "pid=$1,"; }
+wait_for 15 "xrdp-sesman listening" listening "$PID_sesman" || die "xrdp-sesman did not start"
 start xrdp xrdp --nodaemon -c "$WORK/xrdp.ini"
 wait_for 15 "xrdp on 127.0.0.1:$XRDP_PORT" bash -c "! [ -z \"\$(ss -Htln 'sport = :$XRDP_PORT')\" ]" || die "xrdp did not start"
 
@@ -302,17 +395,19 @@ chmod 644 "$PNP"/*
 PNP_ARGS="pnp=file:$PNP/rw.img:hwid=RDPDVC"'\E2E-RW'",pnp=file:$PNP/ro.img:ro:hwid=RDPDVC"'\E2E-RO'",pnp=mem:1MiB:hwid=RDPDVC"'\E2E-MEM'
 
 # ------------------------------------------------------------------ client
-before=$(ls "$SOCKDIR" 2>/dev/null | grep '^xrdpapi_' || true)
-start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info xfreerdp /v:"127.0.0.1:$XRDP_PORT" \
+# Every xrdpapi socket there is: 0.9 puts them in /run/xrdp/sockdir, Debian's
+# 0.10 in /run/xrdp/sockdir/<uid>, upstream's 0.10 in /run/xrdp/<uid>.
+xrdpapi_sockets() { find /run/xrdp /var/run/xrdp -maxdepth 3 -type s -name 'xrdpapi_*' 2>/dev/null | sort -u; }
+before=$(xrdpapi_sockets)
+start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info $XFREERDP /v:"127.0.0.1:$XRDP_PORT" \
 	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS"
 
 new_session_socket() {
 	local s
-	for s in "$SOCKDIR"/xrdpapi_*; do
-		[ -S "$s" ] || continue
-		grep -qx "${s##*/}" <<<"$before" && continue
+	for s in $(xrdpapi_sockets); do
+		grep -qxF "$s" <<<"$before" && continue
 		[ "$(stat -c %U "$s")" = "$E2E_USER" ] || continue
-		echo "${s##*/xrdpapi_}"
+		echo "$s"
 		return 0
 	done
 	return 1
@@ -327,13 +422,15 @@ until session_up; do
 	[ "$SECONDS" -lt "$end" ] || die "no xrdpapi socket for $E2E_USER after 60s"
 	sleep 0.3
 done
-SESSION_DISPLAY=$(new_session_socket)
-log "session is on display :$SESSION_DISPLAY (socket $SOCKDIR/xrdpapi_$SESSION_DISPLAY)"
+SESSION_SOCKET=$(new_session_socket)
+SESSION_DISPLAY=${SESSION_SOCKET##*/xrdpapi_}
+SOCKET_DIR=${SESSION_SOCKET%/*}
+log "session is on display :$SESSION_DISPLAY (socket $SESSION_SOCKET)"
 
 # as_user CMD...: run in the session's environment, as the session user.
 as_user() {
 	timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
-		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKDIR" XRDP_SESSION=1 "$@"
+		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKET_DIR" XRDP_SESSION=1 "$@"
 }
 
 check() {
@@ -426,7 +523,7 @@ close mem
 SCRIPT
 	as_user "$BIN/rdpdvc" pnp-server -xrdp -script - <"$PNP/script.txt" >"$WORK/check-c.out" 2>"$WORK/check-c.log" || {
 		log "     pnp-server failed:"
-		sed 's/"data":"\([0-9a-f]\{64\}\)[0-9a-f]*"/"data":"\1..."/' "$WORK/check-c.out" "$WORK/check-c.log" | sed 's/^/e2e:   /' >&2
+		sed 's/"data":"\([0-9a-f]\{64\}\)[0-9a-f]*"/"data":"\1..."/' "$WORK/check-c.out" "$WORK/check-c.log" | sed "s/^/e2e[$STACK]:   /" >&2
 		return 1
 	}
 	local ok=0 big
@@ -469,7 +566,7 @@ measure_d() {
 	[ -n "$b" ] && [ -n "$r" ] || return 1
 	RATIO=$(awk -v r="$r" -v b="$b" 'BEGIN { printf "%.2f", r / b }')
 	log "RTT, ${ROUNDS} alternating runs of ${per} pings each, 5120-byte payload: median of run medians baseline ${b}us, rdpdvc ${r}us, ratio ${RATIO} (target <= ${MAX_RATIO}); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	grep -h rtt_us "$WORK/rtt-baseline.log" "$WORK/rtt-rdpdvc.log" | sed 's/^/e2e:   /' >&2
+	grep -h rtt_us "$WORK/rtt-baseline.log" "$WORK/rtt-rdpdvc.log" | sed "s/^/e2e[$STACK]:   /" >&2
 	if awk -v x="$RATIO" -v m="$MAX_RATIO" 'BEGIN { exit !(x <= m) }'; then
 		log "     RTT target met"
 	elif [ "$ENFORCE_RTT" = 1 ]; then
