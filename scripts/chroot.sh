@@ -46,15 +46,15 @@ stack() {
 		;;
 	bookworm-backports)
 		SUITE=bookworm BACKPORTS=bookworm-backports
-		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev)
+		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev)
 		;;
 	trixie)
 		SUITE=trixie
-		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev)
+		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev)
 		;;
 	trixie-backports)
 		SUITE=trixie BACKPORTS=trixie-backports
-		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev)
+		PKGS=(xrdp xorgxrdp freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev)
 		;;
 	*) die "unknown stack '$1' (known: $(stacks))" ;;
 	esac
@@ -84,7 +84,7 @@ make_chroot() {
 	if [ -f "$dir/.rdpdvc-recipe" ] && [ "$(cat "$dir/.rdpdvc-recipe")" = "$want" ]; then
 		return 0
 	fi
-	safe_rm "$dir" "$dir.new"
+	safe_rm "$dir.new"
 	local t0=$SECONDS
 	command -v debootstrap >/dev/null || {
 		log "installing debootstrap"
@@ -112,7 +112,14 @@ make_chroot() {
 		die "installing packages in $name failed (see $CHROOTS/$name.apt.log)"
 	fi
 	echo "$want" >"$dir.new/.rdpdvc-recipe"
+	# Swap in the new chroot, and remove the old one only when no process
+	# still runs in it (a run in progress keeps its tree until it ends).
+	if [ -e "$dir" ]; then
+		safe_rm "$dir.old"
+		mv "$dir" "$dir.old"
+	fi
 	mv "$dir.new" "$dir"
+	if [ -e "$dir.old" ] && ! in_use "$dir.old"; then safe_rm "$dir.old"; fi
 	log "made $name in $((SECONDS - t0)) s ($(du -sh "$dir" | cut -f1))"
 }
 
@@ -130,6 +137,16 @@ mount_all() {
 	mount -t sysfs sysfs "$d/sys" 2>/dev/null || true
 	mkdir -p "$d/tmp"
 	chmod 1777 "$d/tmp"
+}
+
+# in_use DIR: some process has its root or working folder below DIR.
+in_use() {
+	local r p
+	r=$(realpath -m "$1")
+	for p in /proc/[0-9]*; do
+		case "$(readlink "$p/root" 2>/dev/null)/" in "$r"/*) return 0 ;; esac
+	done
+	return 1
 }
 
 # safe_rm DIR...: remove chroot folders, refusing while anything is still

@@ -122,7 +122,9 @@ bookworm)
 	PACKAGES=(xrdp xorgxrdp xvfb freerdp2-x11 freerdp2-dev libwinpr2-dev) ;;
 *)
 	FREERDP=3 XFREERDP=xfreerdp3 BUILD_TAG=freerdp3
-	PACKAGES=(xrdp xorgxrdp xvfb freerdp3-x11 freerdp3-dev libwinpr3-dev) ;;
+	# freerdp3.pc (3.10, 3.15) names zlib and libssl, which freerdp3-dev does
+	# not depend on: without them pkg-config fails.
+	PACKAGES=(xrdp xorgxrdp xvfb freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev) ;;
 esac
 PACKAGES+=(pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
 command -v go >/dev/null || die "go is not on PATH"
