@@ -1,4 +1,4 @@
-//go:build freerdp
+//go:build (freerdp && !freerdp3) || (freerdp3 && !freerdp)
 
 package main
 
@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/freerdp"
 	"github.com/rdpdvc/rdpdvc/simple"
 )
@@ -22,6 +23,16 @@ func features(log *slog.Logger) []freerdp.Feature {
 			// it logs to check that backend/xrdp keeps boundaries.
 			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
 				return r.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
+			}),
+		},
+		{
+			Name: "echo",
+			// FreeRDP's /echo addin listens on the same channel name;
+			// with both, which one gets the channel depends on the
+			// FreeRDP version and the load order.
+			Usage: "answer MS-RDPEECO echo requests on " + echo.ChannelName + "; do not also enable xfreerdp's /echo, which listens on the same channel",
+			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
+				return r.Listen(echo.ChannelName, &echo.Responder{Logger: log})
 			}),
 		},
 		// pnp=SPEC, once per device (freerdp.PNPFeature).

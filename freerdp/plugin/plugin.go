@@ -1,12 +1,35 @@
-//go:build freerdp
+//go:build (freerdp && !freerdp3) || (freerdp3 && !freerdp)
 
-// Command plugin is librdpdvc-client.so, rdpdvc's FreeRDP 2 client plugin.
-// Build it with cgo against freerdp2-dev and install it in FreeRDP's
-// addin folder:
+// Command plugin is librdpdvc-client.so, rdpdvc's client plugin for
+// FreeRDP 2 and FreeRDP 3, built with cgo against the headers of one of
+// them and installed in that FreeRDP's addin folder.
+//
+// FreeRDP 3 (Debian 13, or 12 with bookworm-backports: freerdp3-x11,
+// freerdp3-dev, libwinpr3-dev):
+//
+//	go build -tags freerdp3 -buildmode=c-shared -o librdpdvc-client.so ./freerdp/plugin
+//	install -D -m 644 librdpdvc-client.so /usr/lib/$(gcc -print-multiarch)/freerdp3/librdpdvc-client.so
+//	xfreerdp3 /v:host /u:user /dvc:rdpdvc,simple
+//
+// FreeRDP 2 (Debian 12: freerdp2-x11, freerdp2-dev, libwinpr2-dev):
 //
 //	go build -tags freerdp -buildmode=c-shared -o librdpdvc-client.so ./freerdp/plugin
-//	install -m 644 librdpdvc-client.so /usr/lib/$(gcc -print-multiarch)/freerdp2/
+//	install -D -m 644 librdpdvc-client.so /usr/lib/$(gcc -print-multiarch)/freerdp2/librdpdvc-client.so
 //	xfreerdp /v:host /u:user /dvc:rdpdvc,simple
+//
+// The tag picks the pkg-config packages (cgo_freerdp2.go,
+// cgo_freerdp3.go); the code is the same for both, with
+// #if FREERDP_VERSION_MAJOR >= 3 in glue.c where FreeRDP 3's
+// freerdp/dvc.h differs (a trailing pInterface in IWTSListenerCallback
+// and IWTSVirtualChannelCallback; GetPluginData returning const
+// ADDIN_ARGV*). The structures are FreeRDP's own from its headers, so a
+// plugin fits the major it was compiled against only: the plugin links
+// neither libfreerdp nor libwinpr, so it can be loaded by either major,
+// and DVCPluginEntry first asks the process which FreeRDP it is
+// (freerdp_get_version, looked up globally, else in every mapped
+// libfreerdpN) and refuses another major with a message on stderr, such
+// as "rdpdvc: this librdpdvc-client.so was built for FreeRDP 2 but is
+// loaded by FreeRDP 3.15.0 (...); rebuild with -tags freerdp3".
 //
 // Every client-side channel of rdpdvc lives in this one library (one Go
 // runtime per process); the arguments after "rdpdvc" choose the features
@@ -15,7 +38,12 @@
 package main
 
 /*
-#cgo pkg-config: freerdp2 winpr2
+// --as-needed: glue.c calls nothing in libfreerdp or libwinpr (only
+// function pointers FreeRDP hands over), so the plugin does not depend on
+// either and loads into a FreeRDP of the other major far enough to
+// refuse it with a clear message. cgo puts these flags before the
+// pkg-config ones, which they must precede to apply.
+#cgo LDFLAGS: -Wl,--as-needed -ldl
 #include <stdlib.h>
 #include "glue.h"
 */
@@ -26,12 +54,54 @@ import (
 	"log/slog"
 	"os"
 	"runtime/cgo"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/rdpdvc/rdpdvc/freerdp"
 )
 
 func main() {}
+
+// builtMajor is the FreeRDP major of the headers the plugin was compiled
+// against.
+const builtMajor = int(C.RDPDVC_BUILT_MAJOR)
+
+// hostInfo is what goCheckHost learnt about the FreeRDP that loaded the
+// plugin.
+type hostInfo struct {
+	version freerdp.HostVersion
+	known   bool
+}
+
+var host atomic.Pointer[hostInfo]
+
+// goCheckHost is DVCPluginEntry's first step: 1 when the FreeRDP in this
+// process is the major the plugin was built for (or cannot be told), 0
+// after printing why not.
+//
+//export goCheckHost
+func goCheckHost() C.int {
+	var found [8]C.rdpdvc_host_version
+	n := int(C.rdpdvc_host_versions(&found[0], C.int(len(found))))
+	vs := make([]freerdp.HostVersion, 0, n)
+	for i := range n {
+		f := &found[i]
+		vs = append(vs, freerdp.HostVersion{
+			Major:    int(f.major),
+			Minor:    int(f.minor),
+			Revision: int(f.revision),
+			Path:     C.GoString(&f.path[0]),
+			Global:   f.global != 0,
+		})
+	}
+	v, known, err := freerdp.CheckHost(builtMajor, vs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rdpdvc: %v\n", err)
+		return 0
+	}
+	host.Store(&hostInfo{version: v, known: known})
+	return 1
+}
 
 // plugin is the Go state behind one rdpdvc_plugin.
 type plugin struct {
@@ -63,7 +133,13 @@ func goNewHost(argc C.int, argv **C.char) C.uintptr_t {
 		fmt.Fprintf(os.Stderr, "rdpdvc: %v\n", err)
 		return 0
 	}
-	p.log.Info("loaded", "args", args, "listeners", p.host.Names())
+	hi := host.Load()
+	if hi == nil || !hi.known {
+		p.log.Warn("could not tell which FreeRDP loaded the plugin (no libfreerdpN found); going on as built", "built", builtMajor)
+		p.log.Info("loaded", "built", builtMajor, "args", args, "listeners", p.host.Names())
+	} else {
+		p.log.Info("loaded", "built", builtMajor, "freerdp", hi.version.String(), "lib", hi.version.Path, "args", args, "listeners", p.host.Names())
+	}
 	return C.uintptr_t(cgo.NewHandle(p))
 }
 
