@@ -44,6 +44,15 @@ static UINT on_data(IWTSVirtualChannelCallback* cb, wStream* s)
 	return CHANNEL_RC_OK;
 }
 
+// on_open has nothing to do that Accept has not done. It is set anyway:
+// FreeRDP 3.15's drdynvc warns about every channel instance whose callback
+// lacks OnOpen, at its open and its close.
+static UINT on_open(IWTSVirtualChannelCallback* cb)
+{
+	(void)cb;
+	return CHANNEL_RC_OK;
+}
+
 static UINT on_close(IWTSVirtualChannelCallback* cb)
 {
 	rdpdvc_channel* c = RDPDVC_CONTAINER(cb, rdpdvc_channel, iface);
@@ -74,9 +83,7 @@ static UINT on_new_channel(IWTSListenerCallback* cb, IWTSVirtualChannel* channel
 		return CHANNEL_RC_OK;
 	}
 	c->iface.OnDataReceived = on_data;
-	// FreeRDP calls OnOpen only when it is set (both majors' drdynvc);
-	// nothing is to be done at open that Accept has not done.
-	c->iface.OnOpen = NULL;
+	c->iface.OnOpen = on_open;
 	c->iface.OnClose = on_close;
 #if FREERDP_VERSION_MAJOR >= 3
 	// FreeRDP 3's freerdp/dvc.h added pInterface to the callback
