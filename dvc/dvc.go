@@ -156,8 +156,11 @@ type OpenError struct {
 }
 
 func (e *OpenError) Error() string {
-	if e.Status == hresult.StatusUnsuccessful {
+	switch e.Status {
+	case hresult.StatusUnsuccessful:
 		return fmt.Sprintf("dvc: open %q: client refused (%v; most clients send this when no listener is registered)", e.Name, e.Status)
+	case hresult.StatusNotFound:
+		return fmt.Sprintf("dvc: open %q: client refused (%v: no listener is registered for the name; FreeRDP 3.11 and later)", e.Name, e.Status)
 	}
 	return fmt.Sprintf("dvc: open %q: client refused: %v", e.Name, e.Status)
 }

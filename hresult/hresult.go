@@ -29,6 +29,10 @@ const (
 	// listener takes the channel; xrdp's chansrv reports it as-is to the
 	// opener.
 	StatusUnsuccessful HRESULT = 0xC0000001
+	// StatusNotFound is the NTSTATUS STATUS_NOT_FOUND (MS-ERREF 2.3.1) that
+	// FreeRDP 3.11 and later send as CreationStatus when no listener has
+	// the channel's name (3.10 and earlier send STATUS_UNSUCCESSFUL).
+	StatusNotFound HRESULT = 0xC0000225
 )
 
 // Win32 error codes (MS-ERREF 2.2) that rdpdvc maps into HRESULTs.
@@ -79,6 +83,7 @@ var names = map[HRESULT]string{
 	E_OUTOFMEMORY:      "E_OUTOFMEMORY",
 	E_INVALIDARG:       "E_INVALIDARG",
 	StatusUnsuccessful: "STATUS_UNSUCCESSFUL",
+	StatusNotFound:     "STATUS_NOT_FOUND",
 }
 
 var win32Names = map[uint32]string{

@@ -27,6 +27,9 @@ func TestStringAndSeverity(t *testing.T) {
 	if s := StatusUnsuccessful.String(); s != "STATUS_UNSUCCESSFUL (0xC0000001)" {
 		t.Errorf("String = %q", s)
 	}
+	if s := StatusNotFound.String(); s != "STATUS_NOT_FOUND (0xC0000225)" {
+		t.Errorf("String = %q", s)
+	}
 	if !E_FAIL.Failed() || S_OK.Failed() || !S_OK.Succeeded() {
 		t.Error("severity bit misread")
 	}

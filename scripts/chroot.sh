@@ -30,7 +30,7 @@ die() {
 
 # What every row needs besides its stack: an X server for xfreerdp, a C
 # toolchain for the plugin, and the tools the e2e script calls.
-COMMON=(xvfb pkg-config gcc libc6-dev iproute2 procps util-linux passwd ssl-cert
+COMMON=(xvfb xauth pkg-config gcc libc6-dev iproute2 procps util-linux passwd ssl-cert
 	ca-certificates curl python3 openssl)
 
 # stack NAME: sets SUITE (what debootstrap installs), BACKPORTS (a suite to

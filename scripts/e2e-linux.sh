@@ -22,7 +22,8 @@
 # our plugin, and runs as the session user:
 #   (a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener (/echo);
 #   (b) it pings librdpdvc-client.so's Simple echo (/dvc:rdpdvc,simple); an
-#       open with no listener fails with 0xC0000001; a burst of pings 200us
+#       open with no listener fails with 0xC0000001 (FreeRDP up to 3.10) or
+#       0xC0000225 (3.11 on); a burst of pings 200us
 #       apart reaches the client one whole frame per message;
 #   (c) rdpdvc pnp-server -xrdp finds the devices the plugin redirects
 #       (/dvc:rdpdvc,pnp=...: a file, a read-only file, a memory device),
@@ -116,6 +117,13 @@ COUNT=${E2E_COUNT:-600}
 ROUNDS=${E2E_ROUNDS:-6}
 MAX_RATIO=${E2E_RTT_MAX_RATIO:-1.2}
 ENFORCE_RTT=${E2E_RTT_ENFORCE:-0}
+# NO_LISTENER: the CreationStatus the client sends for a name nobody
+# listens on: STATUS_UNSUCCESSFUL up to FreeRDP 3.10, STATUS_NOT_FOUND from
+# 3.11 on.
+NO_LISTENER=0xC0000225
+case "$STACK" in
+bookworm | bookworm-backports) NO_LISTENER=0xC0000001 ;;
+esac
 case "$STACK" in
 bookworm)
 	FREERDP=2 XFREERDP=xfreerdp BUILD_TAG=freerdp
@@ -126,7 +134,8 @@ bookworm)
 	# not depend on: without them pkg-config fails.
 	PACKAGES=(xrdp xorgxrdp xvfb freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev) ;;
 esac
-PACKAGES+=(pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
+# xauth: xrdp 0.10's sesman runs it to start the session's X server.
+PACKAGES+=(xauth pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
 command -v go >/dev/null || die "go is not on PATH"
 
 # One run at a time on a machine: a second one waits (sesman's port, the
@@ -297,7 +306,17 @@ install -m 644 "$BIN/librdpdvc-client.so" "$PLUGIN_DEST"
 
 # -------------------------------------------------------------------- user
 if ! id "$E2E_USER" >/dev/null 2>&1; then
-	useradd -m -s /bin/sh "$E2E_USER"
+	# A uid no process has: the kernel's uids are shared with the host and
+	# with other chroots, whose users may have the same number.
+	uid=""
+	for u in $(seq 31000 31999); do
+		if ! getent passwd "$u" >/dev/null && ! pgrep -U "$u" >/dev/null; then
+			uid=$u
+			break
+		fi
+	done
+	[ -n "$uid" ] || die "no free uid in 31000-31999"
+	useradd -m -u "$uid" -s /bin/sh "$E2E_USER"
 	CREATED_USER=$E2E_USER
 fi
 PASSWORD="e2e-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -352,6 +371,23 @@ cp /etc/xrdp/sesman.ini "$WORK/sesman.ini"
 sed -i "0,/^port=.*/s||port=tcp://127.0.0.1:$XRDP_PORT|" "$WORK/xrdp.ini"
 sed -i "s|^LogFile=.*|LogFile=$WORK/xrdp-file.log|; s|^EnableSyslog=.*|EnableSyslog=false|" "$WORK/xrdp.ini"
 sed -i "s|^ListenAddress=.*|ListenAddress=127.0.0.1|; s|^LogFile=.*|LogFile=$WORK/sesman-file.log|; s|^EnableSyslog=.*|EnableSyslog=false|" "$WORK/sesman.ini"
+# The session's X display: sesman picks the first free one from
+# X11DisplayOffset by looking at /tmp/.X*-lock, which a chroot has its own
+# of, while X's abstract sockets are shared by every chroot on the host. Start
+# from one that nothing listens on.
+x_display_free() {
+	[ ! -e "/tmp/.X$1-lock" ] && [ ! -e "/tmp/.X11-unix/X$1" ] &&
+		! ss -Hxl 2>/dev/null | grep -q "@/tmp/.X11-unix/X$1 "
+}
+X_OFFSET=""
+for d in $(seq 10 5 95); do
+	if x_display_free "$d" && x_display_free $((d + 1)) && x_display_free $((d + 2)); then
+		X_OFFSET=$d
+		break
+	fi
+done
+[ -n "$X_OFFSET" ] || die "no free X display for the session in :10-:97"
+sed -i "s|^X11DisplayOffset=.*|X11DisplayOffset=$X_OFFSET|" "$WORK/sesman.ini"
 grep -q "^port=tcp://127.0.0.1:$XRDP_PORT" "$WORK/xrdp.ini" || die "could not set the port in xrdp.ini"
 
 # ----------------------------------------------------------------- servers
@@ -373,7 +409,7 @@ wait_for 15 "xrdp on 127.0.0.1:$XRDP_PORT" bash -c "! [ -z \"\$(ss -Htln 'sport 
 
 XVFB_DISPLAY=""
 for d in $(seq 99 150); do
-	if [ ! -e "/tmp/.X$d-lock" ] && [ ! -e "/tmp/.X11-unix/X$d" ]; then
+	if x_display_free "$d"; then
 		XVFB_DISPLAY=$d
 		break
 	fi
@@ -468,7 +504,7 @@ check_a() { server ECHO 20 >"$WORK/check-a.log" 2>&1 && all_back "$WORK/check-a.
 check_b() { server dvc::sample::simpleplugin 20 >"$WORK/check-b.log" 2>&1 && all_back "$WORK/check-b.log" 20; }
 check_b_refused() {
 	! server rdpdvc::no-such-listener 1 >"$WORK/check-b-refused.log" 2>&1 &&
-		grep -qi 'c0000001' "$WORK/check-b-refused.log"
+		grep -qi "$NO_LISTENER" "$WORK/check-b-refused.log"
 }
 # Pings 200us apart leave several in flight: without backend/xrdp's wait
 # for chansrv to read each message, chansrv glues them into 32768-byte DVC
@@ -491,7 +527,7 @@ check_b_burst() {
 check_echo() { as_user "$BIN/rdpdvc" echo -xrdp -count 10 -interval 10ms >"$WORK/check-echo.log" 2>&1 && all_back "$WORK/check-echo.log" 10; }
 check "(a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener" check_a
 check "(b) rdp-simple-plugin-server -xrdp pings librdpdvc-client.so's Simple echo" check_b
-check "(b) an open with no client listener fails with 0xC0000001" check_b_refused
+check "(b) an open with no client listener fails with $NO_LISTENER" check_b_refused
 check "(b) a burst of pings reaches the client one whole message each" check_b_burst
 check "(e) rdpdvc echo -xrdp: MS-RDPEECO round trips with FreeRDP's /echo" check_echo
 
