@@ -188,17 +188,20 @@ start() {
 	log "started $name (pid $pid): $*"
 }
 
-group_alive() { pgrep -g "$1" >/dev/null 2>&1; }
+# Each started command leads its own session (setsid), and everything it
+# starts stays in that session even in process groups of its own (xrdp
+# 0.10's sesexec puts the session's Xorg and chansrv in one): stop by session.
+group_alive() { pgrep -s "$1" >/dev/null 2>&1; }
 
 stop_group() {
 	local g=$1
 	group_alive "$g" || return 0
-	kill -TERM -- "-$g" 2>/dev/null || true
+	pkill -TERM -s "$g" 2>/dev/null || true
 	local end=$((SECONDS + 10))
 	while group_alive "$g" && [ "$SECONDS" -lt "$end" ]; do sleep 0.2; done
 	if group_alive "$g"; then
-		log "process group $g ignored SIGTERM; killing"
-		kill -KILL -- "-$g" 2>/dev/null || true
+		log "session $g ignored SIGTERM; killing"
+		pkill -KILL -s "$g" 2>/dev/null || true
 		sleep 0.5
 	fi
 }
