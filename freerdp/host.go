@@ -1,28 +1,30 @@
-// Package freerdp hosts rdpdvc's client-side channels in FreeRDP 2: the
-// pure-Go half of librdpdvc-client.so, the plugin xfreerdp loads with
-// /dvc:rdpdvc,<feature>,<feature>=<value>.
+// Package freerdp hosts rdpdvc's client-side channels in FreeRDP 2 and 3:
+// the pure-Go half of librdpdvc-client.so, the plugin xfreerdp3 (or
+// FreeRDP 2's xfreerdp) loads with /dvc:rdpdvc,<feature>,<feature>=<value>.
 //
-// The cgo half (freerdp/plugin, built with -tags freerdp against
-// freerdp2-dev) only translates FreeRDP's C callbacks into calls on a
-// [Host]; everything with state lives here, so it is tested by plain
-// `go test` without FreeRDP:
+// The cgo half (freerdp/plugin, built with -tags freerdp3 against
+// freerdp3-dev, or -tags freerdp against freerdp2-dev) only translates
+// FreeRDP's C callbacks into calls on a [Host]; everything with state
+// lives here, so it is tested by plain `go test` without FreeRDP:
 //
+//	DVCPluginEntry                              -> CheckHost (the FreeRDP major), Configure
 //	IWTSPlugin::Initialize                      -> Host.Attach (CreateListener per name)
 //	IWTSListenerCallback::OnNewChannelConnection -> Host.NewChannel
 //	IWTSVirtualChannelCallback::OnDataReceived   -> Instance.Data
 //	IWTSVirtualChannelCallback::OnClose          -> Instance.Gone
 //	IWTSPlugin::Terminated                      -> Host.Terminate
 //
-// What FreeRDP 2.11 does and this package relies on (read from
-// channels/drdynvc/client/drdynvc_main.c): all callbacks run on the
-// drdynvc channel thread; OnDataReceived gets whole messages (FreeRDP
-// reassembles DYNVC_DATA_FIRST/DYNVC_DATA); IWTSVirtualChannel::Write
-// copies the data and queues it, so it may be called from any thread;
-// IWTSVirtualChannel::Close does nothing, while a zero-length Write sends
-// DYNVC_CLOSE and frees the channel (calling OnClose before it returns),
-// so Channel.Close uses that and an empty message cannot be sent; a
-// refused channel is always reported to the server as 0xC0000001,
-// whatever HRESULT the Listener's error carries.
+// What FreeRDP's drdynvc client does, in 2.11 and in 3.10 to 3.33 alike,
+// and this package relies on: all callbacks run on the drdynvc channel
+// thread; OnDataReceived gets whole messages (FreeRDP reassembles
+// DYNVC_DATA_FIRST/DYNVC_DATA); IWTSVirtualChannel::Write copies the data
+// and queues it, so it may be called from any thread; a zero-length Write
+// sends DYNVC_CLOSE and frees the channel (calling OnClose before it
+// returns), so Channel.Close uses that and an empty message cannot be
+// sent (FreeRDP 2's IWTSVirtualChannel::Close does nothing; FreeRDP 3's
+// does the same as the zero-length Write); a refused channel is always
+// reported to the server as 0xC0000001, whatever HRESULT the Listener's
+// error carries.
 package freerdp
 
 import (
@@ -40,7 +42,7 @@ import (
 // glue exposes it.
 type Native interface {
 	// Write is IWTSVirtualChannel::Write: it copies msg and queues it.
-	// A zero-length write closes the channel (FreeRDP 2.11).
+	// A zero-length write closes the channel (FreeRDP 2.11 and 3).
 	Write(msg []byte) error
 }
 
@@ -218,7 +220,7 @@ func (in *Instance) Name() string { return in.name }
 // ID is FreeRDP's ChannelId for the instance (MS-RDPEDYC 2.2.2.1).
 func (in *Instance) ID() uint32 { return in.id }
 
-// Write queues msg in FreeRDP, which copies it. FreeRDP 2 cannot send an
+// Write queues msg in FreeRDP, which copies it. FreeRDP cannot send an
 // empty message (a zero-length write closes the channel): Write drops
 // it. Write never blocks for flow control: FreeRDP queues without limit.
 func (in *Instance) Write(ctx context.Context, msg []byte) error {
@@ -239,7 +241,7 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 	return nil
 }
 
-// Close sends DYNVC_CLOSE (by FreeRDP 2's zero-length write) and delivers
+// Close sends DYNVC_CLOSE (by FreeRDP's zero-length write) and delivers
 // Closed(nil) to the handler, after any message already being delivered.
 //
 // While a message is being delivered (Close called from Received, or
@@ -247,7 +249,9 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 // delivery is over: FreeRDP 2.11 frees the channel in the zero-length
 // write, and its receive path still touches the channel after
 // OnDataReceived returns when the message was reassembled from
-// fragments. The instance is closed for the handler at once either way.
+// fragments (FreeRDP 3 holds a reference to the channel while it
+// delivers, but the wait costs nothing there). The instance is closed for
+// the handler at once either way.
 func (in *Instance) Close() error {
 	in.mu.Lock()
 	if in.native == nil || in.localClosed {
@@ -325,7 +329,7 @@ func (in *Instance) Data(msg []byte) { in.deliver(event{msg: msg}) }
 // Waiting on mu makes OnClose wait for a Write in progress on another
 // goroutine. Gone skips that while Close's own zero-length write is in
 // progress, since that write is what called it; a server close racing a
-// local Close is then not waited for (FreeRDP 2 gives no way to tell the
+// local Close is then not waited for (FreeRDP gives no way to tell the
 // two apart).
 func (in *Instance) Gone(err error) {
 	if !in.closing.Load() {
