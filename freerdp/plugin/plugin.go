@@ -73,7 +73,7 @@ type hostInfo struct {
 	known   bool
 }
 
-var host atomic.Pointer[hostInfo]
+var loadedBy atomic.Pointer[hostInfo]
 
 // goCheckHost is DVCPluginEntry's first step: 1 when the FreeRDP in this
 // process is the major the plugin was built for (or cannot be told), 0
@@ -99,7 +99,7 @@ func goCheckHost() C.int {
 		fmt.Fprintf(os.Stderr, "rdpdvc: %v\n", err)
 		return 0
 	}
-	host.Store(&hostInfo{version: v, known: known})
+	loadedBy.Store(&hostInfo{version: v, known: known})
 	return 1
 }
 
@@ -133,7 +133,7 @@ func goNewHost(argc C.int, argv **C.char) C.uintptr_t {
 		fmt.Fprintf(os.Stderr, "rdpdvc: %v\n", err)
 		return 0
 	}
-	hi := host.Load()
+	hi := loadedBy.Load()
 	if hi == nil || !hi.known {
 		p.log.Warn("could not tell which FreeRDP loaded the plugin (no libfreerdpN found); going on as built", "built", builtMajor)
 		p.log.Info("loaded", "built", builtMajor, "args", args, "listeners", p.host.Names())
