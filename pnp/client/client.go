@@ -19,20 +19,28 @@ import (
 // Limits and defaults of the client role.
 const (
 	// DefaultMaxOutstanding bounds the requests one FileRedirectorChannel
-	// instance has in progress at once; more are answered
-	// ERROR_NO_SYSTEM_RESOURCES without touching the device.
+	// instance has in progress at once, each from its arrival until its
+	// reply has been written; more are answered ERROR_NO_SYSTEM_RESOURCES
+	// without touching the device.
 	DefaultMaxOutstanding = 256
 	// DefaultMaxBufferedBytes bounds the bytes the client holds for
 	// requests in progress, across all instances: read buffers, write
-	// data, IOCTL input and output. Requests that would go over are
-	// answered ERROR_NO_SYSTEM_RESOURCES at once, so a server cannot make
-	// the client allocate 16 MiB per request without limit.
+	// data, IOCTL input and output. A request's bytes are reserved before
+	// anything is allocated for it and stay reserved until its reply has
+	// been written (or dropped with its instance), so a server that stops
+	// reading cannot pile up replies beyond the budget. Requests that
+	// would go over are answered ERROR_NO_SYSTEM_RESOURCES (0x800705AA)
+	// with no data, touching no device, so a server cannot make the
+	// client allocate 16 MiB per request without limit.
 	DefaultMaxBufferedBytes = 256 << 20
 	// DefaultMaxHandles bounds the FileRedirectorChannel instances open at
 	// once; more are refused (the server's open fails).
 	DefaultMaxHandles = 4096
-	// DefaultWriteTimeout bounds one message write; a server that stops
-	// reading for that long has the instance closed.
+	// DefaultWriteTimeout bounds one message write (Config.WriteTimeout):
+	// its context expires then, and a server that has not taken the
+	// message by then has the instance (FileRedirectorChannel or PNPDR)
+	// closed — even when the backend's Write does not return — so the
+	// replies queued behind it are dropped and give their bytes back.
 	DefaultWriteTimeout = 10 * time.Second
 	// MaxPendingEvents bounds the custom events one instance has queued
 	// for sending; a device that raises more is not heard until they drain.
@@ -67,7 +75,7 @@ type Config struct {
 	// MaxBufferedBytes bounds the data of requests in progress, across
 	// all instances (DefaultMaxBufferedBytes).
 	MaxBufferedBytes int64
-	WriteTimeout     time.Duration // per message write (DefaultWriteTimeout)
+	WriteTimeout     time.Duration // per message write, then the instance is closed (DefaultWriteTimeout)
 }
 
 // ErrClosed is returned by a Client's methods after Close.

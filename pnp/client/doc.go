@@ -27,9 +27,9 @@
 // # FileRedirectorChannel (3.2.5.2)
 //
 // Each instance carries one handle. Its first message MUST be the Server
-// Capabilities Request (3.2.5.2.1.1); the client replies with version 6
-// (Config.IOVersion) before reading anything else, and sends custom events
-// only when both versions are 6 or later. The rules for bad input:
+// Capabilities Request (3.2.5.2.1.1); the client queues its reply, version
+// 6 (Config.IOVersion), before processing anything else, and sends custom
+// events only when both versions are 6 or later. The rules for bad input:
 //
 //   - closes the instance: a message too short for SERVER_IO_HEADER, an
 //     unknown FunctionId (2.2.2.1.1, MUST), a RequestId equal to one still
@@ -46,12 +46,23 @@
 //     (ERROR_DEV_NOT_EXIST), an IOControl whose DataOut is neither absent
 //     nor cbOut bytes (ERROR_INSUFFICIENT_BUFFER, 3.2.5.2.2.7), and a
 //     request beyond Config.MaxOutstanding or Config.MaxBufferedBytes, or
-//     whose reply is too large for the transport (ERROR_NO_SYSTEM_RESOURCES);
+//     whose reply is too large for the transport (ERROR_NO_SYSTEM_RESOURCES,
+//     with no data: the Result of a reply is the client's to choose,
+//     2.2.2.3.4, and this is what Windows' ReadFile gives for a buffer the
+//     system cannot provide);
+//   - closes the instance too: Config.MaxOutstanding refusals waiting to
+//     be written (a server that keeps sending requests but reads no
+//     replies), and a message not written within Config.WriteTimeout;
 //   - ignored: a Specific IoCancel Request that names nothing outstanding
 //     (3.2.5.2.2.9, MUST) or does not decode.
 //
 // Read, Write and IOControl requests run concurrently, each on its own
-// goroutine, and are answered as they complete, in any order; requests
+// goroutine, and are answered as they complete, in any order. Everything
+// an instance sends goes out in order through one queue, so Received
+// never waits for the network; a request keeps its slot among
+// Config.MaxOutstanding and its bytes of Config.MaxBufferedBytes until its
+// reply has been written (its RequestId is free once the reply is queued,
+// 3.1.1: the server may reuse it as soon as it has the reply). Requests
 // that arrive while the CreateFile is still opening the device wait for it
 // and are answered after the CreateFile Reply. An IOControl reply never
 // carries more than cbOut bytes: a device that returns more is reported as

@@ -44,28 +44,46 @@ type fileChan struct {
 	queued        []*op          // waiting for the CreateFile to finish
 	recent        [recentIDs]uint32
 	nrecent       int
-	evq           [][]byte       // custom events waiting to be written, in order
-	evReady       bool           // the CreateFile Reply is out: events may follow
-	evWriting     bool           // the instance's event writer is running
+	evq           [][]byte       // custom events raised before the CreateFile Reply was queued, in order
+	evReady       bool           // the CreateFile Reply is queued: events may follow it
 	io            sync.WaitGroup // operations using h
 	handleClosing bool
 	opening       bool // the open goroutine runs: it alone ends the handle
 	handleOnce    sync.Once
 	handleDone    chan struct{} // closed when h is closed, or will never be opened
 
-	wmu sync.Mutex // one Write at a time
+	// Everything the instance sends goes through outq, in order, written
+	// by one goroutine at a time (writing). A request counts against
+	// Config.MaxOutstanding (inflight) and keeps its bytes reserved until
+	// its reply has been written or dropped, so a server that stops
+	// reading cannot make the client hold more than the budget.
+	outq     []outMsg
+	writing  bool // a goroutine is draining outq
+	inflight int  // requests accepted whose reply is not yet written
+	refusals int  // refusal replies in outq
+	nevents  int  // custom events in outq
+}
+
+// outMsg is one message waiting to be written.
+type outMsg struct {
+	b       []byte
+	op      *op     // the request it answers, if it holds a reservation
+	pooled  *[]byte // b's pool entry, given back once written
+	refusal bool    // a refusal reply (counted in fileChan.refusals)
+	event   bool    // a custom event (counted in fileChan.nevents)
 }
 
 // op is one outstanding request.
 type op struct {
-	id     uint32
-	fn     wire.FunctionID
-	req    wire.Request    // owns its data (copied out of the message)
-	fail   hresult.HRESULT // answer with this, without touching the device
-	c      *Client
-	cost   int64 // bytes reserved in c.buffered; guarded by fc.mu
-	ctx    context.Context
-	cancel context.CancelFunc
+	id      uint32
+	fn      wire.FunctionID
+	req     wire.Request    // owns its data (copied out of the message)
+	fail    hresult.HRESULT // answer with this, without touching the device
+	c       *Client
+	cost    int64 // bytes reserved in c.buffered; guarded by fc.mu
+	counted bool  // counted in fileChan.inflight; guarded by fc.mu
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // Received implements dvc.Handler.
@@ -111,17 +129,15 @@ func (fc *fileChan) Received(msg []byte) {
 		fc.violation("duplicate RequestId (3.1.1)", "RequestId", hdr.RequestID)
 		return
 	}
-	if len(fc.pending) >= fc.c.cfg.MaxOutstanding {
-		fc.mu.Unlock()
+	if fc.inflight >= fc.c.cfg.MaxOutstanding {
 		fc.log.Warn("too many outstanding requests; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxOutstanding)
-		fc.write(errorReply(fn, hdr.RequestID, device.ErrorNoSystemResources))
+		fc.refuseLocked(fn, hdr.RequestID)
 		return
 	}
 	o := fc.newOpLocked(hdr, msg)
 	if o == nil {
-		fc.mu.Unlock()
 		fc.log.Warn("too much data in requests in progress; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxBufferedBytes)
-		fc.write(errorReply(fn, hdr.RequestID, device.ErrorNoSystemResources))
+		fc.refuseLocked(fn, hdr.RequestID)
 		return
 	}
 	switch fc.state {
@@ -179,7 +195,37 @@ func (fc *fileChan) newOpLocked(hdr wire.ServerIOHeader, msg []byte) *op {
 		o.fail = device.ErrorInvalidParameter
 	}
 	fc.pending[o.id] = o
+	o.counted = true
+	fc.inflight++
 	return o
+}
+
+// refuseLocked answers request id of function fn with
+// ERROR_NO_SYSTEM_RESOURCES, touching no device, and unlocks fc.mu. The
+// reply is queued, not written here: Received never waits for the
+// network. A server that keeps sending requests while it reads none of
+// the replies would grow the queue without end, so once
+// Config.MaxOutstanding refusals wait to be written the instance is
+// closed instead.
+func (fc *fileChan) refuseLocked(fn wire.FunctionID, id uint32) {
+	if fc.refusals >= fc.c.cfg.MaxOutstanding {
+		fc.mu.Unlock()
+		fc.violation("the server sends requests but reads none of the replies", "refusalsQueued", fc.c.cfg.MaxOutstanding)
+		return
+	}
+	fc.refusals++
+	fc.sendLocked(outMsg{b: errorReply(fn, id, device.ErrorNoSystemResources), refusal: true}, false)
+	fc.mu.Unlock()
+}
+
+// doneLocked ends o's claim on the instance's limits: its slot among
+// the Config.MaxOutstanding requests and its bytes. Idempotent.
+func (fc *fileChan) doneLocked(o *op) {
+	if o.counted {
+		o.counted = false
+		fc.inflight--
+	}
+	o.release()
 }
 
 // release gives back the bytes o reserved; idempotent.
@@ -208,14 +254,11 @@ func (fc *fileChan) startLocked(o *op) {
 
 func (fc *fileChan) run(o *op, h device.Handle) {
 	defer fc.c.wg.Done()
-	if h != nil {
-		defer fc.io.Done()
-	}
 	reply, pooled := fc.service(o, h)
-	fc.finish(o, reply)
-	if pooled != nil {
-		putBuf(pooled)
+	if h != nil {
+		fc.io.Done() // the handle may close while the reply waits to be written
 	}
+	fc.finish(o, reply, pooled)
 }
 
 // bufPools hold reply buffers in three size classes up to maxPooled
@@ -255,9 +298,11 @@ func putBuf(p *[]byte) {
 	}
 }
 
-// finish forgets o, then sends its reply: in that order, because once the
-// server has the reply it may reuse the RequestId (2.2.2.1.1).
-func (fc *fileChan) finish(o *op, reply []byte) {
+// finish forgets o's RequestId, then sends its reply: in that order,
+// because once the server has the reply it may reuse the RequestId
+// (MS-RDPEPNP 3.1.1). o keeps its bytes and its slot until the reply has
+// been written (or dropped): that is when its buffer is free.
+func (fc *fileChan) finish(o *op, reply []byte, pooled *[]byte) {
 	o.cancel()
 	fc.mu.Lock()
 	if fc.pending[o.id] == o {
@@ -265,11 +310,77 @@ func (fc *fileChan) finish(o *op, reply []byte) {
 		fc.recent[fc.nrecent%recentIDs] = o.id
 		fc.nrecent++
 	}
-	o.release() // also before the reply: the server may send more at once
-	closed := fc.state == fileClosed
+	inline := fc.sendLocked(outMsg{b: reply, op: o, pooled: pooled}, true)
 	fc.mu.Unlock()
-	if !closed {
-		fc.write(reply)
+	if inline {
+		fc.drain()
+	}
+}
+
+// sendLocked queues m behind the messages the instance has yet to send.
+// On a closed instance m is dropped at once. If no goroutine is writing,
+// one must: with inline the caller is it, and must call fc.drain once it
+// has unlocked fc.mu (sendLocked returns true); otherwise a writer
+// goroutine is started.
+func (fc *fileChan) sendLocked(m outMsg, inline bool) bool {
+	if fc.state == fileClosed {
+		fc.dropLocked(m)
+		return false
+	}
+	fc.outq = append(fc.outq, m)
+	if fc.writing {
+		return false
+	}
+	fc.writing = true
+	if inline {
+		return true
+	}
+	fc.c.wg.Add(1)
+	go func() {
+		defer fc.c.wg.Done()
+		fc.drain()
+	}()
+	return false
+}
+
+// dropLocked forgets m, written or not: its request's reservation ends
+// and its buffer goes back to the pool.
+func (fc *fileChan) dropLocked(m outMsg) {
+	if m.op != nil {
+		fc.doneLocked(m.op)
+	}
+	if m.refusal {
+		fc.refusals--
+	}
+	if m.event {
+		fc.nevents--
+	}
+	if m.pooled != nil {
+		putBuf(m.pooled)
+	}
+}
+
+// drain writes outq in order until it is empty or the instance closed.
+func (fc *fileChan) drain() {
+	for {
+		fc.mu.Lock()
+		if len(fc.outq) == 0 || fc.state == fileClosed {
+			for _, m := range fc.outq {
+				fc.dropLocked(m)
+			}
+			fc.outq = nil
+			fc.writing = false
+			fc.mu.Unlock()
+			return
+		}
+		m := fc.outq[0]
+		fc.outq[0] = outMsg{}
+		fc.outq = fc.outq[1:]
+		fc.mu.Unlock()
+		fc.write(m.b)
+		fc.mu.Lock()
+		fc.dropLocked(m)
+		fc.mu.Unlock()
 	}
 }
 
@@ -359,9 +470,9 @@ func (fc *fileChan) capabilities(msg []byte, fn wire.FunctionID) {
 	}
 	fc.state = fileAwaitCreate
 	fc.events = wire.CustomEventsAllowed(req.Version, fc.c.cfg.IOVersion)
-	fc.mu.Unlock()
 	fc.log.Debug("FileRedirectorChannel capabilities", "server", req.Version, "client", fc.c.cfg.IOVersion, "customEvents", fc.events)
-	fc.write(wire.ClientCapabilitiesReply{RequestID: req.RequestID, Version: fc.c.cfg.IOVersion}.Append(nil))
+	fc.sendLocked(outMsg{b: wire.ClientCapabilitiesReply{RequestID: req.RequestID, Version: fc.c.cfg.IOVersion}.Append(nil)}, false)
+	fc.mu.Unlock()
 }
 
 // createFile handles the CreateFile Request (3.2.5.2.2.1): the device is
@@ -404,11 +515,11 @@ func (fc *fileChan) createFile(msg []byte, hdr wire.ServerIOHeader) {
 	}
 	if e == nil {
 		fc.state = fileNoHandle
+		fc.sendLocked(outMsg{b: wire.CreateFileReply{RequestID: hdr.RequestID, Result: fail}.Append(nil)}, false)
 		fc.mu.Unlock()
 		c.mu.Unlock()
 		fc.log.Info("CreateFile refused", "DeviceId", req.DeviceID, "result", fail)
 		fc.markHandleDone()
-		fc.write(wire.CreateFileReply{RequestID: hdr.RequestID, Result: fail}.Append(nil))
 		return
 	}
 	fc.state = fileOpening
@@ -502,17 +613,23 @@ func (fc *fileChan) open(o *op, req wire.CreateFileRequest, e *devEntry) {
 	if state == fileClosed {
 		return
 	}
-	fc.write(wire.CreateFileReply{RequestID: o.id, Result: result}.Append(nil))
 	fc.mu.Lock()
+	inline := fc.sendLocked(outMsg{b: wire.CreateFileReply{RequestID: o.id, Result: result}.Append(nil)}, true)
 	if fc.state == fileOpen {
+		// Events raised while the device opened follow the reply.
 		fc.evReady = true
-		fc.startEventsLocked()
-	} else {
-		fc.evq = nil // raised by a handle that is not open: never sent
+		for _, b := range fc.evq {
+			fc.nevents++
+			fc.sendLocked(outMsg{b: b, event: true}, false)
+		}
 	}
+	fc.evq = nil // if the handle is not open: never sent
 	fc.mu.Unlock()
 	for i, q := range queued {
 		go fc.run(q, handles[i])
+	}
+	if inline {
+		fc.drain()
 	}
 }
 
@@ -570,44 +687,15 @@ func (fc *fileChan) deliverEvent(ev device.Event) {
 	b := wire.ClientDeviceCustomEvent{CustomEventGUID: ev.GUID, Data: ev.Data}.Append(nil)
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	if (fc.state != fileOpen && fc.state != fileOpening) || !fc.events || len(fc.evq) >= MaxPendingEvents {
+	if (fc.state != fileOpen && fc.state != fileOpening) || !fc.events || len(fc.evq)+fc.nevents >= MaxPendingEvents {
 		return
 	}
-	fc.evq = append(fc.evq, b)
-	fc.startEventsLocked()
-}
-
-// startEventsLocked starts the instance's event writer if events are
-// waiting, may go out, and nobody writes them yet.
-func (fc *fileChan) startEventsLocked() {
-	if !fc.evReady || fc.evWriting || len(fc.evq) == 0 {
+	if !fc.evReady {
+		fc.evq = append(fc.evq, b)
 		return
 	}
-	fc.evWriting = true
-	fc.c.wg.Add(1)
-	go fc.writeEvents()
-}
-
-// writeEvents writes the queued events in order until none is left, or
-// the handle is no longer open.
-func (fc *fileChan) writeEvents() {
-	defer fc.c.wg.Done()
-	for {
-		fc.mu.Lock()
-		if fc.state != fileOpen || len(fc.evq) == 0 {
-			if fc.state != fileOpen {
-				fc.evq = nil
-			}
-			fc.evWriting = false
-			fc.mu.Unlock()
-			return
-		}
-		b := fc.evq[0]
-		fc.evq[0] = nil
-		fc.evq = fc.evq[1:]
-		fc.mu.Unlock()
-		fc.write(b)
-	}
+	fc.nevents++
+	fc.sendLocked(outMsg{b: b, event: true}, false)
 }
 
 // revoke is the device's removal (see doc.go).
@@ -637,9 +725,15 @@ func (fc *fileChan) shutdown() {
 		o.cancel()
 	}
 	for _, o := range fc.queued {
-		o.release() // they will never run
+		fc.doneLocked(o) // they will never run
 	}
 	fc.queued = nil
+	// What waits to be written never will be; what is being written
+	// keeps its reservation until its Write returns.
+	for _, m := range fc.outq {
+		fc.dropLocked(m)
+	}
+	fc.outq = nil
 	fc.releaseHandleLocked() // a no-op while the device opens
 	e := fc.dev
 	fc.mu.Unlock()
@@ -696,12 +790,24 @@ func (fc *fileChan) violation(what string, args ...any) {
 	fc.ch.Close()
 }
 
-// write sends one message; a failure other than the channel being gone
-// closes the instance.
+// write sends one message, waiting no longer than Config.WriteTimeout; a
+// failure other than the channel being gone closes the instance. Only
+// drain calls it, so there is one Write at a time.
 func (fc *fileChan) write(b []byte) {
-	fc.wmu.Lock()
-	defer fc.wmu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), fc.c.cfg.WriteTimeout)
+	defer cancel()
+	// A backend that does not give up when ctx does (a write stuck in a
+	// carrier with no deadline) gets the instance closed all the same,
+	// so that the replies queued behind this one give their bytes back.
+	stuck := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(stuck)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			fc.log.Warn("write timed out; closing FileRedirectorChannel", "timeout", fc.c.cfg.WriteTimeout, "bytes", len(b))
+			fc.shutdown()
+			fc.ch.Close()
+		}
+	})
 	err := fc.ch.Write(ctx, b)
 	if errors.Is(err, dvc.ErrTooLarge) {
 		// A reply with more data than the transport carries (a 16 MiB
@@ -713,7 +819,10 @@ func (fc *fileChan) write(b []byte) {
 			err = fc.ch.Write(ctx, wire.ReadReply{RequestID: h.RequestID, Result: device.ErrorNoSystemResources}.Append(nil))
 		}
 	}
-	cancel()
+	if !stop() {
+		<-stuck // closed the instance, or saw cancel: nothing left to do
+		return
+	}
 	if err != nil && !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
 		fc.log.Warn("write failed; closing FileRedirectorChannel", "err", err)
 		fc.shutdown()

@@ -176,7 +176,24 @@ func (p *pnpdr) writer() {
 		p.c.mu.Unlock()
 		for _, m := range q {
 			ctx, cancel := context.WithTimeout(context.Background(), p.c.cfg.WriteTimeout)
+			// A backend that does not give up when ctx does gets PNPDR
+			// closed at the deadline all the same.
+			fired := make(chan struct{})
+			stop := context.AfterFunc(ctx, func() {
+				defer close(fired)
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					p.log.Warn("PNPDR write timed out; closing PNPDR", "timeout", p.c.cfg.WriteTimeout)
+					p.shutdown()
+					p.ch.Close()
+				}
+			})
 			err := p.ch.Write(ctx, m)
+			if !stop() {
+				<-fired
+				if err == nil {
+					err = context.DeadlineExceeded
+				}
+			}
 			cancel()
 			if err != nil {
 				if !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) {
