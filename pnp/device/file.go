@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,11 +17,12 @@ import (
 
 // File redirects a file, or a block or character device node, by path.
 //
-// Each CreateFile opens the path afresh with the disposition asked for —
-// OPEN_EXISTING opens, OPEN_ALWAYS and CREATE_NEW may create, CREATE_ALWAYS
-// and TRUNCATE_EXISTING truncate — so the file is touched exactly as a
-// local CreateFile would touch it, and no more: nothing is read, written,
-// created, truncated or synced that a request did not ask for.
+// Each CreateFile opens the file afresh with the disposition asked for —
+// OPEN_EXISTING opens, CREATE_ALWAYS and TRUNCATE_EXISTING truncate, and
+// the creating dispositions create only a file the device never had (see
+// below) — so the file is touched as a local CreateFile would touch it,
+// and no more: nothing is read, written, created, truncated or synced
+// that a request did not ask for.
 // FILE_FLAG_WRITE_THROUGH opens it O_SYNC.
 //
 // # Read-only
@@ -42,18 +44,35 @@ import (
 // access too. Share modes are enforced between the handles of one File
 // (see Sharing), not against other programs using the path.
 //
-// # The path is fixed at NewFile
+// # The file is fixed at NewFile
 //
-// NewFile resolves symbolic links once and records the identity of the
-// file it finds (device and inode, or the volume and file index on
-// Windows). Every CreateFile opens that resolved path without following a
-// symbolic link in its last component (O_NOFOLLOW, where the system has
-// it) and checks that what it opened is the recorded file: a path swapped
-// for a link, or for another file, after NewFile is refused with
-// ERROR_ACCESS_DENIED instead of redirecting whatever it now names. A
-// writable File whose path did not exist at NewFile records the file the
-// first CreateFile creates; a later CREATE_NEW, which creates a new file
-// exclusively, records that one.
+// NewFile resolves symbolic links once, opens the file's directory and
+// keeps it open, and records the identity of the file it finds (device
+// and inode, or the volume and file index on Windows). Every CreateFile
+// opens the file by name in that directory (openat(2) on the directory
+// handle, so a directory renamed or swapped for a link since does not
+// matter; by path on Windows), without following a symbolic link in the
+// last component (O_NOFOLLOW) and without truncating or creating, and
+// checks that what it opened is the recorded file. Only then does
+// CREATE_ALWAYS or TRUNCATE_EXISTING truncate it, through the handle just
+// verified. A path swapped for a link, a hard link or another file after
+// NewFile is refused with ERROR_ACCESS_DENIED (CREATE_NEW: ERROR_FILE_EXISTS)
+// and that file is left as it was.
+//
+// The device is that file: once it is deleted, OPEN_EXISTING and
+// TRUNCATE_EXISTING fail with ERROR_FILE_NOT_FOUND and the dispositions
+// that would create a new file (CREATE_NEW, CREATE_ALWAYS, OPEN_ALWAYS)
+// with ERROR_DEV_NOT_EXIST: nothing is created. A writable File whose
+// path did not exist at NewFile is the file its first creating CreateFile
+// makes, exclusively (O_CREAT|O_EXCL, so no link and no file someone else
+// put there is opened); a file that appears at the path otherwise is not
+// the device's and is refused with ERROR_ACCESS_DENIED.
+//
+// # Size limit
+//
+// FileOptions.MaxSize (the spec's maxsize=) bounds the file: a write that
+// would end beyond it fails with ERROR_DISK_FULL and writes nothing.
+// Without it the file grows as a local file would.
 //
 // # Device nodes
 //
@@ -63,7 +82,10 @@ import (
 // no reader fails with ERROR_DEV_NOT_EXIST.
 type File struct {
 	path     string
+	base     string    // the last element of path
+	dir      dirHandle // path's directory, opened at NewFile
 	readOnly bool
+	maxSize  int64 // 0: no limit
 	desc     Description
 	share    Sharing
 
@@ -71,11 +93,34 @@ type File struct {
 	id os.FileInfo // the file the path named at NewFile (or first created); nil until known
 }
 
+// FileOptions are a File's settings beyond its path and description.
+type FileOptions struct {
+	// ReadOnly redirects the file write-protected (see File).
+	ReadOnly bool
+	// MaxSize bounds the file: a write that would end beyond MaxSize
+	// bytes fails with ERROR_DISK_FULL and writes nothing. 0 means no
+	// limit (the default: the file grows as a local file would). It
+	// does not apply to FIFOs and character devices, which have no
+	// offsets.
+	MaxSize int64
+}
+
 // NewFile returns a device for path, made absolute and with its symbolic
 // links resolved, so later changes of directory or of links do not
 // matter. A read-only File's path must exist; a writable one's may be
 // created by a CreateFile that asks. A directory is refused.
 func NewFile(path string, readOnly bool, desc Description) (*File, error) {
+	return NewFileOptions(path, FileOptions{ReadOnly: readOnly}, desc)
+}
+
+// NewFileOptions is NewFile with every option. The path's directory is
+// opened here and kept open: every CreateFile opens the file through it
+// (on Unix), so a directory swapped for a link later does not matter.
+func NewFileOptions(path string, opts FileOptions, desc Description) (*File, error) {
+	readOnly := opts.ReadOnly
+	if opts.MaxSize < 0 {
+		return nil, fmt.Errorf("device: %s: MaxSize %d is negative", path, opts.MaxSize)
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("device: %s: %w", path, err)
@@ -110,8 +155,15 @@ func NewFile(path string, readOnly bool, desc Description) (*File, error) {
 	if err := desc.Validate(); err != nil {
 		return nil, fmt.Errorf("device: %s: %w", abs, err)
 	}
-	return &File{path: resolved, readOnly: readOnly, desc: desc, id: st}, nil
+	dir, err := openDir(filepath.Dir(resolved))
+	if err != nil {
+		return nil, fmt.Errorf("device: %s: the directory: %w", abs, err)
+	}
+	return &File{path: resolved, base: filepath.Base(resolved), dir: dir, readOnly: readOnly, maxSize: opts.MaxSize, desc: desc, id: st}, nil
 }
+
+// MaxSize is the size the file may not grow beyond; 0: no limit.
+func (f *File) MaxSize() int64 { return f.maxSize }
 
 // Path is the absolute, resolved path the device opens.
 func (f *File) Path() string { return f.path }
@@ -149,20 +201,8 @@ func (f *File) Open(ctx context.Context, req OpenRequest) (Handle, error) {
 	case write:
 		flags = os.O_WRONLY
 	}
-	switch disp {
-	case wire.CreateNew:
-		flags |= os.O_CREATE | os.O_EXCL
-	case wire.CreateAlways:
-		flags |= os.O_CREATE | os.O_TRUNC
-	case wire.OpenAlways:
-		if !f.readOnly {
-			flags |= os.O_CREATE
-		}
-	case wire.TruncateExisting:
-		flags |= os.O_TRUNC
-	}
-	if flags&os.O_TRUNC != 0 && !write {
-		// O_TRUNC with O_RDONLY truncates on Linux; never without write access.
+	truncate := disp == wire.CreateAlways || disp == wire.TruncateExisting
+	if truncate && !write {
 		return nil, errorf("CreateFile", ErrorAccessDenied, "truncating needs GENERIC_WRITE")
 	}
 	if req.FlagsAndAttributes&wire.FileFlagWriteThrough != 0 && !f.readOnly {
@@ -172,66 +212,135 @@ func (f *File) Open(ctx context.Context, req OpenRequest) (Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi, err := os.Lstat(f.path); err == nil && isStream(fi.Mode()) {
-		flags |= oStream
-	}
-	fd, err := os.OpenFile(f.path, flags|oNoFollow, 0o666)
+	fd, created, err := f.openFile(flags, disp)
 	if err != nil {
 		release()
-		if isSymlinkRefused(err) {
-			return nil, errorf("CreateFile", ErrorAccessDenied, "%s is now a symbolic link", f.path)
-		}
-		if f.readOnly && disp == wire.OpenAlways && errors.Is(err, os.ErrNotExist) {
-			return nil, errorf("CreateFile", ErrorWriteProtect, "OPEN_ALWAYS would create %s, which is redirected read-only", f.path)
-		}
-		return nil, wrap("CreateFile", err)
+		return nil, err
+	}
+	fail := func(err error) (Handle, error) {
+		fd.Close()
+		release()
+		return nil, err
 	}
 	st, err := fd.Stat()
 	if err != nil {
-		fd.Close()
-		release()
-		return nil, wrap("CreateFile", err)
+		return fail(wrap("CreateFile", err))
 	}
 	if st.IsDir() {
-		fd.Close()
-		release()
-		return nil, errorf("CreateFile", ErrorAccessDenied, "%s is a directory", f.path)
+		return fail(errorf("CreateFile", ErrorAccessDenied, "%s is a directory", f.path))
 	}
-	if !f.sameFile(st, flags&os.O_EXCL != 0) {
-		fd.Close()
-		release()
-		return nil, errorf("CreateFile", ErrorAccessDenied, "%s is no longer the file redirected", f.path)
+	// Only now, on the file verified to be the device's, is anything
+	// changed. As with O_TRUNC, only a regular file is truncated.
+	if truncate && !created && st.Mode().IsRegular() {
+		if err := fd.Truncate(0); err != nil {
+			return fail(wrap("CreateFile", err))
+		}
 	}
-	if flags&oStream != 0 {
+	stream := isStream(st.Mode())
+	if stream {
 		if err := streamOpened(fd); err != nil {
-			fd.Close()
-			release()
-			return nil, wrap("CreateFile", err)
+			return fail(wrap("CreateFile", err))
 		}
 	}
 	return &fileHandle{
 		f: fd, release: release, read: read, write: write, readOnly: f.readOnly,
-		stream: isStream(st.Mode()) || st.Mode()&os.ModeSocket != 0,
+		stream: stream || st.Mode()&os.ModeSocket != 0, maxSize: f.maxSize,
 	}, nil
+}
+
+// openFile opens the device's file with flags (access and O_SYNC only)
+// as disposition disp asks, without changing it: the caller truncates
+// once it has the file. created reports that this call created it.
+func (f *File) openFile(flags int, disp uint32) (fd *os.File, created bool, err error) {
+	f.mu.Lock()
+	if f.id == nil {
+		defer f.mu.Unlock()
+		return f.createLocked(flags, disp)
+	}
+	id := f.id
+	f.mu.Unlock()
+	if disp == wire.CreateNew {
+		exists, err := f.exists()
+		switch {
+		case err != nil:
+			return nil, false, wrap("CreateFile", err)
+		case exists:
+			return nil, false, errorf("CreateFile", ErrorFileExists, "CREATE_NEW: %s exists", f.path)
+		}
+		return nil, false, f.gone(disp)
+	}
+	fd, err = f.openAt(flags, 0)
+	if err != nil {
+		switch {
+		case isSymlinkRefused(err):
+			return nil, false, errorf("CreateFile", ErrorAccessDenied, "%s is now a symbolic link", f.path)
+		case errors.Is(err, fs.ErrNotExist) && f.readOnly && disp == wire.OpenAlways:
+			return nil, false, errorf("CreateFile", ErrorWriteProtect, "OPEN_ALWAYS would create %s, which is redirected read-only", f.path)
+		case errors.Is(err, fs.ErrNotExist) && (disp == wire.OpenAlways || disp == wire.CreateAlways):
+			return nil, false, f.gone(disp)
+		}
+		return nil, false, wrap("CreateFile", err)
+	}
+	st, err := fd.Stat()
+	if err != nil {
+		fd.Close()
+		return nil, false, wrap("CreateFile", err)
+	}
+	if !os.SameFile(id, st) {
+		fd.Close()
+		return nil, false, errorf("CreateFile", ErrorAccessDenied, "%s is no longer the file redirected", f.path)
+	}
+	return fd, false, nil
+}
+
+// gone is the refusal of a disposition that would create the device's
+// file after it was deleted: the device is the file found at NewFile (or
+// first created), and a new file at its path is not it.
+func (f *File) gone(disp uint32) error {
+	return errorf("CreateFile", ErrorDevNotExist, "disposition %d: %s, the file redirected, no longer exists and is not created again", disp, f.path)
+}
+
+// createLocked opens the path of a writable File that had no file when
+// NewFile ran (f.mu held, f.id nil). A disposition that creates creates
+// the file exclusively, never following a link or opening a file someone
+// else put there, and records it as the device's; a file that appeared
+// at the path meanwhile is not the device's and is refused.
+func (f *File) createLocked(flags int, disp uint32) (*os.File, bool, error) {
+	switch disp {
+	case wire.CreateNew, wire.CreateAlways, wire.OpenAlways:
+		fd, err := f.openAt(flags|os.O_CREATE|os.O_EXCL, 0o666)
+		if err != nil {
+			if errors.Is(err, fs.ErrExist) || isSymlinkRefused(err) {
+				if disp == wire.CreateNew {
+					return nil, false, errorf("CreateFile", ErrorFileExists, "CREATE_NEW: %s exists", f.path)
+				}
+				return nil, false, errorf("CreateFile", ErrorAccessDenied, "%s appeared after the device was set up, and is not a file it created", f.path)
+			}
+			return nil, false, wrap("CreateFile", err)
+		}
+		st, err := fd.Stat()
+		if err != nil {
+			fd.Close()
+			return nil, false, wrap("CreateFile", err)
+		}
+		os.SameFile(st, st) // Windows: read the file index now (see NewFile)
+		f.id = st
+		return fd, true, nil
+	}
+	exists, err := f.exists()
+	switch {
+	case err != nil:
+		return nil, false, wrap("CreateFile", err)
+	case exists:
+		return nil, false, errorf("CreateFile", ErrorAccessDenied, "%s appeared after the device was set up, and is not a file it created", f.path)
+	}
+	return nil, false, errorf("CreateFile", ErrorFileNotFound, "%s does not exist", f.path)
 }
 
 // isStream reports whether m is a FIFO or a character device: no
 // offsets, and an open that may block.
 func isStream(m os.FileMode) bool {
 	return m&os.ModeCharDevice != 0 || m&os.ModeNamedPipe != 0
-}
-
-// sameFile reports whether st, just opened, is the file f redirects,
-// recording it if f did not know it yet or the open created it
-// exclusively.
-func (f *File) sameFile(st os.FileInfo, created bool) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.id == nil || created {
-		f.id = st
-		return true
-	}
-	return os.SameFile(f.id, st)
 }
 
 type fileHandle struct {
@@ -241,8 +350,9 @@ type fileHandle struct {
 	readOnly    bool
 	// stream devices (character devices, FIFOs) have no offsets: pread
 	// fails on them, so they get plain reads and writes.
-	stream bool
-	once   sync.Once
+	stream  bool
+	maxSize int64 // writes may not end beyond it; 0: no limit
+	once    sync.Once
 }
 
 func (h *fileHandle) ReadAt(ctx context.Context, p []byte, off uint64) (int, error) {
@@ -293,6 +403,9 @@ func (h *fileHandle) WriteAt(ctx context.Context, p []byte, off uint64) (int, er
 	}
 	if off > math.MaxInt64 || uint64(len(p)) > math.MaxInt64-off {
 		return 0, errorf("Write", ErrorInvalidParameter, "offset %d", off)
+	}
+	if h.maxSize > 0 && off+uint64(len(p)) > uint64(h.maxSize) {
+		return 0, errorf("Write", ErrorDiskFull, "%d bytes at offset %d would end past the device's maximum size %d", len(p), off, h.maxSize)
 	}
 	n, err := h.f.WriteAt(p, int64(off))
 	return n, wrap("Write", err)

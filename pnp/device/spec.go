@@ -3,6 +3,7 @@ package device
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,7 +40,11 @@ func ParseSpec(spec string) (Device, error) { return ParseSpecSep(spec, SpecSep)
 //
 //	KIND:ARG[<sep>OPTION...]
 //
-//	file:PATH[<sep>ro]        a File (NewFile); ro: write-protected
+//	file:PATH[<sep>ro][<sep>maxsize=SIZE]
+//	                          a File (NewFileOptions); ro: write-protected;
+//	                          maxsize: writes ending beyond SIZE bytes fail
+//	                          with ERROR_DISK_FULL (default: no limit;
+//	                          ParseFileSize)
 //	mem:SIZE                  a zeroed Memory of SIZE bytes (ParseSize)
 //	emu:NAME[<sep>size=SIZE]  the demo Emulated device (NewDemo), NAME its
 //	                          description, SIZE its storage (DefaultEmulatedSize)
@@ -70,6 +75,7 @@ func ParseSpecSep(spec string, sep byte) (Device, error) {
 	}
 	var desc Description
 	var readOnly bool
+	var maxSize int64
 	size := int64(DefaultEmulatedSize)
 	for _, o := range opts {
 		key, val, hasVal := strings.Cut(o, "=")
@@ -77,6 +83,10 @@ func ParseSpecSep(spec string, sep byte) (Device, error) {
 		switch {
 		case key == "ro" && !hasVal && kind == "file":
 			readOnly = true
+		case key == "maxsize" && hasVal && kind == "file":
+			if maxSize, err = ParseFileSize(val); err == nil && maxSize == 0 {
+				err = errors.New("want a size above 0 (omit maxsize for no limit)")
+			}
 		case key == "optional" && !hasVal:
 			desc.Optional = true
 		case key == "size" && hasVal && kind == "emu":
@@ -121,7 +131,7 @@ func ParseSpecSep(spec string, sep byte) (Device, error) {
 		if desc.Text == "" {
 			desc.Text = "rdpdvc file " + filepath.Base(arg)
 		}
-		return NewFile(arg, readOnly, desc)
+		return NewFileOptions(arg, FileOptions{ReadOnly: readOnly, MaxSize: maxSize}, desc)
 	case "mem":
 		n, err := ParseSize(arg)
 		if err != nil {
@@ -168,20 +178,45 @@ func splitEscaped(s string, sep byte) []string {
 // ParseSize reads a byte count: 4096, 64K, 64KiB, 64M, 64MiB, 1G, 1GiB
 // (K, M and G are binary multiples too), at most MaxMemorySize.
 func ParseSize(s string) (int64, error) {
+	n, ok := parseBytes(s, false)
+	if !ok || n > MaxMemorySize {
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 4GiB, with an optional K, KiB, M, MiB, G or GiB", s)
+	}
+	return n, nil
+}
+
+// MaxFileSize bounds maxsize= (ParseFileSize): 2^62 bytes, beyond any
+// file system's files.
+const MaxFileSize = 1 << 62
+
+// ParseFileSize reads a file size limit (maxsize=): a byte count as for
+// ParseSize, also with T or TiB, at most MaxFileSize.
+func ParseFileSize(s string) (int64, error) {
+	n, ok := parseBytes(s, true)
+	if !ok || n > MaxFileSize {
+		return 0, fmt.Errorf("size %q: want a number of bytes up to 2^62, with an optional K, KiB, M, MiB, G, GiB, T or TiB", s)
+	}
+	return n, nil
+}
+
+func parseBytes(s string, tera bool) (int64, bool) {
 	mult := int64(1)
 	num := s
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"k", 1 << 10}} {
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"k", 1 << 10}} {
 		if strings.HasSuffix(s, u.suffix) {
 			num, mult = strings.TrimSuffix(s, u.suffix), u.mult
 			break
 		}
 	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || n > MaxMemorySize/mult {
-		return 0, fmt.Errorf("size %q: want a number of bytes up to 4GiB, with an optional K, KiB, M, MiB, G or GiB", s)
+	if mult == 1<<40 && !tera {
+		return 0, false
 	}
-	return n * mult, nil
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, false
+	}
+	return n * mult, true
 }
