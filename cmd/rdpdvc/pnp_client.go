@@ -42,12 +42,20 @@ printed at start.
 
 SPEC is KIND:ARG followed by comma-separated options:
 
-  file:PATH[,ro]        a file, or a block or character device node. Each
-                        CreateFile opens PATH with the disposition asked for
-                        (a writable file may be created or truncated if the
-                        server asks). ro: write-protected; writes and
-                        dispositions that would create or truncate fail with
-                        HRESULT_FROM_WIN32(ERROR_WRITE_PROTECT) 0x80070013.
+  file:PATH[,ro][,maxsize=SIZE]
+                        a file, or a block or character device node. Each
+                        CreateFile opens the file found at start with the
+                        disposition asked for (a writable file may be
+                        truncated if the server asks, or created if PATH did
+                        not exist at start; a file put at PATH later is
+                        refused, never changed). ro: write-protected; writes
+                        and dispositions that would create or truncate fail
+                        with HRESULT_FROM_WIN32(ERROR_WRITE_PROTECT)
+                        0x80070013. maxsize: a write ending beyond SIZE bytes
+                        (K, M, G, T and KiB ... TiB) fails with
+                        HRESULT_FROM_WIN32(ERROR_DISK_FULL) 0x80070070 and
+                        writes nothing; default: no limit, the file grows as
+                        a local file would.
   mem:SIZE              a zeroed memory device of SIZE bytes (4096, 64KiB,
                         64MiB, 1GiB; K, M, G mean KiB, MiB, GiB).
   emu:NAME[,size=SIZE]  an emulated device with the demo I/O controls:
