@@ -275,11 +275,24 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// errorAlreadyExists is HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS), the
+// refusal of a second PNPDR instance.
+const errorAlreadyExists hresult.HRESULT = 0x800700B7
+
+// acceptPNPDR accepts a PNPDR instance unless one is already open:
+// MS-RDPEPNP 2.1 has "one active instance of the PNPDR channel" as the
+// control channel of a connection, so a server opening more is refused
+// (ERROR_ALREADY_EXISTS) and the open one carries on. Once it has closed,
+// the server may open a new one, which hears of every device again.
 func (c *Client) acceptPNPDR(ch dvc.Channel) (dvc.Handler, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return nil, ErrClosed
+	}
+	if len(c.pnpdrs) > 0 {
+		c.log.Warn("refusing a second PNPDR instance: one is open (MS-RDPEPNP 2.1)", "id", ch.ID())
+		return nil, hresult.New("pnp/client: PNPDR", errorAlreadyExists)
 	}
 	p := &pnpdr{
 		c: c, ch: ch, log: c.log.With("channel", ch.Name(), "id", ch.ID()),

@@ -11,6 +11,9 @@
 //
 // # PNPDR (3.2.5.1)
 //
+// One PNPDR instance is active at a time (2.1): while one is open, the
+// client refuses another (ERROR_ALREADY_EXISTS); after it closed, a new
+// one is accepted and hears of every device again.
 // The Server Version message MUST come first (3.2.5.1.1.1); anything else
 // first — or a first message that does not decode — closes the PNPDR
 // instance without a word, since the client cannot know what the server

@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/hresult"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
@@ -193,7 +195,13 @@ func TestFileRedirectorOutlivesPNPDR(t *testing.T) {
 		t.Fatal(r)
 	}
 	// A new PNPDR instance hears of every device again, after its own
-	// Authenticated Client.
+	// Authenticated Client. (Only one is active at a time, 2.1: wait for
+	// the client to see the first closed.)
+	eventually(t, "the client sees PNPDR closed", func() bool {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		return len(s.c.pnpdrs) == 0
+	})
 	if _, devs := s.pnpdrReady(); len(devs) != 3 || devs[0].ClientDeviceID != memID {
 		t.Fatalf("second PNPDR: %+v", devs)
 	}
@@ -251,3 +259,44 @@ type described struct {
 }
 
 func (d *described) Describe() device.Description { return d.d }
+
+// TestSecondPNPDRRefused: MS-RDPEPNP 2.1 has one active PNPDR instance
+// as the control channel; a server that opens another while one is open
+// is refused (ERROR_ALREADY_EXISTS), and the first keeps working. Once the
+// first has closed, a new one is accepted. Before the fix every open was
+// accepted (8,191 on one connection in the review).
+func TestSecondPNPDRRefused(t *testing.T) {
+	d := newTestDevices(t)
+	s := newServer(t, Config{}, d.list()...)
+	first, _ := s.pnpdrReady()
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	defer cancel()
+	for range 3 {
+		conn, err := s.hub.Open(ctx, wire.ChannelPNPDR)
+		if err == nil {
+			conn.Close()
+			t.Fatal("a second PNPDR instance was accepted while the first is open")
+		}
+		var oe *dvc.OpenError
+		if !errors.As(err, &oe) || oe.Status != hresult.HRESULT(0x800700B7) {
+			t.Fatalf("second PNPDR: %v; want the open refused with ERROR_ALREADY_EXISTS", err)
+		}
+	}
+	// The first still works: a hot-plugged device is announced on it.
+	extra, _ := device.NewMemory(16, device.Description{Text: "extra"})
+	if _, err := s.c.AddDevice(extra); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := wire.ParseClientDeviceAddition(recv(t, first)); err != nil || len(a.Devices) != 1 {
+		t.Fatalf("addition on the first PNPDR: %+v, %v", a, err)
+	}
+	first.Close()
+	eventually(t, "the client sees PNPDR closed", func() bool {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		return len(s.c.pnpdrs) == 0
+	})
+	if _, devs := s.pnpdrReady(); len(devs) != 4 {
+		t.Fatalf("PNPDR after the first closed: %+v", devs)
+	}
+}
