@@ -38,8 +38,11 @@ func (r CreateRequest) String() string {
 }
 
 // Validate reports whether ChannelName can be sent: not empty, no NUL
-// inside, at most MaxChannelNameLen bytes. Append does not check; a
-// manager calls Validate before opening a channel.
+// inside (it is NUL-terminated on the wire, MS-RDPEDYC 2.2.2.1), at most
+// MaxChannelNameLen bytes (what ParseCreateRequest accepts). Append does
+// not check. session.Server.Open calls Validate before anything is sent,
+// and session.Client.Listen applies the same rule to listener names, so a
+// name one end refuses can neither be opened nor listened for.
 func (r CreateRequest) Validate() error {
 	switch {
 	case r.ChannelName == "":

@@ -9,6 +9,15 @@ import (
 // 3.1.5). Data PDUs are sized so that none exceeds it.
 const MaxPDU = 1600
 
+// MaxSingleData is the most message data a DVC manager sends in one
+// DYNVC_DATA: "A single DYNVC_DATA PDU is used to send a message when the
+// total length of the message data is less than or equal to 1,590 bytes"
+// (MS-RDPEDYC 2.2.3.2), and a longer message "MUST be sent using a
+// DYNVC_DATA_FIRST" (2.2.3, 3.1.5.1.1). The 10 bytes of slack cover the
+// largest DYNVC_DATA_FIRST header (1+4+4). rdpdvc's managers (package
+// session) send by this rule.
+const MaxSingleData = 1590
+
 // DataHeaderLen is the size of a DYNVC_DATA header for channelID: the
 // header byte and ChannelId in its smallest width.
 func DataHeaderLen(channelID uint32) int { return 1 + UintLen(channelID) }
@@ -19,18 +28,25 @@ func DataFirstHeaderLen(channelID, length uint32) int {
 	return 1 + UintLen(channelID) + UintLen(length)
 }
 
-// FitsInData reports whether a message of n bytes on channelID goes in a
-// single DYNVC_DATA: whether DataHeaderLen(channelID)+n <= MaxPDU.
+// FitsInData reports whether a message of n bytes on channelID fits in a
+// single DYNVC_DATA of at most MaxPDU bytes: whether
+// DataHeaderLen(channelID)+n <= MaxPDU. It is the receiver's bound, and
+// the rule AppendMessage packs by.
 //
-// MS-RDPEDYC 2.2.3 and 3.1.5.1.1 phrase the rule as "more than 1,590 bytes
-// goes in DATA_FIRST", a bound that works for the largest header; rdpdvc,
-// like FreeRDP's drdynvc_write_data, uses the exact header size, so a
-// message of 1591..1598 bytes on a small ChannelId is one DYNVC_DATA of at
-// most 1600 bytes. Receivers size a DYNVC_DATA by its carrier (2.2.3.2),
-// so both readings interoperate.
+// It is looser than the sender's rule, MaxSingleData: a message of
+// 1591..1598 bytes on a small ChannelId fits one DYNVC_DATA but the spec
+// says it goes as DYNVC_DATA_FIRST (2.2.3). AppendMessage keeps the exact
+// header size (FreeRDP's drdynvc_write_data does the same), so its output
+// for those sizes differs from what rdpdvc's managers send; receivers size
+// a DYNVC_DATA by its carrier (2.2.3.2) and accept either.
 func FitsInData(channelID uint32, n int) bool {
 	return n <= MaxPDU-DataHeaderLen(channelID)
 }
+
+// SendsInOneData reports whether a DVC manager sends a message of n bytes
+// as one DYNVC_DATA (n <= MaxSingleData) rather than DYNVC_DATA_FIRST
+// followed by DYNVC_DATA (MS-RDPEDYC 2.2.3, 3.1.5.1.1).
+func SendsInOneData(n int) bool { return n <= MaxSingleData }
 
 // DataFirst is DYNVC_DATA_FIRST (MS-RDPEDYC 2.2.3.1): the first PDU of a
 // message too large for one DYNVC_DATA. Length is the whole message's
@@ -144,7 +160,8 @@ func ParseData(b []byte) (Data, error) {
 var ErrMessageTooLarge = errors.New("drdynvc: message longer than 4294967295 bytes")
 
 // AppendMessage produces the PDUs that carry msg on channelID
-// (MS-RDPEDYC 3.1.5.1): one DYNVC_DATA if FitsInData, otherwise one
+// (MS-RDPEDYC 3.1.5.1): one DYNVC_DATA if FitsInData (the exact header
+// size, not MaxSingleData: see FitsInData), otherwise one
 // DYNVC_DATA_FIRST holding MaxPDU-DataFirstHeaderLen bytes followed by as
 // many DYNVC_DATA as needed, each holding up to MaxPDU-DataHeaderLen
 // bytes, so that every PDU but the last is exactly MaxPDU bytes. An empty
@@ -201,4 +218,37 @@ func MessagePDUs(channelID uint32, n int) int {
 	rest := n - (MaxPDU - DataFirstHeaderLen(channelID, uint32(n)))
 	per := MaxPDU - DataHeaderLen(channelID)
 	return 1 + (rest+per-1)/per
+}
+
+// SplitMessage calls emit for each PDU that carries msg on channelID by
+// the managers' rule: one DYNVC_DATA when SendsInOneData(len(msg)),
+// otherwise a DYNVC_DATA_FIRST holding up to MaxPDU-DataFirstHeaderLen
+// bytes and as many DYNVC_DATA as needed, each holding up to MaxPDU-DataHeaderLen
+// bytes (MS-RDPEDYC 2.2.3, 3.1.5.1). Each PDU is head followed by body:
+// head is built in hdr's storage (reused from call to call; at most 9
+// bytes), body is a slice of msg, so a carrier that can write the two
+// apart never copies the message. emit must not keep either slice. It
+// stops at the first error from emit and returns it.
+func SplitMessage(hdr []byte, channelID uint32, msg []byte, emit func(head, body []byte) error) error {
+	if uint64(len(msg)) > 0xFFFFFFFF {
+		return ErrMessageTooLarge
+	}
+	if SendsInOneData(len(msg)) {
+		return emit(Data{ChannelID: channelID}.Append(hdr[:0]), msg)
+	}
+	total := uint32(len(msg))
+	// 1591..1596 bytes fit the DYNVC_DATA_FIRST whole; its Length then
+	// equals its data (2.2.3.1, the "less than 1,600 bytes" case).
+	n := min(len(msg), MaxPDU-DataFirstHeaderLen(channelID, total))
+	if err := emit(DataFirst{ChannelID: channelID, Length: total}.Append(hdr[:0]), msg[:n]); err != nil {
+		return err
+	}
+	head := Data{ChannelID: channelID}.Append(hdr[:0])
+	step := MaxPDU - DataHeaderLen(channelID)
+	for off := n; off < len(msg); off += step {
+		if err := emit(head, msg[off:min(off+step, len(msg))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -116,3 +116,89 @@ func TestParseDataNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocs per ParseData+ParseDataFirst", allocs)
 	}
 }
+
+// SplitMessage follows the sender's rule of MS-RDPEDYC 2.2.3: up to 1,590
+// bytes in one DYNVC_DATA, more as DYNVC_DATA_FIRST filled to 1,600 bytes
+// and DYNVC_DATA, whatever the ChannelId width.
+func TestSplitMessageThresholds(t *testing.T) {
+	if MaxSingleData != 1590 || !SendsInOneData(1590) || SendsInOneData(1591) {
+		t.Fatal("MaxSingleData is not the 1,590 bytes of 2.2.3.2")
+	}
+	for _, id := range []uint32{0, 3, 0xff, 0x100, 0xffff, 0x10000, 0xffffffff} {
+		for _, n := range []int{0, 1, 1589, 1590, 1591, 1595, 1598, 1599, 1600, 3195, 3200, 65536, 1 << 20} {
+			msg := make([]byte, n)
+			for i := range msg {
+				msg[i] = byte(i * 7)
+			}
+			var r reassembler
+			var got [][]byte
+			var sizes []int
+			hdr := make([]byte, 0, 9)
+			err := SplitMessage(hdr, id, msg, func(head, body []byte) error {
+				pdu := append(append([]byte(nil), head...), body...)
+				sizes = append(sizes, len(pdu))
+				if len(pdu) > MaxPDU {
+					t.Fatalf("id %#x, %d bytes: a PDU of %d bytes", id, n, len(pdu))
+				}
+				m, done, err := r.push(pdu)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if done {
+					got = append(got, m)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || !bytes.Equal(got[0], msg) {
+				t.Fatalf("id %#x, %d bytes: %d messages back", id, n, len(got))
+			}
+			if single := len(sizes) == 1 && sizes[0] == DataHeaderLen(id)+n; single != (n <= 1590) {
+				t.Fatalf("id %#x, %d bytes: PDUs %v, want one DYNVC_DATA exactly when n <= 1590", id, n, sizes)
+			}
+			for i, s := range sizes[:len(sizes)-1] {
+				if s != MaxPDU {
+					t.Fatalf("id %#x, %d bytes: PDU %d is %d bytes, want %d", id, n, i, s, MaxPDU)
+				}
+			}
+		}
+	}
+}
+
+// The spec's 4.3 sequence comes out of SplitMessage too (with Sp 0).
+func TestSplitMessageSpecExample(t *testing.T) {
+	var pdus [][]byte
+	err := SplitMessage(nil, 3, q(3195), func(head, body []byte) error {
+		pdus = append(pdus, cat(head, body))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{cat([]byte{0x24, 0x03, 0x7b, 0x0c}, q(1596)), cat([]byte{0x30, 0x03}, q(1598)), {0x30, 0x03, 0x71}}
+	if len(pdus) != len(want) {
+		t.Fatalf("%d PDUs", len(pdus))
+	}
+	for i := range want {
+		if !bytes.Equal(pdus[i], want[i]) {
+			t.Fatalf("PDU %d differs", i)
+		}
+	}
+}
+
+func TestSplitMessageEmitError(t *testing.T) {
+	stop := errors.New("stop")
+	calls := 0
+	err := SplitMessage(nil, 3, q(5000), func(_, _ []byte) error {
+		calls++
+		if calls == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || calls != 2 {
+		t.Fatalf("err %v after %d calls", err, calls)
+	}
+}

@@ -38,15 +38,18 @@ func NewClient(carrier Carrier, cfg Config) *Client {
 
 // Listen registers l for channels named name. It may be called at any
 // time; a create request for a name with no listener is refused with
-// STATUS_UNSUCCESSFUL, as mstsc does.
+// STATUS_UNSUCCESSFUL, as mstsc does. name must be one a DYNVC_CREATE_REQ
+// can carry (drdynvc.CreateRequest.Validate: 1..256 bytes, no NUL).
 func (c *Client) Listen(name string, l dvc.Listener) error {
-	if name == "" || len(name) > drdynvc.MaxChannelNameLen {
-		return fmt.Errorf("dvc: listener name %q: must be 1..%d bytes", name, drdynvc.MaxChannelNameLen)
+	// The rule a server's Open applies (MS-RDPEDYC 2.2.2.1): a name no
+	// DYNVC_CREATE_REQ can carry could never be opened.
+	if err := (drdynvc.CreateRequest{ChannelName: name}).Validate(); err != nil {
+		return fmt.Errorf("session: listen %q: %w", name, err)
 	}
 	c.lmu.Lock()
 	defer c.lmu.Unlock()
 	if _, dup := c.listeners[name]; dup {
-		return fmt.Errorf("dvc: listener %q already registered", name)
+		return fmt.Errorf("session: listener %q already registered", name)
 	}
 	c.listeners[name] = l
 	return nil
@@ -140,13 +143,13 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 	}
 	if l == nil {
 		c.mu.Unlock()
-		c.cfg.Logger.Info("drdynvc: no listener; refusing channel", "name", p.ChannelName, "channelId", p.ChannelID)
+		c.cfg.Logger.Info("session: no listener; refusing channel", "name", p.ChannelName, "channelId", p.ChannelID)
 		c.refuse(p.ChannelID, hresult.StatusUnsuccessful)
 		return nil
 	}
 	if len(c.channels) >= c.cfg.MaxChannels {
 		c.mu.Unlock()
-		c.cfg.Logger.Warn("drdynvc: too many channels; refusing", "name", p.ChannelName, "max", c.cfg.MaxChannels)
+		c.cfg.Logger.Warn("session: too many channels; refusing", "name", p.ChannelName, "max", c.cfg.MaxChannels)
 		c.refuse(p.ChannelID, hresult.E_OUTOFMEMORY)
 		return nil
 	}
@@ -171,7 +174,7 @@ func (c *Client) run(ch *channel, l dvc.Listener) {
 		c.remove(ch)
 		ch.end(dvc.ErrClosed, true)
 		status := dvc.StatusOf(err)
-		c.cfg.Logger.Info("drdynvc: listener refused channel", "name", ch.name, "channelId", ch.id, "status", status, "err", err)
+		c.cfg.Logger.Info("session: listener refused channel", "name", ch.name, "channelId", ch.id, "status", status, "err", err)
 		c.refuse(ch.id, status)
 		return
 	}
@@ -218,7 +221,7 @@ func (c *Client) onClose(id uint32) {
 	if ch == nil {
 		c.mu.Unlock()
 		// 3.2.5.2: ignore, and do not answer.
-		c.cfg.Logger.Debug("drdynvc: DYNVC_CLOSE for an unknown channel; ignored", "channelId", id)
+		c.cfg.Logger.Debug("session: DYNVC_CLOSE for an unknown channel; ignored", "channelId", id)
 		return
 	}
 	delete(c.channels, id)

@@ -11,11 +11,6 @@ import (
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
-// maxSingleData is the largest message sent as one DYNVC_DATA: "A single
-// DYNVC_DATA PDU is used to send a message when the total length of the
-// message data is less than or equal to 1,590 bytes" (2.2.3.2).
-const maxSingleData = 1590
-
 // firstAlloc is where a reassembly buffer starts once the connection's
 // up-front budget is spent; it then doubles with the data received, so a
 // peer announcing large messages on many channels costs about what it
@@ -44,6 +39,7 @@ type core struct {
 	// writer's context: a stalled peer must not hang every Write.
 	wsem    sem
 	scratch []byte
+	hdr     [9]byte     // a data PDU's header, built by drdynvc.SplitMessage
 	parts   PartsWriter // carrier's, if it has one
 	// writers counts goroutines holding or waiting for wsem. The last one
 	// out flushes (group commit): messages that queue up behind each other
@@ -112,25 +108,33 @@ func (c *core) ctrlLoop() {
 			return
 		case <-c.kick:
 		}
-		c.ctrlMu.Lock()
-		q := c.ctrl
-		c.ctrl = nil
-		c.ctrlMu.Unlock()
-		// Also woken with nothing queued when a writer that gave up waiting
-		// may have been the one due to flush: taking and releasing the
-		// carrier flushes what the last holder left.
-		if err := c.lockW(context.Background()); err != nil {
-			return
-		}
-		err := c.writeAll(q)
-		if ferr := c.unlockW(); err == nil {
-			err = ferr
-		}
-		if err != nil {
-			c.fail(fmt.Errorf("drdynvc: send: %w", err))
+		if err := c.drainCtrl(); err != nil {
+			if !errors.Is(err, dvc.ErrConnectionLost) {
+				c.fail(fmt.Errorf("session: send: %w", err))
+			}
 			return
 		}
 	}
+}
+
+// drainCtrl writes every control PDU queued so far. The queue is taken
+// with the carrier held, so when drainCtrl returns, everything queued
+// before the call is on the carrier, whoever wrote it. Called with nothing
+// queued, it still takes and releases the carrier, which flushes what a
+// writer that gave up waiting may have left to it.
+func (c *core) drainCtrl() error {
+	if err := c.lockW(context.Background()); err != nil {
+		return err
+	}
+	c.ctrlMu.Lock()
+	q := c.ctrl
+	c.ctrl = nil
+	c.ctrlMu.Unlock()
+	err := c.writeAll(q)
+	if ferr := c.unlockW(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func (c *core) writeAll(pdus [][]byte) error {
@@ -216,7 +220,7 @@ func (c *core) sendNow(ctx context.Context, pdu []byte) error {
 // sendFailed ends the connection after the carrier refused a write, and
 // returns the error a caller sees.
 func (c *core) sendFailed(err error) error {
-	err = fmt.Errorf("drdynvc: send: %w", err)
+	err = fmt.Errorf("session: send: %w", err)
 	c.fail(err)
 	return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
 }
@@ -259,20 +263,9 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		c.unlockW()
 		return err
 	}
-	id := ch.id
-	var err error
-	if len(msg) <= maxSingleData {
-		err = c.writeData(drdynvc.Data{ChannelID: id}.Append(c.scratch[:0]), msg)
-	} else {
-		total := uint32(len(msg))
-		n := min(len(msg), drdynvc.MaxPDU-drdynvc.DataFirstHeaderLen(id, total))
-		err = c.writeData(drdynvc.DataFirst{ChannelID: id, Length: total}.Append(c.scratch[:0]), msg[:n])
-		step := drdynvc.MaxPDU - drdynvc.DataHeaderLen(id)
-		head := drdynvc.Data{ChannelID: id}.Append(nil)
-		for off := n; err == nil && off < len(msg); off += step {
-			err = c.writeData(head, msg[off:min(off+step, len(msg))])
-		}
-	}
+	// drdynvc.SplitMessage holds the fragmentation rule (MS-RDPEDYC 2.2.3:
+	// over drdynvc.MaxSingleData bytes, DATA_FIRST then DATA).
+	err := drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, c.writeData)
 	if ferr := c.unlockW(); err == nil {
 		err = ferr
 	}
@@ -312,7 +305,7 @@ func (c *core) onDataFirst(b []byte) error {
 	}
 	ch := c.lookupOpen(p.ChannelID)
 	if ch == nil {
-		c.cfg.Logger.Debug("drdynvc: DYNVC_DATA_FIRST for a channel that is not open; dropped", "channelId", p.ChannelID)
+		c.cfg.Logger.Debug("session: DYNVC_DATA_FIRST for a channel that is not open; dropped", "channelId", p.ChannelID)
 		return nil
 	}
 	if ch.assembling {
@@ -322,7 +315,7 @@ func (c *core) onDataFirst(b []byte) error {
 		return protoErr("DYNVC_DATA_FIRST", "channel %d: %d bytes of data exceed Length %d", p.ChannelID, len(p.Data), p.Length)
 	}
 	if p.Length > c.cfg.MaxMessage {
-		c.cfg.Logger.Warn("drdynvc: message over the ceiling; closing the channel",
+		c.cfg.Logger.Warn("session: message over the ceiling; closing the channel",
 			"channelId", p.ChannelID, "name", ch.name, "DYNVC_DATA_FIRST.Length", p.Length, "ceiling", c.cfg.MaxMessage)
 		// Only this channel suffers: it is closed from this end, and what
 		// is still in flight for it is dropped as data for a closed channel.
@@ -356,7 +349,7 @@ func (c *core) onData(b []byte) error {
 	}
 	ch := c.lookupOpen(p.ChannelID)
 	if ch == nil {
-		c.cfg.Logger.Debug("drdynvc: DYNVC_DATA for a channel that is not open; dropped", "channelId", p.ChannelID)
+		c.cfg.Logger.Debug("session: DYNVC_DATA for a channel that is not open; dropped", "channelId", p.ChannelID)
 		return nil
 	}
 	if !ch.assembling {
@@ -456,9 +449,9 @@ func (ch *channel) writable() error {
 	case stateOpen:
 		return nil
 	case statePending:
-		return fmt.Errorf("dvc: channel %q (%d) is not open yet: write after Accept returns", ch.name, ch.id)
+		return fmt.Errorf("session: channel %q (%d) is not open yet: write after Accept returns", ch.name, ch.id)
 	}
-	return fmt.Errorf("dvc: channel %q (%d) was closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
+	return fmt.Errorf("session: channel %q (%d) was closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
 }
 
 // deliver hands a complete message to the reader. It blocks while the

@@ -158,7 +158,7 @@ func (s *Server) onClose(id uint32) {
 	ch := s.channels[id]
 	if ch == nil {
 		s.mu.Unlock()
-		s.cfg.Logger.Debug("drdynvc: DYNVC_CLOSE for an unknown channel; ignored", "channelId", id)
+		s.cfg.Logger.Debug("session: DYNVC_CLOSE for an unknown channel; ignored", "channelId", id)
 		return
 	}
 	st := ch.state
@@ -210,18 +210,24 @@ func (s *Server) allocID() uint32 {
 // client's DYNVC_CREATE_RSP. Several instances may share a name.
 func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
 	o := dvc.ApplyOpenOptions(opts)
+	// A name the client cannot parse would make it end the whole
+	// connection (MS-RDPEDYC 3.1.5.2.4): refuse it here, before anything
+	// is sent.
+	if err := (drdynvc.CreateRequest{ChannelName: name}).Validate(); err != nil {
+		return nil, fmt.Errorf("session: open %q: %w", name, err)
+	}
 	if err := s.waitCaps(ctx); err != nil {
-		return nil, fmt.Errorf("dvc: open %q: %w", name, err)
+		return nil, fmt.Errorf("session: open %q: %w", name, err)
 	}
 	s.mu.Lock()
 	if s.dead != nil {
 		err := s.dead
 		s.mu.Unlock()
-		return nil, fmt.Errorf("dvc: open %q: %w: %v", name, dvc.ErrConnectionLost, err)
+		return nil, fmt.Errorf("session: open %q: %w: %v", name, dvc.ErrConnectionLost, err)
 	}
 	if s.live() >= s.cfg.MaxChannels {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("dvc: open %q: %d channels already open (Config.MaxChannels)", name, s.cfg.MaxChannels)
+		return nil, fmt.Errorf("session: open %q: %d channels already open (Config.MaxChannels)", name, s.cfg.MaxChannels)
 	}
 	id := s.allocID()
 	ch := newChannel(&s.core, id, name, statePending)
@@ -232,7 +238,7 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 
 	req := drdynvc.CreateRequest{ChannelID: id, Priority: o.Priority, ChannelName: name}
 	if err := s.sendNow(ctx, req.Append(nil)); err != nil {
-		return nil, fmt.Errorf("dvc: open %q: %w", name, err)
+		return nil, fmt.Errorf("session: open %q: %w", name, err)
 	}
 	select {
 	case err := <-r:
@@ -247,7 +253,7 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 			ch.state = stateAbandon
 			ch.result = nil
 			s.mu.Unlock()
-			return nil, fmt.Errorf("dvc: open %q: %w", name, ctx.Err())
+			return nil, fmt.Errorf("session: open %q: %w", name, ctx.Err())
 		}
 		s.mu.Unlock()
 		// The answer was taken and is being sent to r: wait for it, so an
@@ -255,7 +261,7 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 		if err := <-r; err == nil {
 			(&serverConn{ch}).Close()
 		}
-		return nil, fmt.Errorf("dvc: open %q: %w", name, ctx.Err())
+		return nil, fmt.Errorf("session: open %q: %w", name, ctx.Err())
 	}
 }
 

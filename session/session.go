@@ -10,9 +10,11 @@
 // Rules taken from the spec:
 //   - The server sends a capabilities request first and opens nothing
 //     until the client answers (2.2.1, 3.3.3.1), within CapsTimeout (3.3.2).
-//   - Messages over 1590 bytes go as DATA_FIRST + DATA; smaller as one DATA
-//     (2.2.3.1, 2.2.3.2, 3.1.5.1); receivers reassemble per channel
-//     (3.1.5.2.3) up to MaxMessage.
+//   - Messages over drdynvc.MaxSingleData (1,590) bytes go as DATA_FIRST +
+//     DATA; smaller as one DATA (2.2.3, 3.1.5.1; drdynvc.SplitMessage);
+//     receivers reassemble per channel (3.1.5.2.3) up to MaxMessage.
+//   - Channel names are checked by drdynvc.CreateRequest.Validate at Open
+//     and at Listen (2.2.2.1), so no malformed DYNVC_CREATE_REQ goes out.
 //   - Unrecognized, malformed, out-of-sequence or duplicated PDUs terminate
 //     the static virtual channel connection (3.1.5.2.4): Receive returns an
 //     error and the carrier drops the connection.
@@ -115,7 +117,7 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string {
-	s := "drdynvc: " + e.PDU + ": " + e.Reason
+	s := "session: " + e.PDU + ": " + e.Reason
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -134,7 +136,7 @@ func decodeErr(pdu string, err error) error {
 
 // ErrShutdown is the cause carried by channels of a manager whose carrier
 // was shut down without a more specific error.
-var ErrShutdown = errors.New("drdynvc: connection shut down")
+var ErrShutdown = errors.New("session: connection shut down")
 
 // pduName names a Cmd for errors and logs.
 func pduName(cmd drdynvc.Cmd) string {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -54,10 +55,14 @@ func (r *recorder) next(t *testing.T) []byte {
 	return p
 }
 
-// none checks that nothing more was sent once the manager is idle.
-func (r *recorder) none(t *testing.T) {
+// none checks that nothing more was sent: it first writes out whatever
+// control PDUs m has queued (drainCtrl returns only when everything queued
+// before it is on the carrier), so a PDU still in the queue counts as sent.
+func (r *recorder) none(t *testing.T, m interface{ drainCtrl() error }) {
 	t.Helper()
-	time.Sleep(20 * time.Millisecond) // let the control queue drain
+	if err := m.drainCtrl(); err != nil {
+		t.Fatal(err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.pdus) != 0 {
@@ -351,7 +356,7 @@ func TestClientScript(t *testing.T) {
 		t.Fatalf("close reply % x", got)
 	}
 	c.Receive(hexb(t, "40 09"))
-	r.none(t)
+	r.none(t, c)
 }
 
 func TestClientCapsReplyNeverOffersCompression(t *testing.T) {
@@ -679,5 +684,55 @@ func TestAnnouncingIsCheapBeyondBudget(t *testing.T) {
 	s.mu.Unlock()
 	if c := cap(ch.buf); c > firstAlloc {
 		t.Fatalf("an 8-byte DATA_FIRST announcing 60 MiB allocated %d bytes", c)
+	}
+}
+
+// A name no DYNVC_CREATE_REQ can carry fails Open with an error naming the
+// field, and nothing goes out: the client would otherwise end the whole
+// connection on the malformed PDU (MS-RDPEDYC 2.2.2.1, 3.1.5.2.4).
+func TestOpenRefusesBadNames(t *testing.T) {
+	r := newRecorder()
+	s := NewServer(r, Config{Logger: quiet})
+	defer s.Shutdown(nil)
+	s.Start()
+	r.next(t) // caps request
+	if err := s.Receive(hexb(t, "50 00 02 00")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"", string(bytes.Repeat([]byte{'a'}, 300)), "a\x00b"} {
+		_, err := s.Open(context.Background(), name)
+		var pe *drdynvc.ParseError
+		if !errors.As(err, &pe) || pe.Field != "ChannelName" || !strings.HasPrefix(err.Error(), "session: open ") {
+			t.Fatalf("Open(%.20q) = %v, want a session: error wrapping a ChannelName *drdynvc.ParseError", name, err)
+		}
+	}
+	r.none(t, s)
+	// The longest legal name still opens.
+	go s.Open(context.Background(), string(bytes.Repeat([]byte{'a'}, drdynvc.MaxChannelNameLen)))
+	req, err := drdynvc.ParseCreateRequest(r.next(t))
+	if err != nil || len(req.ChannelName) != drdynvc.MaxChannelNameLen {
+		t.Fatalf("create request for a 256-byte name: %v", err)
+	}
+}
+
+// Listen applies the rule Open does, so a listener can always be reached.
+func TestListenRefusesBadNames(t *testing.T) {
+	c := NewClient(newRecorder(), Config{Logger: quiet})
+	defer c.Shutdown(nil)
+	for _, name := range []string{"", string(bytes.Repeat([]byte{'a'}, 257)), "a\x00b"} {
+		err := c.Listen(name, echoListener(nil))
+		var pe *drdynvc.ParseError
+		if !errors.As(err, &pe) || pe.Field != "ChannelName" || !strings.HasPrefix(err.Error(), "session: listen ") {
+			t.Fatalf("Listen(%.20q) = %v, want a session: error wrapping a ChannelName *drdynvc.ParseError", name, err)
+		}
+	}
+	if err := c.Listen(string(bytes.Repeat([]byte{'a'}, 256)), echoListener(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen("x", echoListener(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen("x", echoListener(nil)); err == nil || !strings.HasPrefix(err.Error(), "session: ") {
+		t.Fatalf("second Listen(x) = %v", err)
 	}
 }
