@@ -10,11 +10,13 @@ package loopback
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
 
+	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
@@ -33,8 +35,22 @@ func New() *Hub {
 	return &Hub{listeners: map[string]dvc.Listener{}, open: map[uint32]*instance{}}
 }
 
-// Listen registers a client-side listener.
+// checkName applies the MS-RDPEDYC 2.2.2.1 name rule (1..256 bytes, no
+// NUL) that the DVC managers apply, so that what works here works on a
+// real connection.
+func checkName(op, name string) error {
+	if err := (drdynvc.CreateRequest{ChannelName: name}).Validate(); err != nil {
+		return fmt.Errorf("loopback: %s %q: %w", op, name, err)
+	}
+	return nil
+}
+
+// Listen registers a client-side listener. name must be one a
+// DYNVC_CREATE_REQ can carry (drdynvc.CreateRequest.Validate).
 func (h *Hub) Listen(name string, l dvc.Listener) error {
+	if err := checkName("listen", name); err != nil {
+		return err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, dup := h.listeners[name]; dup {
@@ -47,6 +63,9 @@ func (h *Hub) Listen(name string, l dvc.Listener) error {
 // Open creates a channel instance and hands its client end to the listener
 // registered for name.
 func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.Conn, error) {
+	if err := checkName("open", name); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -83,6 +102,7 @@ func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.C
 	}
 	h.open[id] = in
 	h.wg.Add(1)
+	in.opened.Store(true) // the client end may write from now on
 	h.mu.Unlock()
 	go in.deliver(handler)
 	return &serverEnd{in}, nil
@@ -111,13 +131,18 @@ type instance struct {
 	toServer *dvc.Inbox // client Write → server Read
 	toClient *dvc.Inbox // server Write → Handler.Received
 
-	once  sync.Once
-	ended atomic.Bool
+	once   sync.Once
+	ended  atomic.Bool
+	opened atomic.Bool // Accept returned a Handler: writes may go
+	lost   error       // set before ended when the hub closed
 }
 
 // end closes both directions with err (nil = orderly close).
 func (in *instance) end(err error) {
 	in.once.Do(func() {
+		if errors.Is(err, dvc.ErrConnectionLost) {
+			in.lost = err
+		}
 		in.ended.Store(true)
 		if err == nil {
 			in.toServer.CloseWithError(io.EOF)
@@ -149,10 +174,10 @@ func (in *instance) deliver(h dvc.Handler) {
 	}
 }
 
-func write(ctx context.Context, to *dvc.Inbox, msg []byte) error {
+func (in *instance) write(ctx context.Context, to *dvc.Inbox, msg []byte) error {
 	if err := to.Put(ctx, append([]byte(nil), msg...)); err != nil {
-		if err == dvc.ErrClosed {
-			return dvc.ErrClosed
+		if err == dvc.ErrClosed && in.ended.Load() && in.lost != nil {
+			return in.lost
 		}
 		return err
 	}
@@ -164,7 +189,7 @@ type serverEnd struct{ in *instance }
 func (s *serverEnd) Name() string { return s.in.name }
 func (s *serverEnd) ID() uint32   { return s.in.id }
 func (s *serverEnd) Write(ctx context.Context, msg []byte) error {
-	return write(ctx, s.in.toClient, msg)
+	return s.in.write(ctx, s.in.toClient, msg)
 }
 func (s *serverEnd) Read(ctx context.Context) ([]byte, error) { return s.in.toServer.Read(ctx) }
 func (s *serverEnd) Close() error {
@@ -178,7 +203,11 @@ type clientEnd struct{ in *instance }
 func (c *clientEnd) Name() string { return c.in.name }
 func (c *clientEnd) ID() uint32   { return c.in.id }
 func (c *clientEnd) Write(ctx context.Context, msg []byte) error {
-	return write(ctx, c.in.toServer, msg)
+	if !c.in.opened.Load() {
+		// As on a DVC manager: the channel is not open until Accept returns.
+		return fmt.Errorf("loopback: channel %q (%d) is not open yet: write after Accept returns", c.in.name, c.in.id)
+	}
+	return c.in.write(ctx, c.in.toServer, msg)
 }
 
 // Close ends the instance from the client: the server reads io.EOF, and
