@@ -275,3 +275,18 @@ func TestStalledPNPDRWriteTimesOut(t *testing.T) {
 		t.Fatal("PNPDR was not closed although its write never returned")
 	}
 }
+
+// TestRefusalFloodClosesInstance: refusals are queued rather than written
+// from Received; a server that sends requests past the limits while it
+// reads nothing would grow that queue, so once Config.MaxOutstanding
+// refusals wait the instance is closed.
+func TestRefusalFloodClosesInstance(t *testing.T) {
+	mem, _ := device.NewMemory(4096, device.Description{})
+	_, ch, received := stalledHandle(t, Config{MaxOutstanding: 4, WriteTimeout: guard}, mem)
+	feed(t, received, 4+4+1, 16) // 4 accepted, 4 refusals queued, then one too many
+	select {
+	case <-ch.closed:
+	case <-time.After(guard):
+		t.Fatal("the instance stayed open under a flood of unread refusals")
+	}
+}
