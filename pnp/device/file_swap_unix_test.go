@@ -146,3 +146,36 @@ func write(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestFilePlantedBeforeFirstCreate: a writable File whose path did not
+// exist at NewFile is the file its first creating CreateFile makes; a
+// hard link to another file planted at the path before that is not
+// adopted, whatever the disposition, and the other file is unchanged.
+// Before the fix the first CreateFile recorded whatever it opened, and
+// CREATE_ALWAYS or TRUNCATE_EXISTING emptied the other file.
+func TestFilePlantedBeforeFirstCreate(t *testing.T) {
+	const otherContent = "another file's bytes"
+	ctx := context.Background()
+	for _, disp := range []uint32{wire.CreateNew, wire.CreateAlways, wire.OpenExisting, wire.OpenAlways, wire.TruncateExisting} {
+		t.Run(dispositionNames[disp], func(t *testing.T) {
+			root := tempDir(t)
+			devPath, other := filepath.Join(root, "dev.img"), filepath.Join(root, "other")
+			d, err := NewFile(devPath, false, Description{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(t, other, otherContent)
+			if err := os.Link(other, devPath); err != nil {
+				t.Skip("hard link:", err)
+			}
+			h, err := d.Open(ctx, with(rw, func(r *OpenRequest) { r.CreationDisposition = disp }))
+			if err == nil {
+				h.Close()
+				t.Fatal("opened a file planted at the path")
+			}
+			if got, err := os.ReadFile(other); err != nil || string(got) != otherContent {
+				t.Fatalf("the other file now holds %q (%v)", got, err)
+			}
+		})
+	}
+}
