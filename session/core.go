@@ -11,12 +11,6 @@ import (
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
-// firstAlloc is where a reassembly buffer starts once the connection's
-// up-front budget is spent; it then doubles with the data received, so a
-// peer announcing large messages on many channels costs about what it
-// sends.
-const firstAlloc = 2 << 10
-
 type chanState uint8
 
 const (
@@ -49,7 +43,7 @@ type core struct {
 
 	// reserved counts reassembly bytes allocated up front on DATA_FIRST,
 	// against Config.ReassemblyBudget.
-	reserved atomic.Int64
+	reserved budget
 
 	// Control PDUs produced while handling received PDUs are queued here
 	// and written by ctrlLoop, so that Receive never blocks on the carrier
@@ -74,6 +68,7 @@ type core struct {
 
 func (c *core) init(cfg Config, carrier Carrier) {
 	c.cfg = cfg.withDefaults()
+	c.reserved.limit = c.cfg.ReassemblyBudget
 	c.carrier = carrier
 	c.parts, _ = carrier.(PartsWriter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
@@ -308,13 +303,7 @@ func (c *core) onDataFirst(b []byte) error {
 		c.cfg.Logger.Debug("session: DYNVC_DATA_FIRST for a channel that is not open; dropped", "channelId", p.ChannelID)
 		return nil
 	}
-	if ch.assembling {
-		return protoErr("DYNVC_DATA_FIRST", "channel %d: DATA_FIRST while a message of %d bytes is still being reassembled (3.1.5.2.4: out of sequence)", p.ChannelID, ch.want)
-	}
-	if uint32(len(p.Data)) > p.Length {
-		return protoErr("DYNVC_DATA_FIRST", "channel %d: %d bytes of data exceed Length %d", p.ChannelID, len(p.Data), p.Length)
-	}
-	if p.Length > c.cfg.MaxMessage {
+	if p.Length > c.cfg.MaxMessage && !ch.rx.active {
 		c.cfg.Logger.Warn("session: message over the ceiling; closing the channel",
 			"channelId", p.ChannelID, "name", ch.name, "DYNVC_DATA_FIRST.Length", p.Length, "ceiling", c.cfg.MaxMessage)
 		// Only this channel suffers: it is closed from this end, and what
@@ -322,24 +311,11 @@ func (c *core) onDataFirst(b []byte) error {
 		c.abort(ch, fmt.Errorf("%w: DYNVC_DATA_FIRST.Length %d exceeds the ceiling %d", dvc.ErrTooLarge, p.Length, c.cfg.MaxMessage))
 		return nil
 	}
-	if uint32(len(p.Data)) == p.Length {
-		return ch.deliver(append([]byte(nil), p.Data...))
+	msg, done, err := ch.rx.first(p)
+	if err != nil || !done {
+		return err
 	}
-	ch.assembling = true
-	ch.want = p.Length
-	// Allocate the whole message at once while the connection's
-	// reassembly budget allows; past it, start small and grow with what
-	// arrives, so announcing costs a peer nothing.
-	size := min(p.Length, max(uint32(len(p.Data)), firstAlloc))
-	if c.reserved.Add(int64(p.Length)) <= c.cfg.ReassemblyBudget {
-		size = p.Length
-		ch.reserved.Store(p.Length)
-	} else {
-		c.reserved.Add(-int64(p.Length))
-	}
-	ch.buf = make([]byte, 0, size)
-	ch.buf = append(ch.buf, p.Data...)
-	return nil
+	return ch.deliver(msg)
 }
 
 func (c *core) onData(b []byte) error {
@@ -352,27 +328,10 @@ func (c *core) onData(b []byte) error {
 		c.cfg.Logger.Debug("session: DYNVC_DATA for a channel that is not open; dropped", "channelId", p.ChannelID)
 		return nil
 	}
-	if !ch.assembling {
-		return ch.deliver(append([]byte(nil), p.Data...))
+	msg, done, err := ch.rx.data(p.ChannelID, p.Data)
+	if err != nil || !done {
+		return err
 	}
-	if uint64(len(ch.buf))+uint64(len(p.Data)) > uint64(ch.want) {
-		return protoErr("DYNVC_DATA", "channel %d: %d bytes overrun the %d announced by DATA_FIRST.Length", p.ChannelID, len(ch.buf)+len(p.Data), ch.want)
-	}
-	if need := len(ch.buf) + len(p.Data); need > cap(ch.buf) {
-		// Double, up to the announced Length. append alone grows large
-		// slices by about 1.25x, which copied a 1 MiB message some five
-		// times over and was 40% of the receive side's CPU.
-		nb := make([]byte, len(ch.buf), min(int64(ch.want), int64(max(2*cap(ch.buf), need))))
-		copy(nb, ch.buf)
-		ch.buf = nb
-	}
-	ch.buf = append(ch.buf, p.Data...)
-	if uint32(len(ch.buf)) < ch.want {
-		return nil
-	}
-	msg := ch.buf
-	ch.buf, ch.assembling, ch.want = nil, false, 0
-	ch.release()
 	return ch.deliver(msg)
 }
 
@@ -414,12 +373,7 @@ type channel struct {
 	name string
 	in   *dvc.Inbox
 
-	// Receive-side reassembly: touched only by the goroutine that calls
-	// Receive.
-	assembling bool
-	want       uint32
-	buf        []byte
-	reserved   atomic.Uint32 // bytes of c.reserved held by buf
+	rx reassembly // receive side; see reassembly for who touches what
 
 	wsem sem // one outgoing message at a time
 
@@ -433,7 +387,9 @@ type channel struct {
 }
 
 func newChannel(c *core, id uint32, name string, st chanState) *channel {
-	return &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
+	ch := &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
+	ch.rx.b = &c.reserved
+	return ch
 }
 
 func (ch *channel) writable() error {
@@ -464,19 +420,12 @@ func (ch *channel) deliver(msg []byte) error {
 	return nil // a channel closed meanwhile drops the message
 }
 
-// release returns ch's up-front reassembly reservation to the budget.
-func (ch *channel) release() {
-	if n := ch.reserved.Swap(0); n != 0 {
-		ch.c.reserved.Add(-int64(n))
-	}
-}
-
 // end finishes ch once: its reader sees readErr (nil: io.EOF, after what is
 // queued) or, with discard, sees readErr at once; a pending Open gets
 // readErr too.
 func (ch *channel) end(readErr error, discard bool) {
 	ch.closeOnce.Do(func() {
-		ch.release()
+		ch.rx.release()
 		ch.c.mu.Lock()
 		r := ch.result
 		ch.result = nil

@@ -486,7 +486,7 @@ func TestReassemblyBudget(t *testing.T) {
 		if got, err := conn.Read(ctx); err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("%d bytes: %v", n, err)
 		}
-		if r := s.reserved.Load(); r != 0 {
+		if r := s.reserved.used.Load(); r != 0 {
 			t.Fatalf("after a %d-byte message %d bytes stay reserved", n, r)
 		}
 	}
@@ -503,11 +503,11 @@ func TestReassemblyBudgetReleasedOnClose(t *testing.T) {
 	s.Receive(hexb(t, "50 00 02 00"))
 	conn := openScripted(t, s, r)
 	s.Receive(drdynvc.DataFirst{ChannelID: conn.ID(), Length: 9000, Data: []byte{1}}.Append(nil))
-	if got := s.reserved.Load(); got != 9000 {
+	if got := s.reserved.used.Load(); got != 9000 {
 		t.Fatalf("reserved %d, want 9000", got)
 	}
 	conn.Close()
-	if got := s.reserved.Load(); got != 0 {
+	if got := s.reserved.used.Load(); got != 0 {
 		t.Fatalf("closing mid-message left %d bytes reserved", got)
 	}
 }
@@ -682,7 +682,7 @@ func TestAnnouncingIsCheapBeyondBudget(t *testing.T) {
 	s.mu.Lock()
 	ch := s.channels[conn.ID()]
 	s.mu.Unlock()
-	if c := cap(ch.buf); c > firstAlloc {
+	if c := cap(ch.rx.buf); c > firstAlloc {
 		t.Fatalf("an 8-byte DATA_FIRST announcing 60 MiB allocated %d bytes", c)
 	}
 }
