@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 
@@ -154,6 +153,7 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 		return nil
 	}
 	ch := newChannel(&c.core, p.ChannelID, p.ChannelName, statePending)
+	ch.client = c
 	c.channels[p.ChannelID] = ch
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -202,17 +202,14 @@ func (c *Client) run(ch *channel, l dvc.Listener) {
 		_ = c.sendNow(context.Background(), drdynvc.CreateResponse{ChannelID: ch.id, CreationStatus: status}.Append(nil))
 	}
 	ch.wsem.release()
-	for {
-		m, err := ch.in.Read(context.Background())
-		if err != nil {
-			if err == io.EOF || errors.Is(err, dvc.ErrClosed) {
-				err = nil
-			}
-			h.Closed(err)
-			return
-		}
-		h.Received(m)
-	}
+	// From here on this goroutine is the instance's first delivery
+	// worker (see delivery.go).
+	ch.d.mu.Lock()
+	ch.d.h = h
+	ch.d.worker = true
+	ch.d.mu.Unlock()
+	c.wg.Add(1)
+	c.work(ch)
 }
 
 func (c *Client) onClose(id uint32) {

@@ -375,6 +375,10 @@ type channel struct {
 
 	rx reassembly // receive side; see reassembly for who touches what
 
+	// Client side only: the manager and how the Handler is fed.
+	client *Client
+	d      delivery
+
 	wsem sem // one outgoing message at a time
 
 	// Guarded by c.mu.
@@ -413,6 +417,9 @@ func (ch *channel) writable() error {
 // deliver hands a complete message to the reader. It blocks while the
 // reader's inbox is full: DRDYNVC has no other flow control.
 func (ch *channel) deliver(msg []byte) error {
+	if ch.client != nil {
+		return ch.client.deliverClient(ch, msg)
+	}
 	err := ch.in.Put(context.Background(), msg)
 	if err != nil && err != dvc.ErrClosed {
 		return err
@@ -439,5 +446,8 @@ func (ch *channel) end(readErr error, discard bool) {
 			ch.in.CloseWithError(readErr)
 		}
 		close(ch.closed)
+		if ch.client != nil {
+			ch.client.endClient(ch)
+		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -734,5 +735,58 @@ func TestListenRefusesBadNames(t *testing.T) {
 	}
 	if err := c.Listen("x", echoListener(nil)); err == nil || !strings.HasPrefix(err.Error(), "session: ") {
 		t.Fatalf("second Listen(x) = %v", err)
+	}
+}
+
+// A quick handler is promoted to inline delivery (its goroutine exits once
+// its inbox is empty), and the contract still holds after: messages in
+// order, Closed once after the last Received.
+func TestQuickHandlerDeliveredInline(t *testing.T) {
+	s, c := memPair(t, Config{}, Config{})
+	hs := make(chan *echo, 1)
+	c.Listen("x", echoListener(hs))
+	ctx := context.Background()
+	conn, err := s.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := <-hs
+	for i := range promoteAfter {
+		if err := conn.Write(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := conn.Read(ctx); err != nil || m[0] != byte(i) {
+			t.Fatalf("echo %d: % x %v", i, m, err)
+		}
+	}
+	c.mu.Lock()
+	ch := c.channels[conn.ID()]
+	c.mu.Unlock()
+	// The worker exits after its promoteAfter-th quick call: wait for that
+	// (it is bound to happen; the deadline only tells stuck from slow).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ch.d.mu.Lock()
+		worker, quick := ch.d.worker, ch.d.quick
+		ch.d.mu.Unlock()
+		if !worker {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still delivering through a goroutine after %d quick calls", quick)
+		}
+		runtime.Gosched()
+	}
+	for i := range 100 {
+		if err := conn.Write(ctx, []byte{byte(i), 1}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := conn.Read(ctx); err != nil || m[0] != byte(i) {
+			t.Fatalf("inline echo %d: % x %v", i, m, err)
+		}
+	}
+	conn.Close()
+	if err := <-h.closed; err != nil {
+		t.Fatalf("Closed(%v), want nil", err)
 	}
 }
