@@ -24,6 +24,7 @@ type Client struct {
 	lmu       sync.Mutex
 	listeners map[string]dvc.Listener
 	version   atomic.Uint32 // negotiated; 0 until the capabilities request (read by Version from any goroutine)
+	rules     roleRules
 }
 
 // NewClient returns a client manager that sends through carrier. Register
@@ -32,6 +33,20 @@ func NewClient(carrier Carrier, cfg Config) *Client {
 	c := &Client{listeners: map[string]dvc.Listener{}}
 	c.core.init(cfg, carrier)
 	c.core.abort = c.abort
+	c.rules = roleRules{
+		capsDone:   func() bool { return c.version.Load() != 0 },
+		beforeCaps: "received before the capabilities request (2.2.1: the server sends capabilities first)",
+		caps:       c.onCaps,
+		create: func(b []byte) error {
+			p, err := drdynvc.ParseCreateRequest(b)
+			if err != nil {
+				return decodeErr("DYNVC_CREATE_REQ", err)
+			}
+			return c.onCreateRequest(p)
+		},
+		close:      c.onClose,
+		compressed: "compressed data needs version 3, which this client did not accept (2.2.3.3)",
+	}
 	return c
 }
 
@@ -69,54 +84,27 @@ func (c *Client) Receive(pdu []byte) error {
 }
 
 func (c *Client) receive(b []byte) error {
-	if len(b) == 0 {
-		return protoErr("PDU", "empty virtual channel message")
+	return c.dispatch(b, &c.rules)
+}
+
+// onCaps handles the capabilities request (2.2.1.1).
+func (c *Client) onCaps(b []byte) error {
+	p, err := drdynvc.ParseCapsRequest(b)
+	if err != nil {
+		return decodeErr("DYNVC_CAPS_VERSION", err)
 	}
-	cmd := drdynvc.Cmd(b[0] >> 4)
-	if c.version.Load() == 0 && cmd != drdynvc.CmdCapability {
-		return protoErr(pduName(cmd), "received before the capabilities request (2.2.1: the server sends capabilities first)")
+	if c.version.Load() != 0 {
+		return protoErr("DYNVC_CAPS_VERSION", "received twice (3.1.5.2.4)")
 	}
-	switch cmd {
-	case drdynvc.CmdCapability:
-		p, err := drdynvc.ParseCapsRequest(b)
-		if err != nil {
-			return decodeErr("DYNVC_CAPS_VERSION", err)
-		}
-		if c.version.Load() != 0 {
-			return protoErr("DYNVC_CAPS_VERSION", "received twice (3.1.5.2.4)")
-		}
-		if p.Version < 1 || p.Version > 3 {
-			return protoErr("DYNVC_CAPS_VERSION", "Version %d is not 1, 2 or 3 (2.2.1.1)", p.Version)
-		}
-		// Answer at once (2.2.1) with the highest version both sides
-		// speak: never 3, which would invite compressed PDUs.
-		v := min(p.Version, Version)
-		c.version.Store(uint32(v))
-		c.queueCtrl(drdynvc.CapsResponse{Version: v}.Append(nil))
-		return nil
-	case drdynvc.CmdCreate:
-		p, err := drdynvc.ParseCreateRequest(b)
-		if err != nil {
-			return decodeErr("DYNVC_CREATE_REQ", err)
-		}
-		return c.onCreateRequest(p)
-	case drdynvc.CmdDataFirst:
-		return c.onDataFirst(b)
-	case drdynvc.CmdData:
-		return c.onData(b)
-	case drdynvc.CmdClose:
-		p, err := drdynvc.ParseClose(b)
-		if err != nil {
-			return decodeErr("DYNVC_CLOSE", err)
-		}
-		c.onClose(p.ChannelID)
-		return nil
-	case drdynvc.CmdDataFirstCompressed, drdynvc.CmdDataCompressed:
-		return protoErr(pduName(cmd), "compressed data needs version 3, which this client did not accept (2.2.3.3)")
-	case drdynvc.CmdSoftSyncRequest, drdynvc.CmdSoftSyncResponse:
-		return protoErr(pduName(cmd), "Soft-Sync needs multitransport, which this connection does not have (3.1.5.3)")
+	if p.Version < 1 || p.Version > 3 {
+		return protoErr("DYNVC_CAPS_VERSION", "Version %d is not 1, 2 or 3 (2.2.1.1)", p.Version)
 	}
-	return protoErr(pduName(cmd), "unrecognized Cmd (3.1.5.2.4)")
+	// Answer at once (2.2.1) with the highest version both sides
+	// speak: never 3, which would invite compressed PDUs.
+	v := min(p.Version, Version)
+	c.version.Store(uint32(v))
+	c.queueCtrl(drdynvc.CapsResponse{Version: v}.Append(nil))
+	return nil
 }
 
 func (c *Client) refuse(id uint32, status hresult.HRESULT) {

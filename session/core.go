@@ -280,6 +280,53 @@ func (c *core) writeData(head, body []byte) error {
 	return c.carrier.WritePDU(c.scratch)
 }
 
+// roleRules is what differs between the two managers' receive switches;
+// dispatch is the rest, which MS-RDPEDYC 3.1.5 makes common to both:
+// capabilities first (2.2.1), data handled alike in both directions
+// (3.1.5: "Sending and receiving messages is symmetrical"), compressed and
+// Soft-Sync PDUs refused because rdpdvc negotiates neither, and anything
+// unrecognized fatal (3.1.5.2.4).
+type roleRules struct {
+	capsDone   func() bool
+	beforeCaps string // why a PDU before capabilities is an error
+	caps       func(b []byte) error
+	create     func(b []byte) error // DYNVC_CREATE_REQ or DYNVC_CREATE_RSP
+	close      func(id uint32)
+	compressed string // why compressed PDUs are errors
+}
+
+func (c *core) dispatch(b []byte, r *roleRules) error {
+	if len(b) == 0 {
+		return protoErr("PDU", "empty virtual channel message")
+	}
+	cmd := drdynvc.Cmd(b[0] >> 4)
+	if !r.capsDone() && cmd != drdynvc.CmdCapability {
+		return protoErr(pduName(cmd), "%s", r.beforeCaps)
+	}
+	switch cmd {
+	case drdynvc.CmdCapability:
+		return r.caps(b)
+	case drdynvc.CmdCreate:
+		return r.create(b)
+	case drdynvc.CmdDataFirst:
+		return c.onDataFirst(b)
+	case drdynvc.CmdData:
+		return c.onData(b)
+	case drdynvc.CmdClose:
+		p, err := drdynvc.ParseClose(b)
+		if err != nil {
+			return decodeErr("DYNVC_CLOSE", err)
+		}
+		r.close(p.ChannelID)
+		return nil
+	case drdynvc.CmdDataFirstCompressed, drdynvc.CmdDataCompressed:
+		return protoErr(pduName(cmd), "%s", r.compressed)
+	case drdynvc.CmdSoftSyncRequest, drdynvc.CmdSoftSyncResponse:
+		return protoErr(pduName(cmd), "Soft-Sync needs multitransport, which this connection does not have (3.1.5.3)")
+	}
+	return protoErr(pduName(cmd), "unrecognized Cmd (3.1.5.2.4)")
+}
+
 func (c *core) lookupOpen(id uint32) *channel {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -25,6 +25,7 @@ type Server struct {
 	version      uint16        // the client's, once capsDone
 	capsTimedOut atomic.Bool   // the caps timer fired first: Open fails from then on
 	nextID       uint32
+	rules        roleRules
 }
 
 // NewServer returns a server manager that sends through carrier. Call
@@ -33,6 +34,20 @@ func NewServer(carrier Carrier, cfg Config) *Server {
 	s := &Server{capsDone: make(chan struct{})}
 	s.core.init(cfg, carrier)
 	s.core.abort = s.abort
+	s.rules = roleRules{
+		capsDone:   func() bool { return s.Version() != 0 },
+		beforeCaps: "received before DYNVC_CAPS_RSP (2.2.1: capabilities come first)",
+		caps:       s.onCaps,
+		create: func(b []byte) error {
+			p, err := drdynvc.ParseCreateResponse(b)
+			if err != nil {
+				return decodeErr("DYNVC_CREATE_RSP", err)
+			}
+			return s.onCreateResponse(p)
+		},
+		close:      s.onClose,
+		compressed: "compressed data needs version 3, which this server did not offer (2.2.3.3)",
+	}
 	return s
 }
 
@@ -68,55 +83,27 @@ func (s *Server) Receive(pdu []byte) error {
 }
 
 func (s *Server) receive(b []byte) error {
-	if len(b) == 0 {
-		return protoErr("PDU", "empty virtual channel message")
+	return s.dispatch(b, &s.rules)
+}
+
+// onCaps handles DYNVC_CAPS_RSP (2.2.1.2).
+func (s *Server) onCaps(b []byte) error {
+	p, err := drdynvc.ParseCapsResponse(b)
+	if err != nil {
+		return decodeErr("DYNVC_CAPS_RSP", err)
 	}
-	cmd := drdynvc.Cmd(b[0] >> 4)
-	capsDone := s.Version() != 0
-	if !capsDone && cmd != drdynvc.CmdCapability {
-		return protoErr(pduName(cmd), "received before DYNVC_CAPS_RSP (2.2.1: capabilities come first)")
+	if s.Version() != 0 {
+		return protoErr("DYNVC_CAPS_RSP", "received twice (3.1.5.2.4)")
 	}
-	switch cmd {
-	case drdynvc.CmdCapability:
-		p, err := drdynvc.ParseCapsResponse(b)
-		if err != nil {
-			return decodeErr("DYNVC_CAPS_RSP", err)
-		}
-		if capsDone {
-			return protoErr("DYNVC_CAPS_RSP", "received twice (3.1.5.2.4)")
-		}
-		if p.Version < 1 || p.Version > 3 {
-			return protoErr("DYNVC_CAPS_RSP", "Version %d is not 1, 2 or 3 (2.2.1.2)", p.Version)
-		}
-		// A client answering above what we offered gets what we offered:
-		// the server "MUST adjust to the version level supported by the
-		// client" (3.3.3.1) only downwards.
-		s.version = min(p.Version, Version)
-		close(s.capsDone)
-		return nil
-	case drdynvc.CmdCreate:
-		p, err := drdynvc.ParseCreateResponse(b)
-		if err != nil {
-			return decodeErr("DYNVC_CREATE_RSP", err)
-		}
-		return s.onCreateResponse(p)
-	case drdynvc.CmdDataFirst:
-		return s.onDataFirst(b)
-	case drdynvc.CmdData:
-		return s.onData(b)
-	case drdynvc.CmdClose:
-		p, err := drdynvc.ParseClose(b)
-		if err != nil {
-			return decodeErr("DYNVC_CLOSE", err)
-		}
-		s.onClose(p.ChannelID)
-		return nil
-	case drdynvc.CmdDataFirstCompressed, drdynvc.CmdDataCompressed:
-		return protoErr(pduName(cmd), "compressed data needs version 3, which this server did not offer (2.2.3.3)")
-	case drdynvc.CmdSoftSyncRequest, drdynvc.CmdSoftSyncResponse:
-		return protoErr(pduName(cmd), "Soft-Sync needs multitransport, which this connection does not have (3.1.5.3)")
+	if p.Version < 1 || p.Version > 3 {
+		return protoErr("DYNVC_CAPS_RSP", "Version %d is not 1, 2 or 3 (2.2.1.2)", p.Version)
 	}
-	return protoErr(pduName(cmd), "unrecognized Cmd (3.1.5.2.4)")
+	// A client answering above what we offered gets what we offered:
+	// the server "MUST adjust to the version level supported by the
+	// client" (3.3.3.1) only downwards.
+	s.version = min(p.Version, Version)
+	close(s.capsDone)
+	return nil
 }
 
 func (s *Server) onCreateResponse(p drdynvc.CreateResponse) error {
