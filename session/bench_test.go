@@ -112,8 +112,9 @@ func BenchmarkManagersBulk1MiB(b *testing.B) {
 
 // BenchmarkManagersEcho sends one message and waits for the client's
 // Handler to write it back: each op is one round trip through both
-// managers and two goroutine hand-offs each way (the inbox to the
-// Handler's goroutine, and to the reader).
+// managers. The client's Handler runs on its goroutine for its first calls
+// and then, being quick, on the receiving goroutine (session/delivery.go);
+// the server's reader is one goroutine hand-off away.
 //
 //   - baseline: the same hand-offs with nothing else, a message sent to a
 //     goroutine that sends it back over channels.
