@@ -8,18 +8,42 @@
 //
 // # The xrdpapi socket
 //
-// chansrv listens on <sockdir>/xrdpapi_<display>, where sockdir is
-// $XRDP_SOCKET_PATH in the session (/run/xrdp/sockdir for xrdp 0.9,
-// /run/xrdp/<uid> for xrdp 0.10). An opener connects and sends one
-// handshake, all little-endian:
+// chansrv listens on <sockdir>/xrdpapi_<display>. sockdir is
+// $XRDP_SOCKET_PATH in the session; from outside, New tries the layouts
+// distributions build (SocketDirs): xrdp 0.10 keeps a folder per uid
+// (/run/xrdp/sockdir/<uid> on Debian and Ubuntu, /run/xrdp/<uid> by
+// upstream's default), xrdp 0.9 a shared one (/run/xrdp/sockdir, or
+// /tmp/.xrdp upstream).
 //
-//	[u32 total = 16 + nameLen][u32 version = 0][u32 nameLen][name][u32 flags]
+// chansrv speaks one of two open requests, all little-endian:
 //
-// flags is WTS_CHANNEL_OPTION_DYNAMIC (1) for a dynamic channel. chansrv
-// sends DYNVC_CREATE_REQ to the client and, for a dynamic channel, relays
+//   - xrdp 0.9 to 0.10.4 (ProtocolV0, my_api_trans_data_in in chansrv.c
+//     at v0.9.21 and v0.10.1): [u32 total = 16 + nameLen][u32 version = 0]
+//     [u32 nameLen][name][u32 flags]. chansrv reads 8 bytes, drops the
+//     connection unless version is 0, then reads total-8 more.
+//   - xrdp 0.10.5+ (ProtocolV1, struct xrdp_chan_connect in
+//     common/channel_defs.h): [u32 version = 1][u32 private_chan]
+//     [u32 flags][name, NUL-terminated] padded to exactly 384 bytes;
+//     chansrv reads all 384 before looking at any.
+//
+// flags is WTS_CHANNEL_OPTION_DYNAMIC (1) for a dynamic channel. For a
+// dynamic channel chansrv sends DYNVC_CREATE_REQ to the client and relays
 // the client's CreationStatus (MS-RDPEDYC 2.2.2.2) as a u32: 0 when the
-// channel opened, 0xC0000001 when the client has no listener for the name.
-// From then on the socket is a raw byte stream both ways.
+// channel opened. For a static channel (flags 0) it answers at once, 0 or
+// 1 (no such channel). From then on the socket is a raw byte stream.
+//
+// The requests do not mix: chansrv 0.10.5+ waits for the rest of 384
+// bytes after a version-0 request (until the Open deadline), and an older
+// chansrv reads a version-1 request's first u32 (1) as its total length.
+// So before the first open the Opener probes (Probe): a version-0 request
+// for a static channel that cannot exist, then end of stream. An old
+// chansrv answers 1 at once; a new one closes without a word, and only
+// then is the version-1 probe sent, which it answers. Neither involves
+// the client and neither depends on a timeout.
+//
+// chansrv 0.10.5+ also reports whether a client is connected on a private
+// channel (private_chan 'xrdp'): WatchSession follows it, and
+// OpenWhenConnected uses it to reopen after a client comes back.
 //
 // # What xrdp does not keep, and what this package does about it
 //

@@ -15,19 +15,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/rdpdvc/rdpdvc/backend/xrdp"
 )
 
 func main() {
@@ -36,7 +36,7 @@ func main() {
 	interval := flag.Duration("interval", 10*time.Millisecond, "time between the starts of two pings")
 	payload := flag.Int("payload", 5120, "payload bytes per ping")
 	display := flag.String("display", os.Getenv("DISPLAY"), "X display of the session")
-	sockdir := flag.String("sockdir", os.Getenv("XRDP_SOCKET_PATH"), "xrdp socket folder (default /run/xrdp/sockdir)")
+	sockdir := flag.String("sockdir", os.Getenv("XRDP_SOCKET_PATH"), "xrdp socket folder (default: found as backend/xrdp does)")
 	timeout := flag.Duration("timeout", 5*time.Second, "give up on an echo after this long")
 	flag.Parse()
 	if err := run(*channel, *count, *interval, *payload, *display, *sockdir, *timeout); err != nil {
@@ -49,36 +49,20 @@ func run(channel string, count int, interval time.Duration, payload int, display
 	if count < 1 || payload < 0 {
 		return errors.New("-count must be at least 1 and -payload not negative")
 	}
-	_, num, _ := strings.Cut(display, ":")
-	num, _, _ = strings.Cut(num, ".")
-	if _, err := strconv.Atoi(num); err != nil {
-		return fmt.Errorf("no display number in DISPLAY=%q", display)
+	// The socket is found and the channel opened by backend/xrdp, which
+	// speaks both xrdpapi handshakes (xrdp 0.9 to 0.10.4, and 0.10.5+);
+	// everything after the handshake is this program's own.
+	op, err := xrdp.New(xrdp.Options{Display: display, SocketDir: sockdir})
+	if err != nil {
+		return err
 	}
-	if sockdir == "" {
-		sockdir = "/run/xrdp/sockdir"
-	}
-	c, err := net.Dial("unix", filepath.Join(sockdir, "xrdpapi_"+num))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	c, err := op.OpenSocket(ctx, channel)
+	cancel()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	// [u32 total = 16 + nameLen][u32 version = 0][u32 nameLen][name][u32 flags = 1 (dynamic)]
-	hs := binary.LittleEndian.AppendUint32(nil, uint32(16+len(channel)))
-	hs = binary.LittleEndian.AppendUint32(hs, 0)
-	hs = binary.LittleEndian.AppendUint32(hs, uint32(len(channel)))
-	hs = append(hs, channel...)
-	hs = binary.LittleEndian.AppendUint32(hs, 1)
-	if _, err := c.Write(hs); err != nil {
-		return err
-	}
-	var st [4]byte
-	c.SetReadDeadline(time.Now().Add(timeout))
-	if _, err := io.ReadFull(c, st[:]); err != nil {
-		return fmt.Errorf("waiting for the creation status: %w", err)
-	}
-	if s := binary.LittleEndian.Uint32(st[:]); s != 0 {
-		return fmt.Errorf("open %q: creation status 0x%08X", channel, s)
-	}
 
 	// Paced like simple.Pinger: a ping every interval whether or not the
 	// last echo is back, echoes read and timed on their own goroutine, so
