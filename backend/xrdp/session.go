@@ -256,3 +256,14 @@ func (op *Opener) OpenWhenConnected(ctx context.Context, name string, opts ...dv
 		delay = min(2*delay, reopenMaxDelay)
 	}
 }
+
+// WhenConnected returns an Opener whose Open is OpenWhenConnected: for a
+// program that hands an Opener to a channel protocol (pnp/server.Start,
+// say) and starts it again after the client came back.
+func (op *Opener) WhenConnected() dvc.Opener { return whenConnected{op} }
+
+type whenConnected struct{ op *Opener }
+
+func (w whenConnected) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
+	return w.op.OpenWhenConnected(ctx, name, opts...)
+}

@@ -24,6 +24,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -136,6 +137,7 @@ func serve(ctx context.Context, src source, p *simple.Pinger, channel string, lo
 		clog.Info("client connected; opening channel", "channel", channel)
 		conn, err := sess.opener.Open(ctx, channel, dvc.WithFramer(simple.FrameLen))
 		if err != nil {
+			sess.end(err)
 			sess.close()
 			if ctx.Err() != nil {
 				return total, ctx.Err()
@@ -148,8 +150,18 @@ func serve(ctx context.Context, src source, p *simple.Pinger, channel string, lo
 			last = err
 			continue
 		}
+		if !sess.gapSince.IsZero() {
+			// The pings due while no client was there count as sent and
+			// lost, as they would have on a connection that stalled.
+			gap := time.Since(sess.gapSince)
+			n := int(gap / cmp.Or(p.Interval, simple.DefaultInterval))
+			total.Sent += n
+			total.Lost += n
+			clog.Warn("client back; pinging again", "gap_ms", gap.Milliseconds(), "lost", n)
+		}
 		st, err := p.Run(ctx, conn)
 		conn.Close()
+		sess.end(err)
 		sess.close()
 		total.Merge(&st)
 		switch {
@@ -176,6 +188,19 @@ type session struct {
 	opener dvc.Opener
 	label  string // who is on the other end, for logs
 	close  func() // drop the connection
+	// ended, if set, is told why the session's run (or its open) ended:
+	// a source that can wait for the same client to come back (xrdp)
+	// decides from it whether there is a next session.
+	ended func(err error)
+	// gapSince, if set, is when the client of the session before this one
+	// went away: the pings due since then are counted lost.
+	gapSince time.Time
+}
+
+func (s *session) end(err error) {
+	if s.ended != nil {
+		s.ended(err)
+	}
 }
 
 // mode opens a source from the flags. stderr is for plain warnings the

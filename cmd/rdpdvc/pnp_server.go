@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/rdpdvc/rdpdvc/backend/xrdp"
 	"github.com/rdpdvc/rdpdvc/dvc"
@@ -112,8 +114,10 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	r := script.New(stdout)
 	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent}
 	var op dvc.Opener
+	var xo *xrdp.Opener
 	if useXRDP {
-		xo, err := xrdp.New(xrdp.Options{Display: display})
+		var err error
+		xo, err = xrdp.New(xrdp.Options{Display: display})
 		if err != nil {
 			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 			return 1
@@ -122,7 +126,9 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		// backend/xrdp refuses more: split writes to fit (pnp/server).
 		cfg.MaxMessage = xrdp.MaxWrite
 		r.Print(map[string]any{"event": "session", "backend": "xrdp", "socket": xo.SocketPath()})
-		op = xo
+		co := watchClient(ctx, xo, xo)
+		defer co.stop()
+		op = co
 	} else {
 		ln, err := portable.Listen(cli.ListenAddr(addr, stderr), portable.Config{Logger: log})
 		if err != nil {
@@ -150,15 +156,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer r.Close()
 
 	if in == nil {
-		srv.SubscribeAll(func(e server.CustomEvent) {
-			r.Print(map[string]any{"event": "custom-event", "guid": e.GUID, "device": e.DeviceID, "data": fmt.Sprintf("%x", e.Data)})
-		})
-		select {
-		case <-ctx.Done():
-		case <-srv.Done():
-			r.Print(map[string]any{"event": "disconnected", "error": errString(srv.Err())})
-		}
-		return 0
+		return monitorPNP(ctx, srv, xo, cfg, r, stderr)
 	}
 	failed, err := r.Run(ctx, in)
 	if err != nil {
@@ -170,6 +168,84 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 1
 	}
 	return 0
+}
+
+// monitorPNP prints device and custom events until ctx is done or the
+// client hangs up. In an xrdp session (xo set) a client that disconnects
+// is waited for: xrdp keeps the session, a client may reconnect to it, and
+// its devices then arrive again on a new PNPDR.
+func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg server.Config, r *script.Runner, stderr io.Writer) int {
+	for {
+		srv.SubscribeAll(func(e server.CustomEvent) {
+			r.Print(map[string]any{"event": "custom-event", "guid": e.GUID, "device": e.DeviceID, "data": fmt.Sprintf("%x", e.Data)})
+		})
+		select {
+		case <-ctx.Done():
+			srv.Close()
+			return 0
+		case <-srv.Done():
+		}
+		err := srv.Err()
+		srv.Close()
+		r.Print(map[string]any{"event": "disconnected", "error": errString(err)})
+		if xo == nil || !errors.Is(err, dvc.ErrConnectionLost) || errors.Is(err, xrdp.ErrSessionEnded) {
+			return 0
+		}
+		r.Print(map[string]any{"event": "waiting", "for": "a client to reconnect to the session"})
+		co := watchClient(ctx, xo, xo.WhenConnected())
+		defer co.stop()
+		var serr error
+		srv, serr = server.Start(ctx, co, cfg)
+		if serr != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			fmt.Fprintln(stderr, "rdpdvc pnp-server:", serr)
+			return 1
+		}
+		r.Attach(srv)
+		r.Print(map[string]any{"event": "connected"})
+	}
+}
+
+// clientOpener is an Opener for one client of an xrdp session. Its Done
+// is closed when chansrv reports that the client, once connected, has
+// disconnected (xrdp 0.10.5+): pnp/server takes that as the end of the
+// connection and removes the client's devices (MS-RDPEPNP 3.3.5.1.2.1),
+// which it could not learn otherwise, since chansrv passes a disconnect
+// on to a channel only when the program writes to it, and PNPDR is quiet
+// once the devices are listed. On older xrdp Done never closes.
+type clientOpener struct {
+	dvc.Opener
+	done chan struct{}
+	stop func() // ends the watch; safe to call more than once
+}
+
+func (c *clientOpener) Done() <-chan struct{} { return c.done }
+
+func watchClient(ctx context.Context, xo *xrdp.Opener, op dvc.Opener) *clientOpener {
+	c := &clientOpener{Opener: op, done: make(chan struct{}), stop: func() {}}
+	w, err := xo.WatchSession(ctx)
+	if err != nil {
+		return c // ErrNoSessionEvents, or no chansrv: the open will say
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		if w.Wait(wctx, true) == nil && w.Wait(wctx, false) == nil {
+			close(c.done)
+		}
+	}()
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			w.Close()
+			<-finished
+		})
+	}
+	return c
 }
 
 func errString(err error) string {
