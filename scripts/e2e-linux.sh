@@ -407,7 +407,7 @@ if [ -n "${RDPDVC_STACK:-}" ] && id xrdp >/dev/null 2>&1 && getent group ssl-cer
 	usermod -a -G ssl-cert xrdp
 	log "added user xrdp to group ssl-cert (xrdp must read its TLS key)"
 fi
-log "$(xrdp --version 2>&1 | head -n1), $(dpkg-query -W -f='xorgxrdp ${Version}, ' xorgxrdp 2>/dev/null)$($XFREERDP /version 2>&1 | grep -m1 -o 'version [0-9.]*' || true)"
+log "$(xrdp --version 2>&1 | head -n1), $(dpkg-query -W -f='xorgxrdp ${Version}, ' xorgxrdp 2>/dev/null)$(dpkg-query -W -f='FreeRDP (freerdp'$FREERDP'-x11) ${Version}' freerdp$FREERDP-x11 2>/dev/null)"
 start sesman xrdp-sesman --nodaemon -c "$WORK/sesman.ini"
 listening() { ss -Hlpn 2>/dev/null | grep -q "pid=$1,"; }
 wait_for 15 "xrdp-sesman listening" listening "$PID_sesman" || die "xrdp-sesman did not start"

@@ -13,7 +13,10 @@
 //	-listen 127.0.0.1:3390   portable transport: wait for rdp-simple-plugin-client
 //	                         (or any portable client) to connect; serve each
 //	                         client in turn, and keep listening when one dies
-//	-xrdp [-display :10]     inside an xrdp session, through chansrv
+//	-xrdp [-display :10]     inside an xrdp session, through chansrv; when
+//	                         the client disconnects, wait for one to
+//	                         reconnect to the session (the pings due
+//	                         meanwhile count as lost) and go on
 //
 // With no mode flag the server uses xrdp when it runs inside an xrdp
 // session, and otherwise listens on 127.0.0.1:3390. Flags also accept the

@@ -30,7 +30,8 @@ const pnpServerUsage = `usage: rdpdvc pnp-server [-listen ADDR | -xrdp [-display
 Waits for the client's devices, prints each device it redirects as it comes
 and goes, and, with -script, runs the script's commands against the
 devices, one JSON line per result on stdout. Without -script it prints
-events until Ctrl+C or until the client hangs up. The exit status is 0 when
+events until Ctrl+C or until the client hangs up; in an xrdp session it
+then waits for a client to reconnect to the session and goes on. The exit status is 0 when
 every command did what it was expected to, 1 otherwise, 2 for bad usage.
 
 Where the client is:
