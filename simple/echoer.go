@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -137,9 +138,18 @@ func (r *Replier) Send(msg []byte) bool {
 }
 
 // Closed implements dvc.Handler's Closed for an embedding handler.
+//
+// The peer closing the channel, this program closing it, or the end of
+// the whole connection (dvc.ErrConnectionLost: the program logs why the
+// connection ended, once, not once per channel) is logged at Info;
+// anything else at Warn.
 func (r *Replier) Closed(err error) {
-	if err != nil {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, dvc.ErrClosed) && !errors.Is(err, dvc.ErrConnectionLost) && !errors.Is(err, context.Canceled) {
 		r.log.Warn("channel closed", "err", err)
+		return
+	}
+	if err != nil {
+		r.log.Info("channel closed", "why", err)
 		return
 	}
 	r.log.Info("channel closed")

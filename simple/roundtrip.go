@@ -113,21 +113,31 @@ func (t *Tracker) Resolve(r Reply) {
 		t.stats.Received++
 		t.stats.RTTs = append(t.stats.RTTs, r.RTT)
 		if t.log.Enabled(context.Background(), slog.LevelInfo) {
-			t.log.Info(t.line(r))
+			t.log.Info(t.line(r), r.figures())
 		}
 	case Lost:
 		t.stats.Lost++
-		t.log.Warn(t.line(r), t.sizeKey, r.Payload, "err", r.Err)
+		t.log.Warn(t.line(r), t.sizeKey, r.Payload, "err", r.Err, r.figures())
 	case Mismatched:
 		t.stats.Mismatched++
-		t.log.Warn(t.line(r), t.sizeKey, r.Payload, "rttMs", fmt.Sprintf("%.2f", ms(r.RTT)), "err", r.Err)
+		t.log.Warn(t.line(r), t.sizeKey, r.Payload, "rttMs", fmt.Sprintf("%.2f", ms(r.RTT)), "err", r.Err, r.figures())
 	case Unexpected:
 		t.stats.Unexpected++
-		t.log.Warn(t.line(r), "size", r.Payload, "err", r.Err)
+		t.log.Warn(t.line(r), "size", r.Payload, "err", r.Err, r.figures())
 	}
 	if t.onReply != nil {
 		t.onReply(r)
 	}
+}
+
+// figures are r's numbers as log fields, in the group "ping" (the
+// message says them for people; a JSON log keeps them as fields).
+func (r Reply) figures() slog.Attr {
+	as := []any{"seq", r.Seq, "payload", r.Payload, "outcome", r.Outcome.String()}
+	if r.Outcome == Received || r.Outcome == Mismatched {
+		as = append(as, "rtt_ms", ms(r.RTT))
+	}
+	return slog.Group("ping", as...)
 }
 
 // loseAll counts every outstanding request of size bytes lost for err.

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
 	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
 	lf.Register(fs)
-	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}
@@ -73,18 +73,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cli.WarnExposed(stderr, addr)
 
 	echoer := &simple.Echoer{Logger: log}
+	responder := &echo.Responder{Logger: log}
 	listeners := map[string]dvc.Listener{channel: echoer}
 	if withEcho && channel != echo.ChannelName {
-		listeners[echo.ChannelName] = &echo.Responder{Logger: log}
+		listeners[echo.ChannelName] = responder
+	}
+	if reconnect {
+		// Until Ctrl+C: -retry bounds the first wait only without it.
+		retry = -1
 	}
 	code = cli.Reconnect(ctx, reconnect, log, func(ctx context.Context) error {
 		return connectAndServe(ctx, addr, retry, listeners, log)
 	})
-	report(log, echoer)
+	report(log, channel, echoer, responder)
 	return code
 }
 
-func report(log *slog.Logger, e *simple.Echoer) {
+// report logs what each listener answered: the Simple echoes on channel,
+// and the MS-RDPEECO requests the ECHO listener answered, if any.
+func report(log *slog.Logger, channel string, e *simple.Echoer, r *echo.Responder) {
 	c := e.Counts()
-	log.Info("echoed", "channels", c.Channels, "messages", c.Messages, "bytes", c.Bytes)
+	log.Info("echoed", "channel", channel, "channels", c.Channels, "messages", c.Messages, "bytes", c.Bytes)
+	if n := r.Requests(); n > 0 {
+		log.Info("echoed", "channel", echo.ChannelName, "requests", n)
+	}
 }

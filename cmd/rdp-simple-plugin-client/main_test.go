@@ -74,9 +74,11 @@ func TestClientEchoesThenExitsWhenServerLeaves(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("client exit %d\n%s%s", code, out.String(), errb.String())
 	}
-	if !strings.Contains(out.String(), "echo channel=dvc::sample::simpleplugin id=1 seq=3 size=5140") ||
-		!strings.Contains(out.String(), "echoed channels=1 messages=3") {
-		t.Fatalf("client log:\n%s", out.String())
+	if !strings.Contains(errb.String(), "echo channel=dvc::sample::simpleplugin id=1 seq=3 size=5140") ||
+		!strings.Contains(errb.String(), "echoed channel=dvc::sample::simpleplugin channels=1 messages=3") ||
+		!strings.Contains(errb.String(), "echoed channel=ECHO requests=2") ||
+		strings.Contains(errb.String(), " WARN ") {
+		t.Fatalf("client log:\n%s", errb.String())
 	}
 }
 
@@ -90,8 +92,8 @@ func TestClientGivesUpConnecting(t *testing.T) {
 	l.Close()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"/connect", addr, "-retry", "300ms"}, &out, &errb)
-	if code != 1 || !strings.Contains(out.String(), "gave up after 300ms") {
-		t.Fatalf("exit %d\n%s", code, out.String())
+	if code != 1 || !strings.Contains(errb.String(), "gave up after 300ms") {
+		t.Fatalf("exit %d\n%s", code, errb.String())
 	}
 }
 

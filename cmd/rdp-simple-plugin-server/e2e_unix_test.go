@@ -176,7 +176,7 @@ func TestE2ECount(t *testing.T) {
 	if out := srv.output(); !strings.Contains(out, "3 sent, 3 received, 0 lost, 0 mismatched, 0.0% loss") {
 		t.Fatalf("no summary:\n%s", out)
 	}
-	if out := cl.output(); !strings.Contains(out, "echoed channels=1 messages=3 bytes=15420") {
+	if out := cl.output(); !strings.Contains(out, "echoed channel=dvc::sample::simpleplugin channels=1 messages=3 bytes=15420") {
 		t.Fatalf("client counts:\n%s", out)
 	}
 }

@@ -22,8 +22,11 @@
 // session, and otherwise listens on 127.0.0.1:3390. Flags also accept the
 // sample's spelling: /count 5, /filehandle, --count 5.
 //
-// Logs, Ping lines included, go to stdout with the summary, so that
-// "rdp-simple-plugin-server | grep Ping#" works as with the other samples.
+// Logs, Ping lines included, go to stderr; the summary, the result, to
+// stdout ("rdp-simple-plugin-server 2>&1 | grep Ping#" finds the pings).
+// With -log-format json each ping's figures are fields of its record
+// ("ping": seq, payload, rtt_ms, outcome) and the summary is one JSON
+// record on stdout.
 package main
 
 import (
@@ -87,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: rdp-simple-plugin-server [-listen host:port | -xrdp | -filehandle] [flags]\n\nmodes: %s\n\n", strings.Join(modeNames(), ", "))
 		fs.PrintDefaults()
 	}
-	log, code, ok := o.log.ParseFlags(fs, args, stdout)
+	log, code, ok := o.log.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}

@@ -36,7 +36,7 @@ func TestWindowsOutsideSessionSaysSo(t *testing.T) {
 	for _, args := range [][]string{{"-count", "1"}, {"/filehandle", "/count", "1"}} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), args, &out, &errb)
-		if code != 1 || !strings.Contains(out.String(), "not inside an RDP session") {
+		if code != 1 || !strings.Contains(errb.String(), "not inside an RDP session") {
 			t.Errorf("%q: exit %d\nstdout: %s\nstderr: %s", args, code, out.String(), errb.String())
 		}
 	}

@@ -49,7 +49,7 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.StringVar(&as, "as", "drdynvc", "what the bytes are: chanpdu (a chunk stream as the portable transport carries it), drdynvc (one MS-RDPEDYC PDU), simple (Simple frames), pnpdr or fileredirector (one MS-RDPEPNP message)")
 	fs.StringVar(&replyTo, "reply-to", "", "fileredirector -from client: the request the reply answers (read, write, ioctl, create, caps): a reply does not say")
-	fs.StringVar(&from, "from", "", "drdynvc: who sent it, server or client (Cmd 0x01 and 0x05 mean different PDUs each way); chanpdu: decode each message as drdynvc from that side")
+	fs.StringVar(&from, "from", "", "drdynvc: who sent it, server or client (Cmd 0x01 and 0x05 mean different PDUs each way; without -from both readings are printed where they differ); chanpdu: decode each message as drdynvc from that side")
 	fs.StringVar(&in, "in", "", "read from `file` (- for stdin) instead of the arguments")
 	fs.StringVar(&format, "input", "auto", "input encoding: hex, bin or auto (hex if it only has hex digits, spaces, ':' or '0x')")
 	fs.Usage = func() {
@@ -67,9 +67,9 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	o := decodeOptions{replyTo: replyTo}
 	switch from {
 	case "":
-		if as == "drdynvc" || as == "pnpdr" || as == "fileredirector" {
-			fmt.Fprintf(stderr, "rdpdvc decode: -as %s needs -from server or -from client\n", as)
-			return 2
+		if as == "drdynvc" {
+			// Both readings, where they differ (decodeEitherWay).
+			dec = decodeEitherWay
 		}
 	case "server":
 		o.from = drdynvc.FromServer
@@ -107,6 +107,11 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	b, err := inputBytes(raw, format)
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc decode:", err)
+		return 2
+	}
+	if from == "" && (as == "pnpdr" || as == "fileredirector") {
+		// Checked after the input, so that bad input is what is said first.
+		fmt.Fprintf(stderr, "rdpdvc decode: -as %s needs -from server or -from client (the same bytes mean different messages each way)\n", as)
 		return 2
 	}
 	v, derr := dec(b, o)
@@ -172,6 +177,39 @@ func decodeDRDYNVC(b []byte, o decodeOptions) (any, error) {
 		return v, fmt.Errorf("%d bytes after the %s", len(b)-p.Len(), p.Name())
 	}
 	return v, nil
+}
+
+// decodeEitherWay decodes a PDU whose sender is not given: once as the
+// server's and once as the client's. Where both read the same PDU (DATA,
+// CLOSE, ...) it is printed once with "from" "server or client"; where
+// the Cmd means different PDUs each way (0x01, 0x05: MS-RDPEDYC 2.2) both
+// readings are printed, and it fails only when neither parses.
+func decodeEitherWay(b []byte, o decodeOptions) (any, error) {
+	o.from = drdynvc.FromServer
+	vs, errS := decodeDRDYNVC(b, o)
+	o.from = drdynvc.FromClient
+	vc, errC := decodeDRDYNVC(b, o)
+	ps, okS := vs.(pduJSON)
+	pc, okC := vc.(pduJSON)
+	switch {
+	case okS && okC && ps.PDU == pc.PDU && errS == nil && errC == nil:
+		ps.From = "server or client"
+		return ps, nil
+	case errS != nil && errC != nil:
+		return nil, fmt.Errorf("as the server's: %v; as the client's: %v", errS, errC)
+	}
+	var both []any
+	for _, r := range []struct {
+		v   any
+		err error
+	}{{vs, errS}, {vc, errC}} {
+		if r.err != nil {
+			both = append(both, map[string]string{"error": r.err.Error()})
+		} else {
+			both = append(both, r.v)
+		}
+	}
+	return both, nil
 }
 
 type chunkJSON struct {

@@ -43,7 +43,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
 	fs.BoolVar(&withPNP, "pnp", true, "after the pings, redirect devices over MS-RDPEPNP and drive them from the server side (-pnp=false skips it)")
 	lf.Register(fs)
-	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}
@@ -55,7 +55,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// with -v only.
 	clientLF := lf
 	clientLF.Quiet = !lf.Verbose
-	clientLog, _ := clientLF.Logger(stdout)
+	clientLog, _ := clientLF.Logger(stderr)
 
 	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client")})
 	code = lf.Finish(stdout, log, simple.ChannelName, &st, err, "demo failed")

@@ -45,7 +45,7 @@ func runPNPDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "rdpdvc pnp-demo: no arguments wanted")
 		return 2
 	}
-	log, err := lf.Logger(stdout)
+	log, err := lf.Logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-demo:", err)
 		return 2

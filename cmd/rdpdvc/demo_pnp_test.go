@@ -15,11 +15,14 @@ func TestPNPDemo(t *testing.T) {
 		"PNP: slow IOCTL cancelled", "ERROR_OPERATION_ABORTED", `PNP: custom event guid={7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} device=2 data="hello from the device"`,
 		"PNP: device-removed id=1", "PNP: demo complete",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
-	if strings.Contains(out, "ERROR ") || strings.Contains(out, "WARN") {
-		t.Errorf("demo logged problems:\n%s", out)
+	if strings.Contains(errs, "ERROR ") || strings.Contains(errs, "WARN") {
+		t.Errorf("demo logged problems:\n%s", errs)
+	}
+	if out != "" {
+		t.Errorf("log lines on stdout:\n%s", out)
 	}
 }

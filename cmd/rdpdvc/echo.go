@@ -71,7 +71,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
 	lf.Register(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, echoUsage); fs.PrintDefaults() }
-	log, code, ok := lf.ParseFlags(fs, args, stdout)
+	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}

@@ -25,7 +25,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "help", "-h", "-help", "--help", "/?":
+	case "help", "-h", "-help", "--help", "/?", "/h", "/help":
+		if len(args) > 1 && args[0] == "help" {
+			// "rdpdvc help CMD" is "rdpdvc CMD -h".
+			c, ok := commands[args[1]]
+			if !ok {
+				fmt.Fprintf(stderr, "rdpdvc: unknown command %q\n\n", args[1])
+				usage(stderr)
+				return 2
+			}
+			return c.run(ctx, []string{"-h"}, stdout, stderr)
+		}
 		usage(stdout)
 		return 0
 	}
@@ -43,5 +53,5 @@ func usage(w io.Writer) {
 	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\n`rdpdvc <command> -h` shows a command's flags.")
+	fmt.Fprintln(w, "\n`rdpdvc help <command>` or `rdpdvc <command> -h` shows a command's flags;\n`rdpdvc -version` the version. Exit status: 0 success, 1 failure, 2 bad usage.")
 }

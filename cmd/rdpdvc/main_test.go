@@ -44,52 +44,73 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{" INFO Ping#1 payload=5120 rttMs=", "Ping#3 payload=5120 rttMs=",
-		"--- dvc::sample::simpleplugin ping statistics ---", "3 sent, 3 received, 0 lost, 0 mismatched, 0.0% loss", "rtt min/avg/p50/p99/max = "} {
+	// The results on stdout, the logs (Ping lines among them) on stderr.
+	for _, want := range []string{"--- dvc::sample::simpleplugin ping statistics ---", "3 sent, 3 received, 0 lost, 0 mismatched, 0.0% loss", "rtt min/avg/p50/p99/max = "} {
 		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, " ERROR ") || strings.Contains(out, " WARN ") {
-		t.Errorf("demo logged problems:\n%s", out)
+	for _, want := range []string{" INFO Ping#1 payload=5120 rttMs=", "Ping#3 payload=5120 rttMs="} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if strings.Contains(out, "Ping#") || strings.Contains(out, " INFO ") {
+		t.Errorf("log lines on stdout:\n%s", out)
+	}
+	if strings.Contains(errs, " ERROR ") || strings.Contains(errs, " WARN ") {
+		t.Errorf("demo logged problems:\n%s", errs)
 	}
 	// The PNP part: every step of it is logged, and it ends complete.
 	for _, want := range []string{"PNP: device-arrived id=1", "PNP: read back the same bytes", "PNP: IOCTL echo",
 		"PNP: slow IOCTL cancelled", "PNP: custom event", "PNP: device-removed id=1", "PNP: demo complete"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
 }
 
 func TestDemoWithoutPNP(t *testing.T) {
 	code, out, errs := runArgs(t, "demo", "-count", "1", "-interval", "10ms", "-pnp=false")
-	if code != 0 || strings.Contains(out, "PNP:") {
+	if code != 0 || strings.Contains(out+errs, "PNP:") {
 		t.Fatalf("exit %d, output:\n%s\n%s", code, out, errs)
 	}
 }
 
 func TestDemoJSON(t *testing.T) {
-	code, out, _ := runArgs(t, "demo", "-count", "2", "-interval", "10ms", "-payload", "0", "-log-format", "json")
+	code, out, errs := runArgs(t, "demo", "-count", "2", "-interval", "10ms", "-payload", "0", "-log-format", "json", "-pnp=false")
 	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, out)
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	var last map[string]any // the summary record
-	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(l), &rec); err != nil {
-			t.Fatalf("not JSON: %q", l)
+	records := func(text string) []map[string]any {
+		var rs []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(l), &rec); err != nil {
+				t.Fatalf("not JSON: %q", l)
+			}
+			rs = append(rs, rec)
 		}
-		if rec["msg"] == "summary" {
-			last = rec
+		return rs
+	}
+	// stdout: the result, one summary record.
+	res := records(out)
+	st, _ := res[len(res)-1]["stats"].(map[string]any)
+	if len(res) != 1 || res[0]["msg"] != "summary" || st["received"] != 2.0 {
+		t.Fatalf("stdout %v", res)
+	}
+	// stderr: the logs, each ping's figures as fields.
+	var ping map[string]any
+	for _, rec := range records(errs) {
+		if p, ok := rec["ping"].(map[string]any); ok && p["seq"] == 2.0 {
+			ping = p
 		}
 	}
-	st, _ := last["stats"].(map[string]any)
-	if last["msg"] != "summary" || st["received"] != 2.0 {
-		t.Fatalf("last record %v", last)
+	if ping == nil || ping["payload"] != 0.0 || ping["outcome"] != "received" {
+		t.Fatalf("no Ping#2 record with fields in:\n%s", errs)
 	}
-	if !strings.Contains(out, `"msg":"Ping#2 payload=0 rttMs=`) {
-		t.Fatalf("%s", out)
+	if rtt, ok := ping["rtt_ms"].(float64); !ok || rtt <= 0 {
+		t.Fatalf("Ping#2 rtt_ms = %v", ping["rtt_ms"])
 	}
 }
 
@@ -128,7 +149,7 @@ func TestEchoConnect(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	for _, want := range []string{"Echo#1 size=100 rttMs=", "Echo#3 size=100", "--- ECHO ping statistics ---", "3 sent, 3 received, 0 lost"} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(out+errs, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
@@ -195,8 +216,20 @@ func TestDecodeDRDYNVC(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "DYNVC_CREATE_RSP") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	if code, _, errs := runArgs(t, "decode", "-as", "drdynvc", "50"); code != 2 || !strings.Contains(errs, "-from") {
-		t.Fatalf("no -from: %d %s", code, errs)
+	// Without -from: where both readings agree, one answer; where Cmd
+	// 0x01 means a request from the server and a response from the
+	// client, both; bad input is said before anything about -from.
+	if code, out, errs := runArgs(t, "decode", "30 03 68 69"); code != 0 || !strings.Contains(out, `"from": "server or client"`) || !strings.Contains(out, "DYNVC_DATA") {
+		t.Fatalf("DATA without -from: %d %s%s", code, out, errs)
+	}
+	if code, out, errs := runArgs(t, "decode", "10 03 00 00 00 00"); code != 0 || !strings.Contains(out, "DYNVC_CREATE_RSP") || !strings.Contains(out, `"from": "client"`) || !strings.Contains(out, "DYNVC_CREATE_REQ") {
+		t.Fatalf("Cmd 0x01 without -from: %d %s%s", code, out, errs)
+	}
+	if code, _, errs := runArgs(t, "decode", "zz"); code != 2 || !strings.Contains(errs, "not hex") || strings.Contains(errs, "-from") {
+		t.Fatalf("bad hex without -from: %d %s", code, errs)
+	}
+	if code, _, errs := runArgs(t, "decode", "-as", "drdynvc", "50"); code != 1 || !strings.Contains(errs, "as the server's") || !strings.Contains(errs, "as the client's") {
+		t.Fatalf("truncated without -from: %d %s", code, errs)
 	}
 	if code, _, errs := runArgs(t, "decode", "-as", "drdynvc", "-from", "server", "50 00"); code != 1 || errs == "" {
 		t.Fatalf("truncated: %d %s", code, errs)

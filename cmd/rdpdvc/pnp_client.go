@@ -154,7 +154,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		devs = append(devs, d)
 	}
-	log, err := lf.Logger(stdout)
+	log, err := lf.Logger(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-client:", err)
 		return 2

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +35,10 @@ func NormalizeArgs(fs *flag.FlagSet, args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
+		if isHelp(a) {
+			out = append(out, "-h")
+			continue
+		}
 		if len(a) > 1 && a[0] == '/' {
 			name, value, hasValue := strings.Cut(a[1:], "=")
 			if f := lookupFold(fs, name); f != nil {
@@ -46,6 +51,16 @@ func NormalizeArgs(fs *flag.FlagSet, args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// isHelp reports whether a asks for help in a spelling Go's flag package
+// does not know (it knows -h, -help and --help).
+func isHelp(a string) bool {
+	switch strings.ToLower(a) {
+	case "/?", "/h", "/help", "-?":
+		return true
+	}
+	return false
 }
 
 func lookupFold(fs *flag.FlagSet, name string) *flag.Flag {
@@ -61,9 +76,27 @@ func lookupFold(fs *flag.FlagSet, name string) *flag.Flag {
 	return found
 }
 
-// Parse normalizes args (NormalizeArgs) and parses them into fs.
+// Parse normalizes args (NormalizeArgs) and parses them into fs. -h (and
+// the Windows spellings /?, /h, /help, and -?) prints fs.Usage; a bad
+// flag prints what flag says of it and one line pointing to -h, not the
+// whole usage, which would bury the error.
 func Parse(fs *flag.FlagSet, args []string) error {
-	return fs.Parse(NormalizeArgs(fs, args))
+	full := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = full }()
+	err := fs.Parse(NormalizeArgs(fs, args))
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		if full != nil {
+			full()
+		} else {
+			fmt.Fprintf(fs.Output(), "usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+	case err != nil:
+		fmt.Fprintf(fs.Output(), "Run '%s -h' for the flags.\n", fs.Name())
+	}
+	return err
 }
 
 // LogFlags are the logging flags every program has.
@@ -78,6 +111,9 @@ func (l *LogFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&l.Format, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&l.Verbose, "v", false, "verbose: log at debug level")
 	fs.BoolVar(&l.Quiet, "q", false, "quiet: log warnings and errors only")
+	// Main answers -version before the flags are parsed; it is defined
+	// here so that -h lists it and the parse accepts it.
+	fs.Bool("version", false, "print the version and exit")
 }
 
 // Logger builds the logger the flags ask for, writing to w. The text

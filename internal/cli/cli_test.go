@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"reflect"
@@ -131,5 +132,48 @@ func TestSignalContextOnSIGINT(t *testing.T) {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("Ctrl+C did not cancel")
+	}
+}
+
+func TestParseBadFlagIsShort(t *testing.T) {
+	var out bytes.Buffer
+	fs := flag.NewFlagSet("prog", flag.ContinueOnError)
+	fs.SetOutput(&out)
+	fs.Int("count", 0, "pings")
+	full := false
+	fs.Usage = func() { full = true; fmt.Fprintln(fs.Output(), "FULL USAGE") }
+	if code, ok := ParseArgs(fs, []string{"-frobnicate"}); ok || code != 2 {
+		t.Fatalf("ParseArgs = %d, %v; want 2, false", code, ok)
+	}
+	if full || strings.Count(out.String(), "\n") != 2 || !strings.Contains(out.String(), "-frobnicate") || !strings.Contains(out.String(), "Run 'prog -h'") {
+		t.Fatalf("bad flag printed:\n%s", out.String())
+	}
+}
+
+func TestParseHelpSpellings(t *testing.T) {
+	for _, h := range []string{"-h", "-help", "--help", "/?", "/h", "/help", "/HELP", "-?"} {
+		var out bytes.Buffer
+		fs := flag.NewFlagSet("prog", flag.ContinueOnError)
+		fs.SetOutput(&out)
+		fs.Usage = func() { fmt.Fprintln(fs.Output(), "FULL USAGE") }
+		if code, ok := ParseArgs(fs, []string{h}); ok || code != 0 || !strings.Contains(out.String(), "FULL USAGE") {
+			t.Errorf("%s: ParseArgs = %d, %v, printed %q; want the usage and 0", h, code, ok, out.String())
+		}
+	}
+}
+
+func TestWantsVersion(t *testing.T) {
+	for args, want := range map[string]bool{
+		"-version": true, "--version": true, "/version": true, "-count 2 -version": true,
+		"-count 2": false, "-- -version": false, "": false,
+	} {
+		if got := WantsVersion(strings.Fields(args)); got != want {
+			t.Errorf("WantsVersion(%q) = %v", args, got)
+		}
+	}
+	// A test binary has build information: the line names the module's
+	// version (or "(devel)") and the Go version.
+	if v := Version("prog"); !strings.HasPrefix(v, "prog ") || !strings.Contains(v, "go1.") {
+		t.Errorf("Version = %q", v)
 	}
 }

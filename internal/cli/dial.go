@@ -20,8 +20,8 @@ const (
 )
 
 // Redial calls dial until it succeeds, ctx is done, or retry has passed
-// since the first attempt, so that a client and its server can be started
-// in either order. The first failure is logged at Info; the error after
+// since the first attempt (a negative retry: until ctx is done), so that a
+// client and its server can be started in either order. The first failure is logged at Info; the error after
 // the last one names addr and ends with hint (when not empty), e.g. what
 // should be listening there.
 func Redial[C any](ctx context.Context, addr string, retry time.Duration, hint string, log *slog.Logger, dial func(ctx context.Context) (C, error)) (C, error) {
@@ -37,7 +37,7 @@ func Redial[C any](ctx context.Context, addr string, retry time.Duration, hint s
 		if ctx.Err() != nil {
 			return zero, ctx.Err()
 		}
-		if time.Now().After(deadline) {
+		if retry >= 0 && time.Now().After(deadline) {
 			if hint != "" {
 				hint = "; " + hint
 			}

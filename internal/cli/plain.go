@@ -27,6 +27,12 @@ type PlainHandler struct {
 	now    func() time.Time
 }
 
+// FiguresGroup is the attribute group in which package simple's round
+// trips (Ping#, Echo#) give their figures (seq, payload, rtt_ms,
+// outcome) to machine readers such as -log-format json. PlainHandler
+// leaves that group out: the message already says the same for people.
+const FiguresGroup = "ping"
+
 // NewPlainHandler returns a handler writing records at level or above to w.
 func NewPlainHandler(w io.Writer, level slog.Leveler) *PlainHandler {
 	return &PlainHandler{mu: new(sync.Mutex), w: w, level: level, now: time.Now}
@@ -49,6 +55,9 @@ func (h *PlainHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteString(r.Message)
 	b.WriteString(h.prefix)
 	r.Attrs(func(a slog.Attr) bool {
+		if h.group == "" && a.Key == FiguresGroup && a.Value.Kind() == slog.KindGroup {
+			return true
+		}
 		appendAttr(&b, h.group, a)
 		return true
 	})

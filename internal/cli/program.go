@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
 )
 
 // A RunFunc is a program (or subcommand) minus its process: it gets the
@@ -17,11 +20,62 @@ type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // Main runs run with the process's arguments and a context that Ctrl+C
 // cancels (SignalContext), then exits with its status.
+//
+// -version (also --version, /version) anywhere before "--" prints the
+// program's version (Version) on stdout and exits 0, in every program.
 func Main(run RunFunc) {
+	if WantsVersion(os.Args[1:]) {
+		fmt.Println(Version(filepath.Base(os.Args[0])))
+		os.Exit(0)
+	}
 	ctx, stop := SignalContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// WantsVersion reports whether args ask for the version.
+func WantsVersion(args []string) bool {
+	for _, a := range args {
+		switch strings.ToLower(a) {
+		case "--":
+			return false
+		case "-version", "--version", "/version":
+			return true
+		}
+	}
+	return false
+}
+
+// Version is the one line -version prints: the program's name, the
+// module's version and the VCS revision it was built from, as the Go
+// toolchain recorded them in the binary (debug.ReadBuildInfo).
+func Version(name string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return name + " (no build information)"
+	}
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = " (modified)"
+			}
+		}
+	}
+	v := name + " " + bi.Main.Version
+	if rev != "" {
+		v += " revision " + rev + dirty
+		if at != "" {
+			v += " of " + at
+		}
+	}
+	return v + ", " + bi.GoVersion
 }
 
 // ParseArgs parses args into fs (Parse), whose error handling must be
@@ -63,13 +117,14 @@ type Figures interface {
 
 // Finish reports how a probe of the channel name ended and returns the
 // program's exit status. The figures go to stdout as their Summary, or
-// with -log-format json as a "summary" record (Figures that are also a
-// slog.LogValuer log as such). An err other than a Ctrl+C is logged at
+// with -log-format json as one JSON "summary" record on stdout (Figures
+// that are also a slog.LogValuer are written as such); logs go to log. An err other than a Ctrl+C is logged at
 // Error with msg. The status is 1 after such an error or when s is not
 // OK, else 0.
 func (l *LogFlags) Finish(stdout io.Writer, log *slog.Logger, name string, s Figures, err error, msg string) int {
 	if l.Format == "json" {
-		log.Info("summary", "channel", name, "stats", s)
+		// A result, so on stdout like the text summary: one JSON record.
+		slog.New(slog.NewJSONHandler(stdout, nil)).Info("summary", "channel", name, "stats", s)
 	} else {
 		fmt.Fprint(stdout, s.Summary(name))
 	}
