@@ -24,7 +24,7 @@ func openPortable(_ context.Context, o *options, log *slog.Logger, stderr io.Wri
 	if err != nil {
 		return nil, err
 	}
-	log.Info("listening (portable transport); start rdp-simple-plugin-client -connect "+ln.Addr().String(), "addr", ln.Addr().String())
+	log.Info("listening (portable transport); start rdp-simple-plugin-client -connect "+cli.DialAddr(ln.Addr()), "addr", ln.Addr().String())
 	return &portableSource{ln: ln, log: log}, nil
 }
 

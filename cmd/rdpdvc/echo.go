@@ -126,7 +126,7 @@ func echoOpener(ctx context.Context, o *echoOptions, log *slog.Logger, stderr io
 		return nil, nil, err
 	}
 	defer ln.Close()
-	log.Info("waiting for a client (portable transport)", "addr", ln.Addr().String())
+	log.Info("waiting for a client (portable transport): rdp-simple-plugin-client -connect "+cli.DialAddr(ln.Addr()), "addr", ln.Addr().String())
 	srv, err := ln.Accept(ctx)
 	if err != nil {
 		return nil, nil, err

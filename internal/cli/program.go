@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -139,13 +141,26 @@ func (l *LogFlags) Finish(stdout io.Writer, log *slog.Logger, name string, s Fig
 }
 
 // ListenAddr is where a portable-transport server listens given its
-// -listen flag: DefaultAddr when the flag is empty. It warns on stderr
-// (WarnExposed) when that is not loopback.
-func ListenAddr(flagValue string, stderr io.Writer) string {
-	addr := flagValue
-	if addr == "" {
-		addr = DefaultAddr
+// -listen flag: DefaultAddr when the flag is empty. portable.Listen warns
+// when that is not loopback (once: stderr is not told again here).
+func ListenAddr(flagValue string, _ io.Writer) string {
+	if flagValue == "" {
+		return DefaultAddr
 	}
-	WarnExposed(stderr, addr)
-	return addr
+	return flagValue
+}
+
+// DialAddr is the address a client on this machine gives -connect to
+// reach a listener on a: the loopback address of a's family where a is
+// the unspecified address (0.0.0.0 or ::), which cannot be dialled.
+func DialAddr(a net.Addr) string {
+	t, ok := a.(*net.TCPAddr)
+	if !ok || !t.IP.IsUnspecified() {
+		return a.String()
+	}
+	ip := net.IPv6loopback
+	if t.IP.To4() != nil {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))
 }

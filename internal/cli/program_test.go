@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 )
@@ -88,7 +89,24 @@ func TestListenAddr(t *testing.T) {
 	if a := ListenAddr("", &errs); a != DefaultAddr || errs.Len() != 0 {
 		t.Fatalf("%q, warned %q", a, errs.String())
 	}
-	if a := ListenAddr("0.0.0.0:1", &errs); a != "0.0.0.0:1" || !strings.Contains(errs.String(), "WARNING: 0.0.0.0:1") {
+	// portable.Listen warns of a non-loopback address; ListenAddr must not
+	// say it a second time.
+	if a := ListenAddr("0.0.0.0:1", &errs); a != "0.0.0.0:1" || errs.Len() != 0 {
 		t.Fatalf("%q, warned %q", a, errs.String())
+	}
+}
+
+func TestDialAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"0.0.0.0:3409": "127.0.0.1:3409", "[::]:3409": "[::1]:3409",
+		"127.0.0.1:3390": "127.0.0.1:3390", "192.0.2.7:1": "192.0.2.7:1",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := DialAddr(a); got != want {
+			t.Errorf("DialAddr(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
