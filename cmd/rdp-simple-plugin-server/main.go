@@ -98,8 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rdp-simple-plugin-server: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if o.interval <= 0 || o.payload < 0 || o.payload > simple.MaxPayload || o.count < 0 {
-		fmt.Fprintln(stderr, "rdp-simple-plugin-server: -interval must be > 0, -payload 0..16777216, -count >= 0")
+	if err := cli.CheckPings(o.count, o.interval, o.payload, simple.MaxPayload); err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-server:", err)
 		return 2
 	}
 

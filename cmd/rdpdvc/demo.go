@@ -47,8 +47,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if count < 0 || interval <= 0 || payload < 0 || payload > simple.MaxPayload || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "rdpdvc demo: want -count >= 0, -interval > 0, -payload 0..16777216 and no arguments")
+	if err := cli.CheckPings(count, interval, payload, simple.MaxPayload); err != nil {
+		fmt.Fprintln(stderr, "rdpdvc demo:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rdpdvc demo: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	// The client's per-message lines would double the output; show them

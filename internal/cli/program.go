@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // A RunFunc is a program (or subcommand) minus its process: it gets the
@@ -163,4 +164,19 @@ func DialAddr(a net.Addr) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))
+}
+
+// CheckPings checks the flags of a program that pings (-count, -interval,
+// -payload) and names the first one that is out of range, with the value
+// given, so that a user sees which flag to mend.
+func CheckPings(count int, interval time.Duration, payload, maxPayload int) error {
+	switch {
+	case count < 0:
+		return fmt.Errorf("-count %d: want 0 (until Ctrl+C) or more", count)
+	case interval <= 0:
+		return fmt.Errorf("-interval %v: want more than 0", interval)
+	case payload < 0 || payload > maxPayload:
+		return fmt.Errorf("-payload %d: want 0 to %d bytes", payload, maxPayload)
+	}
+	return nil
 }

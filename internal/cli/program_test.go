@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -108,5 +109,27 @@ func TestDialAddr(t *testing.T) {
 		if got := DialAddr(a); got != want {
 			t.Errorf("DialAddr(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestCheckPingsNamesTheFlag(t *testing.T) {
+	for _, c := range []struct {
+		count    int
+		interval time.Duration
+		payload  int
+		want     string
+	}{
+		{-1, time.Second, 5, "-count -1"},
+		{1, 0, 5, "-interval 0s"},
+		{1, time.Second, -5, "-payload -5: want 0 to 100 bytes"},
+		{1, time.Second, 101, "-payload 101"},
+	} {
+		err := CheckPings(c.count, c.interval, c.payload, 100)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) || strings.Count(err.Error(), "-") > strings.Count(c.want, "-")+1 {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	if err := CheckPings(0, time.Millisecond, 0, 100); err != nil {
+		t.Error(err)
 	}
 }
