@@ -35,7 +35,11 @@
 #   (f) xfreerdp stops and starts again on the same session: the Simple
 #       server counts the gap's pings lost and goes on pinging, and (xrdp
 #       0.10.5 on, which reports disconnects) pnp-server sees the devices
-#       go and come back.
+#       go and come back;
+#   (g) rdpdvc echo -xrdp against the plugin's own echo feature (the new
+#       xfreerdp of (f) runs without /echo);
+#   (p) go test -tags freerdp|freerdp3 ./freerdp/plugin: the plugin's tests
+#       against the row's FreeRDP headers.
 # It always stops everything it started and removes what it created.
 # Exit status: 0 when every check of every row passed, 1 otherwise.
 #
@@ -60,7 +64,7 @@ while [ $# -gt 0 ]; do
 	--stack=*) STACK=${1#--stack=}; shift ;;
 	--clean) CLEAN=1; shift ;;
 	--inside) INSIDE=1; shift ;; # set by this script when it re-runs itself in a chroot
-	-h | --help) sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "e2e: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -532,6 +536,12 @@ check_b_burst() {
 }
 # The MS-RDPEECO server role as a probe of the client (issue 3, item 3).
 check_echo() { as_user "$BIN/rdpdvc" echo -xrdp -count 10 -interval 10ms >"$WORK/check-echo.log" 2>&1 && all_back "$WORK/check-echo.log" 10; }
+# The plugin's tests, which plain go test skips: the shared object links
+# neither libfreerdp nor libwinpr, and a stand-in for drdynvc compiled
+# from this row's FreeRDP headers drives Simple and ECHO through it and
+# sees it refuse the other major and an unknown feature.
+check_plugin_tests() { (cd "$ROOT" && CGO_ENABLED=1 go test -count=1 -tags "$BUILD_TAG" ./freerdp/plugin) >"$WORK/plugin-test.log" 2>&1; }
+check "(p) go test -tags $BUILD_TAG ./freerdp/plugin against FreeRDP $FREERDP's headers" check_plugin_tests
 check "(a) rdp-simple-plugin-server -xrdp pings FreeRDP's ECHO listener" check_a
 check "(b) rdp-simple-plugin-server -xrdp pings librdpdvc-client.so's Simple echo" check_b
 check "(b) an open with no client listener fails with $NO_LISTENER" check_b_refused
@@ -652,8 +662,10 @@ check_f() {
 			wait_for 30 "pnp-server to see the devices go" bash -c "[ \$(grep -c '\"event\":\"device-removed\"' '$pout') -ge 3 ]" || ok=1
 		fi
 		log "     reconnecting a client to the session"
-		start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info $XFREERDP /v:"127.0.0.1:$XRDP_PORT" \
-			/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS"
+		# This time the plugin answers ECHO itself (its echo feature), not
+		# FreeRDP's /echo: check (g) probes it.
+		start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=debug $XFREERDP /v:"127.0.0.1:$XRDP_PORT" \
+			/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /dvc:rdpdvc,simple,echo,"$PNP_ARGS"
 		if [ "$SESSION_EVENTS" = 1 ]; then
 			wait_for 60 "pnp-server to list the 3 devices again" bash -c "[ \$(grep -c '\"event\":\"device-arrived\"' '$pout') -ge 6 ]" || ok=1
 		fi
@@ -683,6 +695,17 @@ check_f() {
 	return "$ok"
 }
 check "(f) a client reconnects to the session: the Simple server and pnp-server carry on" check_f
+
+# (g) The plugin's own MS-RDPEECO listener (/dvc:rdpdvc,echo; xfreerdp now
+# runs without /echo, so nothing else answers ECHO), probed by rdpdvc echo.
+check_g() {
+	as_user "$BIN/rdpdvc" echo -xrdp -count 10 -interval 10ms >"$WORK/check-g.log" 2>&1 && all_back "$WORK/check-g.log" 10 || return 1
+	local n
+	n=$(grep -c 'msg=echo.*channel=ECHO' "$WORK/xfreerdp.log" || true)
+	log "     the plugin logged $n ECHO answers"
+	[ "$n" -ge 10 ]
+}
+check "(g) rdpdvc echo -xrdp: MS-RDPEECO round trips with the plugin's echo feature" check_g
 
 kill -0 "$PID_xfreerdp" 2>/dev/null || {
 	log "FAIL xfreerdp died during the checks"
