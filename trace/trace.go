@@ -1,0 +1,352 @@
+// Package trace records what dynamic virtual channels carry, on any
+// backend, as one line of JSON per event (the format is in docs/trace.md),
+// and reads such records back. A Recorder wraps the channel API itself (a
+// dvc.Opener on the server side, a dvc.Registrar on the client side), so
+// the same trace comes from the portable transport, xrdp, FreeRDP or
+// Windows; `rdpdvc proxy` records the MS-RDPEDYC PDUs of a portable
+// connection in the same format, under the channel name "DRDYNVC".
+package trace
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/hresult"
+)
+
+// Side is who sent a message: the RDP server side (the program in the
+// session, which opens channels) or the client side (where listeners
+// are).
+type Side string
+
+const (
+	Server Side = "server"
+	Client Side = "client"
+)
+
+// Other is the side at the other end.
+func (s Side) Other() Side {
+	if s == Server {
+		return Client
+	}
+	return Server
+}
+
+// Kind is what an Event reports.
+type Kind string
+
+const (
+	Open   Kind = "open"   // a channel instance opened (From: who asked)
+	Refuse Kind = "refuse" // an open the client refused (Status)
+	Data   Kind = "data"   // one message (From: who sent it)
+	Close  Kind = "close"  // the instance closed (From: who closed it, or Err)
+)
+
+// Channel is the name proxy records MS-RDPEDYC PDUs under (the static
+// virtual channel that carries them, MS-RDPEDYC 1.3).
+const Channel = "DRDYNVC"
+
+// MaxLine is the longest record Reader accepts: a 16 MiB message in hex
+// and the fields around it.
+const MaxLine = 2*(16<<20) + 4096
+
+// Event is one record.
+type Event struct {
+	Time    time.Time `json:"time"`
+	From    Side      `json:"from"`
+	Kind    Kind      `json:"event"`
+	Channel string    `json:"channel"`
+	ID      uint32    `json:"id"`
+	// Len is len(Data): kept so that a reader can check the record.
+	Len    int             `json:"len"`
+	Data   HexBytes        `json:"data,omitempty"`
+	Status hresult.HRESULT `json:"status,omitempty"` // for Refuse
+	Err    string          `json:"error,omitempty"`  // for Close on an error
+}
+
+// HexBytes marshals as a hex string.
+type HexBytes []byte
+
+func (b HexBytes) MarshalJSON() ([]byte, error) {
+	out := make([]byte, 0, 2*len(b)+2)
+	out = append(out, '"')
+	out = hex.AppendEncode(out, b)
+	return append(out, '"'), nil
+}
+
+func (b *HexBytes) UnmarshalJSON(j []byte) error {
+	var s string
+	if err := json.Unmarshal(j, &s); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	d, err := hex.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	*b = d
+	return nil
+}
+
+// Parse decodes one record and checks it: a known event and side, a
+// channel name, and len matching the data.
+func Parse(line []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(line, &e); err != nil {
+		return Event{}, fmt.Errorf("trace: record: %w", err)
+	}
+	switch e.Kind {
+	case Open, Refuse, Data, Close:
+	default:
+		return Event{}, fmt.Errorf("trace: record.event: %q is not open, refuse, data or close", e.Kind)
+	}
+	if e.From != Server && e.From != Client {
+		return Event{}, fmt.Errorf("trace: record.from: %q is not server or client", e.From)
+	}
+	if e.Channel == "" {
+		return Event{}, errors.New("trace: record.channel: empty")
+	}
+	if e.Len != len(e.Data) {
+		return Event{}, fmt.Errorf("trace: record.len: %d, but data has %d bytes", e.Len, len(e.Data))
+	}
+	return e, nil
+}
+
+// Reader reads records one by one.
+type Reader struct {
+	sc   *bufio.Scanner
+	line int
+}
+
+// NewReader reads records from r; a record may be at most MaxLine bytes.
+func NewReader(r io.Reader) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
+	return &Reader{sc: sc}
+}
+
+// Next returns the next record, io.EOF after the last, or an error naming
+// the line of a record that does not parse (Next may be called again to
+// go on after it).
+func (r *Reader) Next() (Event, error) {
+	for r.sc.Scan() {
+		r.line++
+		b := r.sc.Bytes()
+		if len(b) == 0 {
+			continue
+		}
+		e, err := Parse(b)
+		if err != nil {
+			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+		}
+		return e, nil
+	}
+	if err := r.sc.Err(); err != nil {
+		return Event{}, fmt.Errorf("line %d: %w", r.line+1, err)
+	}
+	return Event{}, io.EOF
+}
+
+// Recorder writes events, one JSON line each, safe for concurrent use.
+// Each line is written whole, with one Write, and flushed at once: a
+// trace read while the program runs, or after it was killed, is whole up
+// to its last line.
+type Recorder struct {
+	mu     sync.Mutex
+	w      io.Writer
+	c      io.Closer
+	side   Side
+	now    func() time.Time
+	err    error
+	buf    []byte
+	closed bool
+}
+
+// New returns a Recorder writing to w, for a program on side side.
+func New(w io.Writer, side Side) *Recorder {
+	return &Recorder{w: w, side: side, now: time.Now}
+}
+
+// Create opens (truncating) the file at path for a Recorder.
+func Create(path string, side Side) (*Recorder, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	r := New(f, side)
+	r.c = f
+	return r, nil
+}
+
+// Side is the side the Recorder's program is on.
+func (r *Recorder) Side() Side { return r.side }
+
+// Record writes e, with the time filled in when it is zero. The first
+// write error is kept (Err) and stops the recording; the channels go on.
+func (r *Recorder) Record(e Event) {
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	e.Len = len(e.Data)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil || r.closed {
+		return
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		r.err = err
+		return
+	}
+	r.buf = append(append(r.buf[:0], b...), '\n')
+	if _, err := r.w.Write(r.buf); err != nil {
+		r.err = fmt.Errorf("trace: %w", err)
+	}
+}
+
+// Err is the first error that stopped the recording, if any.
+func (r *Recorder) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Close stops recording and closes the file Create opened.
+func (r *Recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return r.err
+	}
+	r.closed = true
+	if r.c != nil {
+		if err := r.c.Close(); err != nil && r.err == nil {
+			r.err = err
+		}
+	}
+	return r.err
+}
+
+func (r *Recorder) event(k Kind, from Side, ch dvc.Channel, data []byte, err error) {
+	e := Event{Kind: k, From: from, Channel: ch.Name(), ID: ch.ID(), Data: data}
+	if err != nil && !errors.Is(err, io.EOF) {
+		e.Err = err.Error()
+	}
+	r.Record(e)
+}
+
+// Opener returns op, recording every channel it opens: the open, each
+// message each way (Write and Read), and the close.
+func (r *Recorder) Opener(op dvc.Opener) dvc.Opener { return &opener{op: op, r: r} }
+
+type opener struct {
+	op dvc.Opener
+	r  *Recorder
+}
+
+func (o *opener) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
+	c, err := o.op.Open(ctx, name, opts...)
+	if err != nil {
+		var oe *dvc.OpenError
+		if errors.As(err, &oe) {
+			o.r.Record(Event{Kind: Refuse, From: Client, Channel: name, Status: oe.Status})
+		}
+		return nil, err
+	}
+	o.r.event(Open, Server, c, nil, nil)
+	return &conn{Conn: c, r: o.r}, nil
+}
+
+type conn struct {
+	dvc.Conn
+	r    *Recorder
+	once sync.Once
+}
+
+func (c *conn) Write(ctx context.Context, msg []byte) error {
+	err := c.Conn.Write(ctx, msg)
+	if err == nil {
+		c.r.event(Data, Server, c.Conn, msg, nil)
+	}
+	return err
+}
+
+func (c *conn) Read(ctx context.Context) ([]byte, error) {
+	msg, err := c.Conn.Read(ctx)
+	switch {
+	case err == nil:
+		c.r.event(Data, Client, c.Conn, msg, nil)
+	case errors.Is(err, io.EOF) || errors.Is(err, dvc.ErrConnectionLost):
+		c.once.Do(func() { c.r.event(Close, Client, c.Conn, nil, err) })
+	}
+	return msg, err
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { c.r.event(Close, Server, c.Conn, nil, nil) })
+	return c.Conn.Close()
+}
+
+// Registrar returns reg, recording every channel its listeners accept:
+// the open, each message each way (Received and Write), and the close.
+func (r *Recorder) Registrar(reg dvc.Registrar) dvc.Registrar { return &registrar{reg: reg, r: r} }
+
+type registrar struct {
+	reg dvc.Registrar
+	r   *Recorder
+}
+
+func (g *registrar) Listen(name string, l dvc.Listener) error {
+	return g.reg.Listen(name, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		tc := &channel{Channel: ch, r: g.r}
+		h, err := l.Accept(tc)
+		if err != nil {
+			g.r.Record(Event{Kind: Refuse, From: Client, Channel: ch.Name(), ID: ch.ID(), Status: dvc.StatusOf(err)})
+			return nil, err
+		}
+		g.r.event(Open, Server, ch, nil, nil)
+		return &handler{h: h, ch: tc}, nil
+	}))
+}
+
+type channel struct {
+	dvc.Channel
+	r    *Recorder
+	once sync.Once
+}
+
+func (c *channel) Write(ctx context.Context, msg []byte) error {
+	err := c.Channel.Write(ctx, msg)
+	if err == nil {
+		c.r.event(Data, Client, c.Channel, msg, nil)
+	}
+	return err
+}
+
+func (c *channel) Close() error {
+	c.once.Do(func() { c.r.event(Close, Client, c.Channel, nil, nil) })
+	return c.Channel.Close()
+}
+
+type handler struct {
+	h  dvc.Handler
+	ch *channel
+}
+
+func (h *handler) Received(msg []byte) {
+	h.ch.r.event(Data, Server, h.ch.Channel, msg, nil)
+	h.h.Received(msg)
+}
+
+func (h *handler) Closed(err error) {
+	h.ch.once.Do(func() { h.ch.r.event(Close, Server, h.ch.Channel, nil, err) })
+	h.h.Closed(err)
+}

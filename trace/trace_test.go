@@ -1,0 +1,188 @@
+package trace
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/loopback"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// echoHandler echoes every message, then closes after n.
+type echoHandler struct {
+	ch   dvc.Channel
+	n    int
+	seen int
+	done chan struct{}
+}
+
+func (h *echoHandler) Received(msg []byte) {
+	_ = h.ch.Write(context.Background(), msg)
+	h.seen++
+	if h.seen == h.n {
+		h.ch.Close()
+	}
+}
+func (h *echoHandler) Closed(error) { close(h.done) }
+
+// TestRecordBothSides traces one channel from both ends at once over the
+// in-process backend: the server's Opener and the client's Registrar
+// must each record the open, both messages each way and the close, with
+// who sent each.
+func TestRecordBothSides(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	var sbuf, cbuf bytes.Buffer
+	srec, crec := New(&sbuf, Server), New(&cbuf, Client)
+	done := make(chan struct{})
+	err := crec.Registrar(hub).Listen("t::echo", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+		return &echoHandler{ch: ch, n: 2, done: done}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := srec.Opener(hub).Open(ctx, "t::echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"one", "two"} {
+		if err := c.Write(ctx, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Read(ctx); err != nil || string(got) != m {
+			t.Fatalf("read %q, %v", got, err)
+		}
+	}
+	if _, err := c.Read(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the client's close: %v, want io.EOF", err)
+	}
+	c.Close()
+	<-done
+	want := []string{"open server", "data server one", "data client one", "data server two", "data client two", "close client"}
+	for _, tc := range []struct {
+		name string
+		buf  *bytes.Buffer
+	}{{"server", &sbuf}, {"client", &cbuf}} {
+		var got []string
+		r := NewReader(tc.buf)
+		for {
+			e, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Channel != "t::echo" || e.Time.IsZero() {
+				t.Errorf("%s: %+v", tc.name, e)
+			}
+			s := string(e.Kind) + " " + string(e.From)
+			if len(e.Data) > 0 {
+				s += " " + string(e.Data)
+			}
+			got = append(got, s)
+		}
+		if strings.Join(got, ", ") != strings.Join(want, ", ") {
+			t.Errorf("%s side recorded\n  %s\nwant\n  %s", tc.name, strings.Join(got, ", "), strings.Join(want, ", "))
+		}
+	}
+}
+
+func TestRecordRefusal(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	var buf bytes.Buffer
+	rec := New(&buf, Server)
+	if _, err := rec.Opener(hub).Open(context.Background(), "nobody"); err == nil {
+		t.Fatal("open of a name nobody listens on succeeded")
+	}
+	e, err := NewReader(&buf).Next()
+	if err != nil || e.Kind != Refuse || e.Channel != "nobody" || e.Status == 0 {
+		t.Fatalf("%+v, %v", e, err)
+	}
+}
+
+func TestConcurrentRecordsStayWhole(t *testing.T) {
+	var buf bytes.Buffer
+	rec := New(&buf, Server)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				rec.Record(Event{Kind: Data, From: Server, Channel: "c", ID: uint32(i), Data: bytes.Repeat([]byte{byte(i)}, 100)})
+			}
+		}()
+	}
+	wg.Wait()
+	r := NewReader(&buf)
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 800 {
+		t.Fatalf("%d records, want 800", n)
+	}
+}
+
+func TestParseNamesTheField(t *testing.T) {
+	for line, field := range map[string]string{
+		`{"event":"poke","from":"server","channel":"c"}`:                     "record.event",
+		`{"event":"data","from":"nobody","channel":"c"}`:                     "record.from",
+		`{"event":"data","from":"server","channel":""}`:                      "record.channel",
+		`{"event":"data","from":"server","channel":"c","len":3,"data":"00"}`: "record.len",
+		`{"event":"data","from":"server","channel":"c","data":"zz"}`:         "data",
+		`not json`: "record",
+	} {
+		if _, err := Parse([]byte(line)); err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want an error naming %s", line, err, field)
+		}
+	}
+}
+
+func TestRecorderStopsAtTheFirstWriteError(t *testing.T) {
+	rec := New(failWriter{}, Client)
+	rec.Record(Event{Kind: Data, From: Client, Channel: "c"})
+	rec.Record(Event{Kind: Data, From: Client, Channel: "c"})
+	if err := rec.Err(); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Err = %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"time":"2026-12-07T20:00:00Z","from":"server","event":"data","channel":"ECHO","id":3,"len":2,"data":"6869"}`))
+	f.Add([]byte(`{"from":"client","event":"refuse","channel":"x","status":3221225473}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if e.Len != len(e.Data) {
+			t.Fatalf("accepted len %d with %d bytes", e.Len, len(e.Data))
+		}
+	})
+}
