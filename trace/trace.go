@@ -71,6 +71,9 @@ type Event struct {
 	Data   HexBytes        `json:"data,omitempty"`
 	Status hresult.HRESULT `json:"status,omitempty"` // for Refuse
 	Err    string          `json:"error,omitempty"`  // for Close on an error
+	// Conn numbers the connections of a trace that holds several (rdpdvc
+	// proxy: 1, 2, ... in the order accepted); 0 when there is one.
+	Conn int `json:"conn,omitempty"`
 }
 
 // HexBytes marshals as a hex string.

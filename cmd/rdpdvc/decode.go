@@ -44,7 +44,8 @@ type decodeOptions struct {
 }
 
 func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var as, from, in, format, replyTo string
+	var as, from, in, format, replyTo, traceFile, channel string
+	var full bool
 	fs := flag.NewFlagSet("rdpdvc decode", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&as, "as", "drdynvc", "what the bytes are: chanpdu (a chunk stream as the portable transport carries it), drdynvc (one MS-RDPEDYC PDU), simple (Simple frames), pnpdr or fileredirector (one MS-RDPEPNP message)")
@@ -52,12 +53,22 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&from, "from", "", "drdynvc: who sent it, server or client (Cmd 0x01 and 0x05 mean different PDUs each way; without -from both readings are printed where they differ); chanpdu: decode each message as drdynvc from that side")
 	fs.StringVar(&in, "in", "", "read from `file` (- for stdin) instead of the arguments")
 	fs.StringVar(&format, "input", "auto", "input encoding: hex, bin or auto (hex if it only has hex digits, spaces, ':' or '0x')")
+	fs.StringVar(&traceFile, "trace", "", "decode the trace in `FILE` (- for stdin), as -trace and rdpdvc proxy write it: one line per record, each message decoded by its channel's protocol")
+	fs.BoolVar(&full, "full", false, "-trace: print byte strings whole (else those over 32 bytes are cut)")
+	fs.StringVar(&channel, "channel", "", "-trace: only the records of channel `NAME` (DRDYNVC: the PDUs rdpdvc proxy recorded)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rdpdvc decode [-as chanpdu|drdynvc|simple|pnpdr|fileredirector] [-from server|client] [-reply-to FUNCTION] [-in file | HEX...]\n\nWith neither -in nor HEX arguments, reads stdin.")
+		fmt.Fprintln(stderr, "usage: rdpdvc decode [-as chanpdu|drdynvc|simple|pnpdr|fileredirector] [-from server|client] [-reply-to FUNCTION] [-in file | HEX...]\n       rdpdvc decode -trace FILE [-channel NAME] [-full]\n\nWith neither -in nor HEX arguments, reads stdin. Exit status: 0 decoded, 1 bad input, 2 bad usage.")
 		fs.PrintDefaults()
 	}
 	if code, ok := cli.ParseArgs(fs, args); !ok {
 		return code
+	}
+	if traceFile != "" {
+		return runDecodeTrace(traceFile, channel, full, fs.NArg(), stdout, stderr)
+	}
+	if channel != "" {
+		fmt.Fprintln(stderr, "rdpdvc decode: -channel goes with -trace")
+		return 2
 	}
 	dec, ok := decoders[as]
 	if !ok {
