@@ -224,6 +224,9 @@ func (r *Recorder) Err() error {
 
 // Close stops recording and closes the file Create opened.
 func (r *Recorder) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -248,7 +251,14 @@ func (r *Recorder) event(k Kind, from Side, ch dvc.Channel, data []byte, err err
 
 // Opener returns op, recording every channel it opens: the open, each
 // message each way (Write and Read), and the close.
-func (r *Recorder) Opener(op dvc.Opener) dvc.Opener { return &opener{op: op, r: r} }
+// A nil Recorder returns op itself, so that a program can wrap
+// unconditionally.
+func (r *Recorder) Opener(op dvc.Opener) dvc.Opener {
+	if r == nil {
+		return op
+	}
+	return &opener{op: op, r: r}
+}
 
 type opener struct {
 	op dvc.Opener
@@ -300,7 +310,13 @@ func (c *conn) Close() error {
 
 // Registrar returns reg, recording every channel its listeners accept:
 // the open, each message each way (Received and Write), and the close.
-func (r *Recorder) Registrar(reg dvc.Registrar) dvc.Registrar { return &registrar{reg: reg, r: r} }
+// A nil Recorder returns reg itself.
+func (r *Recorder) Registrar(reg dvc.Registrar) dvc.Registrar {
+	if r == nil {
+		return reg
+	}
+	return &registrar{reg: reg, r: r}
+}
 
 type registrar struct {
 	reg dvc.Registrar

@@ -30,6 +30,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func main() { cli.Main(run) }
@@ -53,6 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		retry     time.Duration
 		reconnect bool
 		lf        cli.LogFlags
+		tf        cli.TraceFlag
 	)
 	fs := flag.NewFlagSet("rdp-simple-plugin-client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -62,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
 	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
 	lf.Register(fs)
+	tf.Register(fs)
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
@@ -82,8 +85,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Until Ctrl+C: -retry bounds the first wait only without it.
 		retry = -1
 	}
+	rec, err := tf.Recorder(trace.Client)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-client:", err)
+		return 1
+	}
+	defer rec.Close()
 	code = cli.Reconnect(ctx, reconnect, log, func(ctx context.Context) error {
-		return connectAndServe(ctx, addr, retry, listeners, log)
+		return connectAndServe(ctx, addr, retry, listeners, rec, log)
 	})
 	report(log, channel, echoer, responder)
 	return code

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -66,7 +70,8 @@ func TestClientEchoesThenExitsWhenServerLeaves(t *testing.T) {
 	}()
 
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"-connect", ln.Addr().String()}, &out, &errb)
+	tracePath := filepath.Join(t.TempDir(), "client.jsonl")
+	code := run(context.Background(), []string{"-connect", ln.Addr().String(), "-trace", tracePath}, &out, &errb)
 	r := <-res
 	if r.err != nil || r.ping.Received != 3 || r.probe.Received != 2 {
 		t.Fatalf("server side: %v %+v %+v\n%s", r.err, r.ping, r.probe, out.String())
@@ -79,6 +84,31 @@ func TestClientEchoesThenExitsWhenServerLeaves(t *testing.T) {
 		!strings.Contains(errb.String(), "echoed channel=ECHO requests=2") ||
 		strings.Contains(errb.String(), " WARN ") {
 		t.Fatalf("client log:\n%s", errb.String())
+	}
+	// -trace: each channel's messages, each way, as the client saw them.
+	f, err := os.Open(tracePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	counts := map[string]int{}
+	for r := trace.NewReader(f); ; {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[fmt.Sprintf("%s %s %s", e.Channel, e.Kind, e.From)]++
+	}
+	for k, want := range map[string]int{
+		"dvc::sample::simpleplugin open server": 1, "dvc::sample::simpleplugin data server": 3, "dvc::sample::simpleplugin data client": 3,
+		"ECHO data server": 2, "ECHO data client": 2,
+	} {
+		if counts[k] != want {
+			t.Errorf("trace has %d %q, want %d (all: %v)", counts[k], k, want, counts)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 	"github.com/rdpdvc/rdpdvc/portable"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func init() {
@@ -58,6 +59,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o  echoOptions
 		p  echo.Prober
 		lf cli.LogFlags
+		tf cli.TraceFlag
 	)
 	fs := flag.NewFlagSet("rdpdvc echo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -70,15 +72,30 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.Size, "size", echo.DefaultSize, "echoRequest `bytes` (at least 1)")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
 	lf.Register(fs)
+	tf.Register(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, echoUsage); fs.PrintDefaults() }
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}
-	if p.Count < 0 || p.Interval <= 0 || p.Size < 1 || p.Size > echo.MaxSize || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "rdpdvc echo: want -count >= 0, -interval > 0, -size 1..16777216 and no arguments")
+	err := cli.CheckPings(p.Count, p.Interval, 0, 0)
+	if err == nil && (p.Size < 1 || p.Size > echo.MaxSize) {
+		err = fmt.Errorf("-size %d: want 1 to %d bytes", p.Size, echo.MaxSize)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc echo:", err)
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rdpdvc echo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	rec, err := tf.Recorder(trace.Server)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc echo:", err)
+		return 1
+	}
+	defer rec.Close()
 	p.Logger = log
 
 	op, closeOp, err := echoOpener(ctx, &o, log, stderr)
@@ -88,7 +105,7 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	conn, err := op.Open(ctx, echo.ChannelName)
+	conn, err := rec.Opener(op).Open(ctx, echo.ChannelName)
 	if err != nil {
 		closeOp()
 		log.Error("cannot open ECHO", "err", err)

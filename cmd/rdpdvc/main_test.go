@@ -144,9 +144,16 @@ func TestEchoConnect(t *testing.T) {
 		}
 		served <- cl.Run(context.Background())
 	}()
-	code, out, errs := runArgs(t, "echo", "-connect", ln.Addr().String(), "-count", "3", "-interval", "10ms", "-size", "100")
+	tracePath := filepath.Join(t.TempDir(), "echo.jsonl")
+	code, out, errs := runArgs(t, "echo", "-connect", ln.Addr().String(), "-count", "3", "-interval", "10ms", "-size", "100", "-trace", tracePath)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	// -trace: the open, 3 requests, 3 responses and the close, decoded.
+	code, decoded, derrs := runArgs(t, "decode", "-trace", tracePath)
+	if code != 0 || strings.Count(decoded, "server→client ECHO#") != 5 || strings.Count(decoded, `"message":"ECHO_RESPONSE"`) != 3 ||
+		!strings.Contains(decoded, " open") || !strings.Contains(decoded, " close") {
+		t.Fatalf("decode -trace: exit %d\n%s%s", code, decoded, derrs)
 	}
 	for _, want := range []string{"Echo#1 size=100 rttMs=", "Echo#3 size=100", "--- ECHO ping statistics ---", "3 sent, 3 received, 0 lost"} {
 		if !strings.Contains(out+errs, want) {

@@ -16,6 +16,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 // DefaultAddr is where the portable transport listens and connects when
@@ -166,4 +168,21 @@ func WarnExposed(w io.Writer, addr string) {
 	if !IsLoopbackAddr(addr) {
 		fmt.Fprintf(w, "WARNING: %s is not a loopback address. The portable transport has no authentication or encryption: anyone who can reach it can open channels, and the data crosses the network in the clear.\n", addr)
 	}
+}
+
+// TraceFlag is -trace FILE: record every channel event of the program in
+// FILE (package trace, docs/trace.md).
+type TraceFlag struct{ Path string }
+
+// Register defines -trace on fs.
+func (t *TraceFlag) Register(fs *flag.FlagSet) {
+	fs.StringVar(&t.Path, "trace", "", "record every message of every channel, each way, in `FILE` (rdpdvc decode -trace FILE prints it)")
+}
+
+// Recorder opens the trace for a program on side; nil without -trace.
+func (t *TraceFlag) Recorder(side trace.Side) (*trace.Recorder, error) {
+	if t.Path == "" {
+		return nil, nil
+	}
+	return trace.Create(t.Path, side)
 }
