@@ -130,13 +130,14 @@ func serveCOM(ctx context.Context, stderr io.Writer) int {
 		log.Error("listen", "err", err)
 		return 1
 	}
-	if err := p.Listen(echo.ChannelName, &echo.Responder{Logger: log}); err != nil {
+	responder := &echo.Responder{Logger: log}
+	if err := p.Listen(echo.ChannelName, responder); err != nil {
 		log.Error("listen", "err", err)
 		return 1
 	}
 	log.Info("started by COM; serving the plugin", "clsid", simple.CLSID)
 	err := comServe(ctx, simple.CLSID, p)
-	report(log, echoer)
+	report(log, simple.ChannelName, echoer, responder)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("plugin server stopped", "err", err)
 		return 1
