@@ -140,6 +140,10 @@ var (
 // anchor is a function of this DLL whose address names its module.
 func anchor() {}
 
+// pinnedAtLoad reports whether the DLL pinned itself while it was being
+// loaded (pin_windows.go, a C constructor; absent without cgo).
+var pinnedAtLoad = func() bool { return false }
+
 func init() {
 	self.module, self.err = pin()
 	if self.err == nil {
@@ -214,7 +218,7 @@ func start() (*com.InProc, *slog.Logger) {
 			log.Warn("configuration", "problem", n)
 		}
 		exe, _ := os.Executable()
-		log.Info("plugin DLL loaded", "dll", self.path, "host", exe, "channels", names, "pinned", self.err == nil)
+		log.Info("plugin DLL loaded", "dll", self.path, "host", exe, "channels", names, "pinned", self.err == nil, "pinned_at_load", pinnedAtLoad())
 		if self.err != nil {
 			log.Error("could not pin the DLL; the host must not FreeLibrary it", "err", self.err)
 		}

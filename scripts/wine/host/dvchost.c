@@ -365,6 +365,10 @@ static void scenarioGetInstance(const char *dll)
 	HMODULE h = load(dll);
 	if (!h)
 		return;
+	/* FreeLibrary before any call: the DLL pinned itself inside
+	 * LoadLibrary, before its Go runtime (started on a thread of its own)
+	 * has run anything. */
+	CHECK(FreeLibrary(h) && GetModuleHandleA(dll) == h, "FreeLibrary right after LoadLibrary leaves it loaded (pinned at load)");
 	IWTSPlugin *p = getInstance(h, "first");
 	if (p)
 		drive(p, "first");
