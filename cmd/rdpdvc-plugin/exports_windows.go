@@ -17,8 +17,8 @@ import (
 func safe(what string, r *int32) {
 	if p := recover(); p != nil {
 		*r = hr32(hresult.E_UNEXPECTED)
-		if plugin.log != nil {
-			plugin.log.Error("export panicked", "export", what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		if log := plugin.logged.Load(); log != nil {
+			log.Error("export panicked", "export", what, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		}
 	}
 }

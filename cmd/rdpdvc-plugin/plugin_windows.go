@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -133,6 +134,9 @@ var (
 		once sync.Once
 		ip   *com.InProc
 		log  *slog.Logger
+		// logged is log once set, for exports that did not start the
+		// plugin (a panic while registering).
+		logged atomic.Pointer[slog.Logger]
 	}
 	clsid, _ = com.ParseGUID(CLSID)
 )
@@ -223,6 +227,7 @@ func start() (*com.InProc, *slog.Logger) {
 			log.Error("could not pin the DLL; the host must not FreeLibrary it", "err", self.err)
 		}
 		plugin.ip, plugin.log = com.NewInProc(p), log
+		plugin.logged.Store(log)
 	})
 	return plugin.ip, plugin.log
 }
