@@ -90,7 +90,8 @@ func TestPluginDLL(t *testing.T) {
 	}{
 		// VirtualChannelGetInstance: count, instance, the whole mstsc
 		// sequence; FreeLibrary leaves the DLL pinned and working.
-		{"getinstance", "", []string{`msg="plugin DLL loaded"`, "pinned=true", "pinned_at_load=true", "channels=\"[dvc::sample::simpleplugin ECHO]\"", `msg="plugin terminated"`}},
+		// An unknown channel in the configuration is logged and skipped.
+		{"getinstance", "Simple, echo;bogus", []string{`msg="plugin DLL loaded"`, "pinned=true", "pinned_at_load=true", "channels=\"[dvc::sample::simpleplugin ECHO]\"", `unknown channel \"bogus\" ignored`, `msg="plugin terminated"`}},
 		// The same through DllGetClassObject's class factory.
 		{"classobject", "", []string{`msg=DllGetClassObject`, `msg="plugin terminated"`}},
 		// NULL pointers, unknown IIDs, 0 bytes, 64 MiB, Terminated twice.
