@@ -15,6 +15,12 @@
 // dvc.Registrar, so any dvc.Listener (Simple's Echoer, the PNP client)
 // runs inside the plugin unchanged.
 //
-// Registration (HKCU or HKLM) is in register.go and register_windows.go;
-// the key layout is OS-independent and tested everywhere.
+// InProc serves the same objects to a host in the process, for the
+// in-process plugin DLL (cmd/rdpdvc-plugin): VirtualChannelGetInstance and
+// DllGetClassObject semantics, direct calls on any thread, panics in
+// channel handlers recovered.
+//
+// Registration (HKCU or HKLM) is in register.go and register_windows.go,
+// and the DLL's DllPath form in register_dll*.go; the key layout is
+// OS-independent and tested everywhere.
 package com

@@ -250,7 +250,7 @@ func (pi *pluginInstance) terminate() {
 		cb.closeFromClient(fmt.Errorf("com: plugin terminated with the channel open: %w", dvc.ErrConnectionLost))
 	}
 	for _, l := range listeners {
-		inMTA(func() hresult.HRESULT { comRelease(l); return 0 })
+		callOut(pi.s.inProc, func() hresult.HRESULT { comRelease(l); return 0 })
 	}
 	for _, o := range lcbs {
 		o.release()
@@ -305,11 +305,16 @@ func onNewChannelConnection(this, pChannel, data, pbAccept, ppCallback uintptr) 
 
 	// Held from here: the listener may write from inside Accept.
 	comAddRef(pChannel)
-	ch := &channel{name: lc.name, id: lastChannelID.Add(1), pch: pChannel, log: log}
-	h, err := lc.l.Accept(ch)
-	if err != nil || h == nil {
+	ch := &channel{name: lc.name, id: lastChannelID.Add(1), pch: pChannel, log: log, direct: pi.s.inProc}
+	var h dvc.Handler
+	var err error
+	perr := guarded(log, "Accept", func() { h, err = lc.l.Accept(ch) })
+	if perr != nil || err != nil || h == nil {
 		ch.closing.Store(true)
 		ch.drop()
+		if perr != nil {
+			return uintptr(hresult.E_FAIL) // and *pbAccept = FALSE
+		}
 		log.Info("channel refused", "err", err)
 		return uintptr(hresult.S_OK) // *pbAccept = FALSE is the refusal
 	}
@@ -335,6 +340,7 @@ type channel struct {
 	mu      sync.Mutex
 	pch     uintptr // IWTSVirtualChannel*, one reference held; 0 once dropped
 	closing atomic.Bool
+	direct  bool // in process: call the host's pointers on any thread (callOut)
 }
 
 func (c *channel) Name() string { return c.name }
@@ -368,7 +374,7 @@ func (c *channel) Write(ctx context.Context, msg []byte) error {
 	}
 	var r hresult.HRESULT
 	closed := false
-	inMTA(func() hresult.HRESULT {
+	callOut(c.direct, func() hresult.HRESULT {
 		p := c.hold()
 		if p == 0 {
 			closed = true
@@ -399,7 +405,7 @@ func (c *channel) Close() error {
 		return nil
 	}
 	var r hresult.HRESULT
-	inMTA(func() hresult.HRESULT {
+	callOut(c.direct, func() hresult.HRESULT {
 		p := c.hold()
 		if p == 0 {
 			return 0
@@ -421,7 +427,7 @@ func (c *channel) drop() {
 	c.pch = 0
 	c.mu.Unlock()
 	if p != 0 {
-		inMTA(func() hresult.HRESULT { comRelease(p); return 0 })
+		callOut(c.direct, func() hresult.HRESULT { comRelease(p); return 0 })
 	}
 }
 
@@ -484,7 +490,10 @@ func onDataReceived(this, size, buf uintptr) uintptr {
 	} else {
 		msg = []byte{}
 	}
-	cb.h.Received(msg)
+	perr := guarded(cb.ch.log, "Received", func() { cb.h.Received(msg) })
+	if perr != nil {
+		cb.panicked(perr) // closes the channel; Closed gets perr
+	}
 
 	cb.mu.Lock()
 	cb.delivering = false
@@ -492,6 +501,9 @@ func onDataReceived(this, size, buf uintptr) uintptr {
 	cb.mu.Unlock()
 	if pend {
 		cb.finish(err)
+	}
+	if perr != nil {
+		return uintptr(hresult.E_FAIL)
 	}
 	return uintptr(hresult.S_OK)
 }
@@ -534,7 +546,7 @@ func (cb *channelCallback) finish(err error) {
 	cb.mu.Unlock()
 	cb.ch.closing.Store(true)
 	cb.ch.drop()
-	cb.h.Closed(err)
+	guarded(cb.ch.log, "Closed", func() { cb.h.Closed(err) })
 	pi := cb.pi
 	pi.mu.Lock()
 	delete(pi.channels, cb)

@@ -40,6 +40,7 @@ var ErrNotActivated = errors.New("com: no client created the plugin in time (thi
 type Server struct {
 	plugin *Plugin
 	clsid  GUID
+	inProc bool // serving a host in this process (InProc), not COM clients
 
 	mu    sync.Mutex
 	live  int // our objects alive, plus LockServer locks

@@ -22,7 +22,9 @@ const AddInName = "SimpleRdpPlugin"
 // On Windows this exe is also the sample's COM LocalServer plugin:
 //
 //	rdp-simple-plugin-client /register [/machine]   write the registration (HKCU; HKLM with /machine)
-//	rdp-simple-plugin-client /unregister            remove it from both hives
+//	rdp-simple-plugin-client /register /dll PATH [/machine]
+//	                                                register rdpdvc-plugin.dll at PATH instead (the DllPath form)
+//	rdp-simple-plugin-client /unregister            remove either form from both hives
 //	rdp-simple-plugin-client -Embedding             what COM runs when mstsc creates the plugin
 //
 // Switches are case-insensitive and may start with /, - or --.
@@ -33,8 +35,17 @@ var comServe = com.Serve
 
 func windowsMain(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, int) {
 	var register, unregister, machine, embedding bool
-	for _, a := range args {
+	var dll string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		switch strings.ToLower(strings.TrimLeft(a, "/-")) {
+		case "dll":
+			if i+1 == len(args) || dll != "" {
+				fmt.Fprintln(stderr, "rdp-simple-plugin-client: /dll takes one PATH (of rdpdvc-plugin.dll)")
+				return true, 2
+			}
+			i++
+			dll = args[i]
 		case "register", "regserver":
 			register = true
 		case "unregister", "unregserver":
@@ -44,7 +55,7 @@ func windowsMain(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		case "embedding":
 			embedding = true
 		default:
-			if register || unregister || machine || embedding {
+			if register || unregister || machine || embedding || dll != "" {
 				fmt.Fprintf(stderr, "rdp-simple-plugin-client: unexpected argument %q\n", a)
 				return true, 2
 			}
@@ -54,6 +65,11 @@ func windowsMain(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	case register && unregister, embedding && (register || unregister || machine):
 		fmt.Fprintln(stderr, "rdp-simple-plugin-client: use one of /register [/machine], /unregister, -Embedding")
 		return true, 2
+	case dll != "" && !register:
+		fmt.Fprintln(stderr, "rdp-simple-plugin-client: /dll PATH goes with /register")
+		return true, 2
+	case register && dll != "":
+		return true, doRegisterDLL(dll, machine, stdout, stderr)
 	case machine && !register:
 		fmt.Fprintln(stderr, "rdp-simple-plugin-client: /machine goes with /register (/unregister removes both registrations)")
 		return true, 2
@@ -95,6 +111,31 @@ func doRegister(machine bool, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "registered %s:\n  %s\\%s = %s\n  %s\\%s\\Name = %s\nStart mstsc (a new connection) to load the plugin.\n",
 		map[bool]string{false: "for this user", true: "for all users"}[machine],
 		hive, r.LocalServerKey(), com.LocalServerCommand(r.Exe), hive, r.AddInKey(), r.CLSID)
+	return 0
+}
+
+// doRegisterDLL writes the DllPath form for the DLL at path, which must
+// exist: mstsc would otherwise fail to load it without a word.
+func doRegisterDLL(path string, machine bool, stdout, stderr io.Writer) int {
+	abs, err := filepath.Abs(path)
+	if err == nil {
+		_, err = os.Stat(abs)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-client: /register /dll:", err)
+		return 1
+	}
+	r := com.DLLRegistration{Name: AddInName, DLL: abs}
+	scope, hive := com.PerUser, "HKCU"
+	if machine {
+		scope, hive = com.Machine, "HKLM"
+	}
+	if err := com.RegisterDLL(r, scope); err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-client: /register /dll:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "registered %s %s:\n  %s\\%s\\Name = %s\nStart mstsc (a new connection) to load the plugin.\n",
+		map[bool]string{false: "for this user", true: "for all users"}[machine], filepath.Base(abs), hive, r.AddInKey(), abs)
 	return 0
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -191,5 +192,66 @@ func TestWindowsOutOfProcessActivation(t *testing.T) {
 			t.Fatalf("the COM-started exe did not exit after release; its log:\n%s", b)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// /register /dll PATH writes the DllPath form (per user, or /machine);
+// /unregister removes it from both hives.
+func TestWindowsRegisterDLL(t *testing.T) {
+	needWine(t)
+	const addin = `Software\Microsoft\Terminal Server Client\Default\AddIns\SimpleRdpPlugin`
+	// In the working directory: t.TempDir's cleanup fails under Wine 8.0
+	// (os.RemoveAll: "Invalid function").
+	dll, err := filepath.Abs(fmt.Sprintf("rdpdvc-test-%d.dll", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dll, []byte("MZ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(dll)
+	for _, c := range []struct {
+		args []string
+		root registry.Key
+		hive string
+	}{
+		{[]string{"/register", "/dll", dll}, registry.CURRENT_USER, "HKCU"},
+		{[]string{"-DLL", dll, "/register", "/machine"}, registry.LOCAL_MACHINE, "HKLM"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), c.args, &out, &errb); code != 0 {
+			t.Fatalf("%q: exit %d: %s", c.args, code, errb.String())
+		}
+		if v, _ := regString(t, c.root, addin, "Name"); v != dll {
+			t.Errorf("%s AddIns Name = %q, want %q", c.hive, v, dll)
+		}
+		if !strings.Contains(out.String(), c.hive+`\`+addin+`\Name = `+dll) {
+			t.Errorf("%q printed %q", c.args, out.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"/unregister"}, &out, &errb); code != 0 {
+		t.Fatalf("/unregister: exit %d: %s", code, errb.String())
+	}
+	for _, root := range []registry.Key{registry.CURRENT_USER, registry.LOCAL_MACHINE} {
+		if _, ok := regString(t, root, addin, "Name"); ok {
+			t.Error("the DllPath registration survived /unregister")
+		}
+	}
+	missing := dll + ".missing.dll"
+	if code := run(context.Background(), []string{"/register", "/dll", missing}, &out, &errb); code != 1 {
+		t.Errorf("/register /dll of a missing file: exit %d, want 1", code)
+	}
+	if _, ok := regString(t, registry.CURRENT_USER, addin, "Name"); ok {
+		t.Error("a missing DLL was registered")
+	}
+}
+
+func TestWindowsDLLSwitchErrors(t *testing.T) {
+	for _, args := range [][]string{{"/dll", `C:\x.dll`}, {"/register", "/dll"}, {"/register", "/dll", "a.dll", "/dll", "b.dll"}, {"/unregister", "/dll", `C:\x.dll`}, {"-Embedding", "/dll", `C:\x.dll`}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errb.String())
+		}
 	}
 }

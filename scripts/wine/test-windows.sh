@@ -5,7 +5,8 @@
 #
 # Non-interactive and bounded: installs Wine 8.0 and the mingw compiler
 # from Debian if they are missing (needs root), builds the two test DLLs,
-# creates a Wine prefix, runs the tests, and stops wineserver on exit.
+# rdpdvc-plugin.dll and its C test host, creates a Wine prefix, runs the
+# tests, and stops wineserver on exit.
 # Environment: RDPDVC_WINEPREFIX (default /tmp/rdpdvc-wine) to reuse a
 # prefix between runs; RDPDVC_WINE_PKGS and RDPDVC_WINE_CMDS to override
 # which packages to test; RDPDVC_WINDOWS_BIN, a folder to keep the
@@ -84,11 +85,19 @@ done
 # the client's exe is also what the out-of-process COM activation test
 # registers and has COM start.
 GOOS=windows GOARCH=amd64 go build -o "$build/" ./cmd/rdp-simple-plugin-client ./cmd/rdp-simple-plugin-server
+# The in-process plugin DLL (the README's command) and the C host that
+# plays mstsc's side of it (host/dvchost.c), for scripts/wine's
+# TestPluginDLL*.
+log "building rdpdvc-plugin.dll and dvchost.exe"
+CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$cc go build -buildmode=c-shared -o "$build/rdpdvc-plugin.dll" ./cmd/rdpdvc-plugin
+rm -f "$build/rdpdvc-plugin.h"
+$cc -O2 -Wall -Werror -o "$build/dvchost.exe" "$here/host/dvchost.c" -lole32
 if [[ -n ${RDPDVC_WINDOWS_BIN:-} ]]; then
 	mkdir -p "$RDPDVC_WINDOWS_BIN"
-	cp "$build"/rdp-simple-plugin-*.exe "$RDPDVC_WINDOWS_BIN/"
+	cp "$build"/rdp-simple-plugin-*.exe "$build/rdpdvc-plugin.dll" "$RDPDVC_WINDOWS_BIN/"
 fi
 export RDPDVC_CLIENT_EXE=$build/rdp-simple-plugin-client.exe
+export RDPDVC_PLUGIN_DLL=$build/rdpdvc-plugin.dll RDPDVC_DVCHOST=$build/dvchost.exe
 # The test wtsapi32.dll replaces Wine's stub one (native first) for the
 # processes go test starts; RDPDVC_WINE=1 tells tests the fakes are there.
 export WINEDLLOVERRIDES="wtsapi32=n,b;mscoree,mshtml=" RDPDVC_WINE=1
