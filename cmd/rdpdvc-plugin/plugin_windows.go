@@ -21,6 +21,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/hresult"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 // AddInName is the AddIns key the DLL registers under and reads its
@@ -45,11 +46,13 @@ const (
 	valChannels = "Channels" // REG_SZ: "simple,echo" (default); "panic" adds PanicChannel
 	valLogFile  = "LogFile"  // REG_SZ or REG_EXPAND_SZ: default %TEMP%\rdpdvc-plugin.log
 	valLogLevel = "LogLevel" // REG_SZ: debug, info (default), warn, error
+	valTrace    = "Trace"    // REG_SZ or REG_EXPAND_SZ: record every channel message in this file (docs/trace.md)
 )
 
 type config struct {
 	channels []string // tokens, in order
 	logFile  string
+	trace    string // empty: no trace
 	level    slog.Level
 	notes    []string // what could not be used, logged once the log is open
 }
@@ -83,6 +86,9 @@ func readConfig() config {
 	}
 	if v, ok := lookup(valLogFile); ok && v != "" {
 		c.logFile = v
+	}
+	if v, ok := lookup(valTrace); ok {
+		c.trace = v
 	}
 	if v, ok := lookup(valLogLevel); ok {
 		if err := c.level.UnmarshalText([]byte(v)); err != nil {
@@ -212,9 +218,17 @@ func start() (*com.InProc, *slog.Logger) {
 		}
 		log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: c.level})).With("pid", os.Getpid())
 		p := &com.Plugin{Logger: log}
+		var rec *trace.Recorder // open for the life of the process, like the log
+		if c.trace != "" {
+			var err error
+			if rec, err = trace.Create(c.trace, trace.Client); err != nil {
+				c.notes = append(c.notes, fmt.Sprintf("%s: %v", valTrace, err))
+			}
+		}
+		reg := rec.Registrar(p)
 		names, ls := c.listeners(log)
 		for i, n := range names {
-			if err := p.Listen(n, ls[i]); err != nil {
+			if err := reg.Listen(n, ls[i]); err != nil {
 				c.notes = append(c.notes, err.Error())
 			}
 		}

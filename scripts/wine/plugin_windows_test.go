@@ -103,10 +103,15 @@ func TestPluginDLL(t *testing.T) {
 		{"panic", "simple,echo,panic", []string{`msg="handler panicked; closing the channel"`, `channel=rdpdvc::test::panic`}},
 	} {
 		t.Run(c.scenario, func(t *testing.T) {
-			logFile := filepath.Join(tempDir(t), "plugin.log")
+			dir := tempDir(t)
+			logFile := filepath.Join(dir, "plugin.log")
 			cfg := map[string]string{"LogFile": logFile}
 			if c.channels != "" {
 				cfg["Channels"] = c.channels
+			}
+			traceFile := filepath.Join(dir, "plugin.jsonl")
+			if c.scenario == "getinstance" {
+				cfg["Trace"] = traceFile
 			}
 			configure(t, cfg)
 			out := runHost(t, host, c.scenario, dll)
@@ -117,6 +122,15 @@ func TestPluginDLL(t *testing.T) {
 			for _, want := range c.inLog {
 				if !strings.Contains(log, want) {
 					t.Errorf("the plugin's log lacks %q:\n%s", want, log)
+				}
+			}
+			if c.scenario == "getinstance" {
+				// The Trace value: the host's Simple frames and the
+				// plugin's echoes, as the plugin saw them.
+				tr := readLog(t, traceFile)
+				if !strings.Contains(tr, `"from":"server","event":"data","channel":"dvc::sample::simpleplugin"`) ||
+					!strings.Contains(tr, `"from":"client","event":"data","channel":"dvc::sample::simpleplugin"`) {
+					t.Errorf("the plugin's trace lacks the Simple frames each way:\n%.2000s", tr)
 				}
 			}
 		})
