@@ -224,11 +224,17 @@ func (r *Runner) Run(ctx context.Context, s *Script) (failed []int, err error) {
 		x.jobs[j.name] = j
 		x.order = append(x.order, j)
 		r.Print(map[string]any{"event": "job-started", "job": j.name, "line": l.n, "op": l.op})
+		running := make(chan struct{})
 		go func() {
 			defer close(j.done)
 			defer cancel()
+			close(running)
 			x.line(jctx, l)
 		}()
+		// The next line starts once the job runs, not merely once it
+		// could: what a cancel on that line finds gone out is then only
+		// a matter of the handle's own queue.
+		<-running
 	}
 	return nil, ctx.Err()
 }
@@ -296,9 +302,8 @@ type outcome struct {
 	fields map[string]any
 	err    error // the command failed: the client, the server or a timeout
 	script error // the command could not run: no such handle now, ...
-	data   []byte
-	n      int
-	hasN   bool // data and n are meaningful (read, write, ioctl, wait-event)
+	data   []byte // what expect data= compares: read, ioctl, wait-event
+	n      int    // what expect count= compares: read, write, ioctl
 }
 
 // check returns why l's expectation did not hold, "" when it did.
@@ -427,7 +432,7 @@ func (x *run) exec(ctx context.Context, l *line) outcome {
 			o = outcome{err: err, data: b, n: len(b)}
 		}
 		f["n"] = o.n
-		o.fields, o.hasN = f, true
+		o.fields = f
 		return o
 	case "close":
 		r.hmu.Lock()
@@ -518,7 +523,7 @@ func (x *run) waitEvent(ctx context.Context, l *line, bound func(time.Duration) 
 				if name := r.nameOf(q.Handle); name != "" {
 					f["handle"] = name
 				}
-				return outcome{fields: f, data: q.Data, n: len(q.Data), hasN: true}
+				return outcome{fields: f, data: q.Data}
 			}
 		}
 		wake := r.wake

@@ -68,8 +68,16 @@ func setupWith(t *testing.T, more ...device.Device) *env {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
+	e := serve(t, append([]device.Device{mem, emu}, more...)...)
+	e.mem = mem
+	return e
+}
+
+// serve runs an in-process client with devs and a server with a runner.
+func serve(t *testing.T, devs ...device.Device) *env {
+	t.Helper()
 	hub := loopback.New()
-	cl, err := client.New(client.Config{Logger: quiet}, append([]device.Device{mem, emu}, more...)...)
+	cl, err := client.New(client.Config{Logger: quiet}, devs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +97,7 @@ func setupWith(t *testing.T, more ...device.Device) *env {
 		cl.Close()
 		hub.Close()
 	})
-	return &env{out: out, r: r, cl: cl, mem: mem}
+	return &env{out: out, r: r, cl: cl}
 }
 
 // run parses src (which must parse) and runs it.
@@ -357,23 +365,24 @@ close m
 // Waits that time out say what did not happen.
 func TestWaitTimeouts(t *testing.T) {
 	e := setup(t)
-	failed := e.run(t, `wait-device 7 timeout=1ms
+	failed := e.run(t, `wait-device hwid:MEM
+wait-device 7 timeout=1ms
 wait-removed hwid:MEM timeout=1ms
 wait-event {7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} timeout=1ms
 wait-event all timeout=1ms
 sleep 20ms
 `)
-	if !slices.Equal(failed, []int{1, 2, 3, 4}) {
+	if !slices.Equal(failed, []int{2, 3, 4, 5}) {
 		t.Errorf("failed %v", failed)
 	}
 	res := results(t, e.out.String())
-	check(t, res, 1, "error", "no device 7 after 1ms")
-	check(t, res, 1, "timedOut", true)
-	check(t, res, 2, "error", "device hwid:MEM still there after 1ms")
-	check(t, res, 3, "error", "no custom event {7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} after 1ms")
-	check(t, res, 4, "error", "no custom event after 1ms")
-	if ms, _ := res[5]["elapsed_ms"].(float64); ms < 20 {
-		t.Errorf("sleep 20ms: elapsed_ms %v", res[5]["elapsed_ms"])
+	check(t, res, 2, "error", "no device 7 after 1ms")
+	check(t, res, 2, "timedOut", true)
+	check(t, res, 3, "error", "device hwid:MEM still there after 1ms")
+	check(t, res, 4, "error", "no custom event {7D3E4C1A-5B2F-4E8D-9A61-0C2B3D4E5F60} after 1ms")
+	check(t, res, 5, "error", "no custom event after 1ms")
+	if ms, _ := res[6]["elapsed_ms"].(float64); ms < 20 {
+		t.Errorf("sleep 20ms: elapsed_ms %v", res[6]["elapsed_ms"])
 	}
 }
 
@@ -577,4 +586,34 @@ func TestScriptHotplug(t *testing.T) {
 	if !strings.Contains(e.out.String(), `"event":"device-removed"`) {
 		t.Errorf("no removal event:\n%s", e.out.String())
 	}
+}
+
+// The example of docs/pnp.md runs as it stands there, against the devices
+// it names.
+func TestDocExample(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/pnp.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(doc), "<!-- TestDocExample runs the next block -->\n```\n")
+	if !ok {
+		t.Fatal("docs/pnp.md has no example marked for TestDocExample")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	var devs []device.Device
+	for _, spec := range []string{"mem:64", "emu:demo"} {
+		d, err := device.ParseSpec(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs = append(devs, d)
+	}
+	e := serve(t, devs...)
+	if failed := e.run(t, block); len(failed) != 0 {
+		t.Fatalf("lines %v did not hold:\n%s", failed, e.out.String())
+	}
+	res := results(t, e.out.String())
+	check(t, res, 9, "cancelled", true)
+	check(t, res, 9, "hresult", "0x800703E3")
+	check(t, res, 6, "n", 4.0)
 }
