@@ -300,8 +300,8 @@ func hresultOf(err error) (hresult.HRESULT, bool) {
 // outcome is what a command did.
 type outcome struct {
 	fields map[string]any
-	err    error // the command failed: the client, the server or a timeout
-	script error // the command could not run: no such handle now, ...
+	err    error  // the command failed: the client, the server or a timeout
+	script error  // the command could not run: no such handle now, ...
 	data   []byte // what expect data= compares: read, ioctl, wait-event
 	n      int    // what expect count= compares: read, write, ioctl
 }
