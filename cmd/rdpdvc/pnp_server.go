@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/rdpdvc/rdpdvc/backend/xrdp"
@@ -31,8 +33,9 @@ Waits for the client's devices, prints each device it redirects as it comes
 and goes, and, with -script, runs the script's commands against the
 devices, one JSON line per result on stdout. Without -script it prints
 events until Ctrl+C or until the client hangs up; in an xrdp session it
-then waits for a client to reconnect to the session and goes on. The exit status is 0 when
-every command did what it was expected to, 1 otherwise, 2 for bad usage.
+then waits for a client to reconnect to the session and goes on. The exit
+status is 0 when every line of the script held, 1 otherwise, 2 for bad
+usage or a script that does not parse.
 
 Where the client is:
   -listen ADDR   the portable transport: wait for one connection
@@ -46,19 +49,29 @@ Where the client is:
                  Requests, one after the other (a failure can leave the
                  first ones written); an ioctl input that large fails.
 
-Script commands (see package pnp/server/script):
+The script is read and checked whole before anything listens: a bad line
+(or a missing file) exits 2 at once with FILE:LINE. Each result line has
+"line", "op", "ok" (the line's expectation held), "returned" (what the
+command did: ok, error, script-error), "elapsed_ms", and "unmet" (why not ok).
+
+Script commands (docs/pnp.md; package pnp/server/script):
   wait-device [SEL] [timeout=DUR]     SEL: ID | any | hwid:ID | desc:TEXT
   wait-removed SEL [timeout=DUR]
   devices
   open [NAME] SEL [access=N] [share=N] [disposition=N|OPEN_EXISTING...] [flags=N]
   read NAME OFFSET COUNT [timeout=DUR]
-  write NAME OFFSET DATA [timeout=DUR]   DATA: hex | text:... | @FILE | -
+  write NAME OFFSET DATA [timeout=DUR]   DATA: hex | text:... | text:"..." | @FILE | -
   ioctl NAME CODE DATA OUTMAX [timeout=DUR]
   close NAME
   subscribe GUID|all
-  wait-event GUID [timeout=DUR]
+  wait-event GUID|all [timeout=DUR]
   sleep DUR
-  ! COMMAND                           COMMAND must fail
+  wait [JOB...|all]                   wait for background jobs
+  cancel JOB...                       cancel them (Specific IoCancel), and wait
+  ! COMMAND                           COMMAND must run and fail
+  COMMAND ... expect data=DATA count=N hresult=H   (H: 0x80070013 | ERROR_WRITE_PROTECT)
+  read|write|ioctl ... & [as=JOB]     run in the background (JOB: jN, N the line)
+  ... # comment                       # after a blank starts a comment
 
 A timeout on read, write or ioctl cancels the call with a Specific IoCancel
 Request when it expires.
@@ -98,19 +111,22 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2
 	}
 	useXRDP = useXRDP || (addr == "" && pnpXRDPDetect())
-	var in io.Reader
-	switch scriptPath {
-	case "":
-	case "-":
-		in = os.Stdin
-	default:
-		f, err := os.Open(scriptPath)
+	// The whole script is read and checked before anything listens or
+	// opens: a bad line is a usage error, found at once.
+	var sc *script.Script
+	if scriptPath != "" {
+		var err error
+		if scriptPath == "-" {
+			sc, err = script.ParseNamed("stdin", os.Stdin)
+		} else {
+			sc, err = script.ParseFile(scriptPath)
+		}
 		if err != nil {
-			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+			for _, l := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintln(stderr, "rdpdvc pnp-server:", l)
+			}
 			return 2
 		}
-		defer f.Close()
-		in = f
 	}
 	r := script.New(stdout)
 	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent}
@@ -156,19 +172,27 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	r.Attach(srv)
 	defer r.Close()
 
-	if in == nil {
+	if sc == nil {
 		return monitorPNP(ctx, srv, xo, cfg, r, stderr)
 	}
-	failed, err := r.Run(ctx, in)
+	failed, err := r.Run(ctx, sc)
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server: script:", err)
 		return 1
 	}
-	if failed > 0 {
-		fmt.Fprintf(stderr, "rdpdvc pnp-server: %d command(s) did not do what was expected\n", failed)
+	if len(failed) > 0 {
+		fmt.Fprintf(stderr, "rdpdvc pnp-server: %d line(s) of the script did not hold: %s (see their \"unmet\")\n", len(failed), joinInts(failed))
 		return 1
 	}
 	return 0
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // monitorPNP prints device and custom events until ctx is done or the

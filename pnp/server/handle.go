@@ -123,7 +123,7 @@ func (s *Server) Open(ctx context.Context, deviceID uint32, opts ...OpenOption) 
 		return nil, fmt.Errorf("pnp/server: open %s for device 0x%08X: %w", wire.ChannelFileRedirector, deviceID, err)
 	}
 	h.conn = conn
-	h.log = s.log.With("channel", wire.ChannelFileRedirector, "channelId", conn.ID(), "device", deviceID)
+	h.log = s.cfg.Logger.With("channel", wire.ChannelFileRedirector, "channelId", conn.ID(), "device", deviceID)
 	s.mu.Lock()
 	d, err := s.openableLocked(deviceID)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -875,3 +877,47 @@ func TestMaxMessageTooSmallForAWrite(t *testing.T) {
 		t.Fatalf("Write = %v, want dvc.ErrTooLarge", err)
 	}
 }
+
+// A handle's log lines carry one channel attribute, its own
+// (FileRedirectorChannel), not PNPDR's as well.
+func TestHandleLogChannel(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, c, p := start(t, server.Config{Logger: log})
+	addDevices(t, s, p, 1)
+	h, f := openHandle(t, s, c, 1, 6)
+	// A reply to no outstanding request is logged (and ignored); the read
+	// after it returns once the client's messages before it were handled.
+	f.send(t, wire.ReadReply{RequestID: 0x1234, Data: []byte("x")}.Append(nil))
+	done := make(chan error, 1)
+	go func() { _, err := h.Read(context.Background(), 0, 4); done <- err }()
+	rd := request(t, f.next(t)).(wire.ReadRequest)
+	f.send(t, wire.ReadReply{RequestID: rd.RequestID}.Append(nil))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "not outstanding") {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Fatalf("no log line for the stray reply:\n%s", logs.String())
+	}
+	if n := strings.Count(line, `"channel":`); n != 1 || !strings.Contains(line, `"channel":"FileRedirectorChannel"`) {
+		t.Errorf("%d channel attributes, want one, FileRedirectorChannel: %s", n, line)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

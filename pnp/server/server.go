@@ -155,6 +155,7 @@ func Start(ctx context.Context, op dvc.Opener, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	cfg.Logger = log // each handle derives its own from it, not from PNPDR's
 	s := &Server{
 		op:      op,
 		cfg:     cfg,
