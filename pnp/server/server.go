@@ -114,8 +114,12 @@ type Server struct {
 	pnpdr dvc.Conn
 	wmu   sync.Mutex // PNPDR writes
 
-	mu            sync.Mutex
-	devices       map[uint32]*device
+	mu      sync.Mutex
+	devices map[uint32]*device
+	// unnotified holds the devices removed from devices whose removal
+	// OnDevice has not been told yet: WaitRemoved waits for them too, so
+	// that it never returns before the callback has run.
+	unnotified    map[uint32]bool
 	changed       chan struct{} // closed and replaced whenever the list changes or the server ends
 	clientVersion *wire.ClientVersion
 	authWanted    bool
@@ -157,15 +161,16 @@ func Start(ctx context.Context, op dvc.Opener, cfg Config) (*Server, error) {
 	}
 	cfg.Logger = log // each handle derives its own from it, not from PNPDR's
 	s := &Server{
-		op:      op,
-		cfg:     cfg,
-		log:     log.With("channel", wire.ChannelPNPDR),
-		devices: map[uint32]*device{},
-		changed: make(chan struct{}),
-		handles: map[*Handle]struct{}{},
-		subs:    map[wire.GUID][]*subscription{},
-		quit:    make(chan struct{}),
-		done:    make(chan struct{}),
+		op:         op,
+		cfg:        cfg,
+		log:        log.With("channel", wire.ChannelPNPDR),
+		devices:    map[uint32]*device{},
+		unnotified: map[uint32]bool{},
+		changed:    make(chan struct{}),
+		handles:    map[*Handle]struct{}{},
+		subs:       map[wire.GUID][]*subscription{},
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	conn, err := op.Open(ctx, wire.ChannelPNPDR, dvc.WithFramer(PNPDRFramer))
 	if err != nil {
@@ -379,6 +384,7 @@ func (s *Server) removeDevice(id uint32) {
 		return
 	}
 	delete(s.devices, id)
+	s.unnotified[id] = true
 	handles := d.handles
 	d.handles = nil
 	for h := range handles {
@@ -390,7 +396,10 @@ func (s *Server) removeDevice(id uint32) {
 		h.terminate(fmt.Errorf("%w: device 0x%08X", ErrDeviceRemoved, id))
 	}
 	s.notify(DeviceEvent{Kind: DeviceRemoved, Device: d.Device})
-	s.signal()
+	s.mu.Lock()
+	delete(s.unnotified, id)
+	s.signalLocked()
+	s.mu.Unlock()
 }
 
 // connectionLost ends the server: every device is gone with the session.
@@ -405,6 +414,9 @@ func (s *Server) connectionLost(cause error) {
 	}
 	s.err = err
 	devs := s.sortedLocked()
+	for id := range s.devices {
+		s.unnotified[id] = true
+	}
 	s.devices = map[uint32]*device{}
 	handles := s.handles
 	s.handles = map[*Handle]struct{}{}
@@ -416,6 +428,10 @@ func (s *Server) connectionLost(cause error) {
 	for _, d := range devs {
 		s.notify(DeviceEvent{Kind: DeviceRemoved, Device: d.Device, Err: err})
 	}
+	s.mu.Lock()
+	clear(s.unnotified)
+	s.signalLocked()
+	s.mu.Unlock()
 	s.endOnce.Do(func() { close(s.done) })
 }
 
@@ -509,6 +525,7 @@ func (s *Server) WaitRemoved(ctx context.Context, id uint32) error {
 	for {
 		s.mu.Lock()
 		_, present := s.devices[id]
+		present = present || s.unnotified[id]
 		ch := s.changed
 		s.mu.Unlock()
 		if !present {
