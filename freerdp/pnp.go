@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/pnp/client"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
@@ -54,7 +55,7 @@ func PNPFeature(log *slog.Logger) Feature {
 			if err != nil {
 				return err
 			}
-			err = r.Listen(wire.ChannelPNPDR, Reframe(c.PNPDRListener(), server.PNPDRFramer, server.MaxPNPDRMessage))
+			err = r.Listen(wire.ChannelPNPDR, kit.Reframe(c.PNPDRListener(), server.PNPDRFramer, server.MaxPNPDRMessage))
 			if err == nil {
 				err = r.Listen(wire.ChannelFileRedirector, c.FileRedirectorListener())
 			}

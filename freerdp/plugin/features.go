@@ -18,7 +18,7 @@ func features(log *slog.Logger) []freerdp.Feature {
 		{
 			Name:  "simple",
 			Usage: "echo the Simple sample's pings on " + simple.ChannelName,
-			// Not wrapped in freerdp.Reframe: the echo does not need
+			// Not wrapped in kit.Reframe: the echo does not need
 			// whole frames, and scripts/e2e-linux.sh reads the sizes
 			// it logs to check that backend/xrdp keeps boundaries.
 			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
