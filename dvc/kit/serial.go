@@ -252,6 +252,21 @@ func (s *Serial) ended1() {
 	s.mu.Unlock()
 }
 
+// Inline reports whether the next message would be delivered on Put's
+// caller: always in Direct mode, in Adaptive mode once promoted and the
+// delivery goroutine has gone, never in Queued mode.
+func (s *Serial) Inline() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.mode {
+	case Direct:
+		return true
+	case Adaptive:
+		return !s.worker && s.quick >= PromoteAfter
+	}
+	return false
+}
+
 // Done is closed once Closed has returned.
 func (s *Serial) Done() <-chan struct{} { return s.done }
 
