@@ -58,6 +58,11 @@ const (
 	// NoEmptyMessages: the backend cannot carry a zero-byte message
 	// (stream backends, where an empty write moves nothing).
 	NoEmptyMessages Exception = "EmptyMessages"
+	// NoRefusalStatus: the client reports every refusal with
+	// STATUS_UNSUCCESSFUL (0xC0000001), whatever HRESULT the Listener's
+	// error carries (FreeRDP). The RefusalStatus rule still runs and
+	// checks that status, and that the connection is unharmed.
+	NoRefusalStatus Exception = "RefusalStatus"
 )
 
 // Option changes how TestContract runs.
@@ -526,7 +531,12 @@ func (e statusErr) HRESULT() hresult.HRESULT { return e.h }
 
 // A listener's refusal reaches Open as *dvc.OpenError with dvc.StatusOf's
 // status: the error's own HRESULT, or STATUS_UNSUCCESSFUL.
-func testRefusal(t *testing.T, p Pair, _ *options) {
+func testRefusal(t *testing.T, p Pair, o *options) {
+	status := dvc.StatusOf
+	if why, ok := o.except[NoRefusalStatus]; ok {
+		t.Logf("exception %s: %s; every refusal must be 0xC0000001", NoRefusalStatus, why)
+		status = func(error) hresult.HRESULT { return hresult.StatusUnsuccessful }
+	}
 	for name, err := range map[string]error{
 		"deny":  statusErr{hresult.E_ACCESSDENIED},
 		"plain": errors.New("no"),
@@ -537,8 +547,8 @@ func testRefusal(t *testing.T, p Pair, _ *options) {
 		}
 		_, oerr := p.Opener.Open(ctxStuck(t), name)
 		var oe *dvc.OpenError
-		if !errors.As(oerr, &oe) || oe.Status != dvc.StatusOf(err) || oe.Name != name {
-			t.Fatalf("Open(%q) = %v, want *dvc.OpenError{Name: %q, Status: %v}", name, oerr, name, dvc.StatusOf(err))
+		if !errors.As(oerr, &oe) || oe.Status != status(err) || oe.Name != name {
+			t.Fatalf("Open(%q) = %v, want *dvc.OpenError{Name: %q, Status: %v}", name, oerr, name, status(err))
 		}
 	}
 	// A listener returning neither a Handler nor an error refuses too.
