@@ -109,7 +109,7 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 		// outlive Shutdown.
 		err := c.dead
 		c.mu.Unlock()
-		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+		return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, err)
 	}
 	if _, dup := c.channels[p.ChannelID]; dup {
 		c.mu.Unlock()
