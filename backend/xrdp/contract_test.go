@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -214,3 +215,68 @@ func (ch *clientChan) read(f *fakeChansrv) {
 		}
 	}
 }
+
+// The exceptions are what xrdp does, not a way to hide a bug: each is
+// checked here.
+func TestContractExceptions(t *testing.T) {
+	ctx := context.Background()
+	pair := func(t *testing.T) (*fakeClient, *fakeChansrv, dvc.Opener) {
+		fc := &fakeClient{}
+		f := startFakeChansrv(t, fc)
+		fc.f = f
+		t.Cleanup(fc.wg.Wait)
+		t.Cleanup(f.stop)
+		return fc, f, framedOpener{f.opener(t, Options{})}
+	}
+
+	// NoPeerCloseEOF: after the client's close the socket stays open, so
+	// a server write still goes through, and the server learns of an end
+	// only when chansrv goes away: connection lost, not io.EOF.
+	t.Run("NoPeerCloseEOF", func(t *testing.T) {
+		fc, f, op := pair(t)
+		accepted := make(chan dvc.Channel, 1)
+		closed := make(chan error, 1)
+		fc.Listen("x", dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
+			accepted <- ch
+			return closedFunc(func(err error) { closed <- err }), nil
+		}))
+		c, err := op.Open(ctx, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		(<-accepted).Close()
+		if err := <-closed; err != nil {
+			t.Fatalf("client's Closed(%v)", err)
+		}
+		if err := c.Write(ctx, []byte("after the client closed")); err != nil {
+			t.Fatalf("server Write after the client's close = %v; chansrv keeps the socket, so it should go through", err)
+		}
+		f.stop()
+		if _, err := c.Read(ctx); !errors.Is(err, dvc.ErrConnectionLost) {
+			t.Fatalf("Read once chansrv went away = %v, want dvc.ErrConnectionLost (never io.EOF)", err)
+		}
+	})
+
+	// NoNameRules: chansrv's limit is 260 bytes, not MS-RDPEDYC's 256.
+	t.Run("NoNameRules", func(t *testing.T) {
+		fc, _, op := pair(t)
+		long := strings.Repeat("n", 257)
+		if err := fc.Listen(long, dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, errors.New("no") })); err == nil {
+			t.Fatal("the fake client accepted a 257-byte name; it applies MS-RDPEDYC's rule")
+		}
+		var oe *dvc.OpenError
+		if _, err := op.Open(ctx, long); !errors.As(err, &oe) {
+			t.Fatalf("Open of a 257-byte name = %v; the Opener should send it (chansrv takes up to %d) and get a refusal", err, MaxNameLen)
+		}
+		if _, err := op.Open(ctx, strings.Repeat("n", MaxNameLen+1)); err == nil || errors.As(err, &oe) {
+			t.Fatalf("Open of a %d-byte name = %v, want a local error", MaxNameLen+1, err)
+		}
+	})
+}
+
+// closedFunc is a Handler that only reports Closed.
+type closedFunc func(error)
+
+func (closedFunc) Received([]byte)    {}
+func (f closedFunc) Closed(err error) { f(err) }
