@@ -41,8 +41,9 @@ func (r CreateRequest) String() string {
 // inside (it is NUL-terminated on the wire, MS-RDPEDYC 2.2.2.1), at most
 // MaxChannelNameLen bytes (what ParseCreateRequest accepts). Append does
 // not check. session.Server.Open calls Validate before anything is sent,
-// and session.Client.Listen applies the same rule to listener names, so a
-// name one end refuses can neither be opened nor listened for.
+// and every backend's Listen applies the same rule to listener names
+// (dvc/kit.CheckName, which calls Validate), so a name one end refuses
+// can neither be opened nor listened for.
 func (r CreateRequest) Validate() error {
 	switch {
 	case r.ChannelName == "":

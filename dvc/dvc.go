@@ -68,7 +68,24 @@ type Opener interface {
 // Handler receives one channel instance's events on the client side.
 //
 // Calls for one instance are serialized and in order: every Received
-// happens before Closed, and Closed is called exactly once.
+// happens before Closed, and Closed is called exactly once. They never
+// overlap and never nest: a Close inside Received gets its Closed after
+// Received returns.
+//
+// Which goroutine makes the calls is the backend's, so a Handler must not
+// assume one: the portable client starts each instance on a goroutine of
+// its own and, once the Handler has returned quickly a few times, calls it
+// on the connection's receiving goroutine; FreeRDP and COM call it on the
+// platform's channel thread; loopback always on the instance's goroutine
+// (docs/design.md lists them). So Received should return promptly: while
+// it runs, the backend may be holding up other channels of the connection.
+//
+// Received may call the channel's Write and Close. Write inside Received
+// is how a client answers; give it a context with a deadline, because a
+// Write that waits for a stalled peer holds up delivery as long as it
+// waits. After Closed, Write returns dvc.ErrClosed (or an error wrapping
+// ErrConnectionLost) and nothing more is delivered; the Handler owns no
+// goroutine of the backend's and need not stop anything.
 type Handler interface {
 	// Received delivers one whole message. msg is valid only during the
 	// call; copy it to keep it.

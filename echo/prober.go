@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
-	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/internal/roundtrip"
 )
 
 // DefaultSize is the prober's default echoRequest size: the Simple
-// sample's 5120-byte payload, so the two probes' round trips compare.
-const DefaultSize = simple.DefaultPayload
+// sample's 5120-byte payload (simple.DefaultPayload), so the two probes'
+// round trips compare.
+const DefaultSize = 5120
 
 // Prober is the MS-RDPEECO server role: it sends an ECHO_REQUEST_PDU every
 // Interval over an open ECHO channel, checks that each ECHO_RESPONSE_PDU
@@ -38,11 +39,11 @@ const DefaultSize = simple.DefaultPayload
 //
 // The zero value probes every second with DefaultSize bytes, forever.
 type Prober struct {
-	Interval time.Duration // between requests; simple.DefaultInterval if 0
+	Interval time.Duration // between requests; roundtrip.DefaultInterval if 0
 	Size     int           // echoRequest bytes, 1..MaxSize; DefaultSize if 0
 	Count    int           // requests to send; 0 = until ctx is done
 	// Timeout is how long a response may take: max(5 × Interval,
-	// simple.MinTimeout) if 0. It is checked at each tick.
+	// roundtrip.MinTimeout) if 0. It is checked at each tick.
 	Timeout time.Duration
 	// Grace is how long Run waits for an outstanding response once ctx is
 	// done: min(Timeout, Interval) if 0.
@@ -54,7 +55,7 @@ type Prober struct {
 	Tick <-chan time.Time
 	// OnReply, if set, is called from Run's goroutine for each resolved
 	// request and each unexpected response.
-	OnReply func(simple.Reply)
+	OnReply func(Reply)
 }
 
 // RequestBytes is the echoRequest the prober sends as request seq: n bytes
@@ -68,13 +69,13 @@ func RequestBytes(seq uint32, n int) []byte {
 }
 
 // Line is the log line for r as the prober prints it.
-func Line(r simple.Reply) string {
+func Line(r Reply) string {
 	switch r.Outcome {
-	case simple.Received:
+	case Received:
 		return fmt.Sprintf("Echo#%d size=%d rttMs=%.2f", r.Seq, r.Payload, float64(r.RTT)/float64(time.Millisecond))
-	case simple.Lost:
+	case Lost:
 		return fmt.Sprintf("Echo#%d lost", r.Seq)
-	case simple.Mismatched:
+	case Mismatched:
 		return fmt.Sprintf("Echo#%d mismatched", r.Seq)
 	}
 	return "Echo unexpected response"
@@ -85,16 +86,16 @@ func Line(r simple.Reply) string {
 // those of simple.Pinger.Run: nil after Count requests, ctx.Err() when ctx
 // ended the run, else the error that ended it; an outstanding request at
 // the end is counted lost.
-func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (simple.Stats, error) {
+func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (Stats, error) {
 	size := p.Size
 	if size == 0 {
 		size = DefaultSize
 	}
 	if size < 1 || size > MaxSize {
 		// MS-RDPEECO 3.1.5.1: at least one byte.
-		return simple.Stats{}, fmt.Errorf("echo: request size %d is outside 1..%d", size, MaxSize)
+		return Stats{}, fmt.Errorf("echo: request size %d is outside 1..%d", size, MaxSize)
 	}
-	loop := &simple.RoundTrips{
+	loop := &roundtrip.RoundTrips{
 		Interval: p.Interval, Count: p.Count, Timeout: p.Timeout, Grace: p.Grace,
 		Logger: p.Logger, Now: p.Now, Tick: p.Tick, OnReply: p.OnReply,
 		Size: size, Sequential: true, Line: Line,
@@ -103,7 +104,7 @@ func (p *Prober) Run(ctx context.Context, conn dvc.Conn) (simple.Stats, error) {
 	return loop.Run(ctx, conn, &exchange{size: size})
 }
 
-// exchange is MS-RDPEECO as a simple.RoundTrips Exchange. Responses carry
+// exchange is MS-RDPEECO as a roundtrip.RoundTrips Exchange. Responses carry
 // no length or sequence number, so the bytes received are collected until
 // there are as many as the outstanding request had.
 type exchange struct {
@@ -123,12 +124,12 @@ func (x *exchange) Overdue(uint32) string {
 	return fmt.Sprintf("%d of %d bytes came", len(x.got), len(x.want))
 }
 
-func (x *exchange) Receive(t *simple.Tracker, msg []byte, at time.Time) error {
+func (x *exchange) Receive(t *roundtrip.Tracker, msg []byte, at time.Time) error {
 	// Sequential: the oldest outstanding request is the only one, and the
 	// last sent.
 	seq, sentAt, ok := t.Oldest()
 	if !ok {
-		t.Resolve(simple.Reply{Payload: len(msg), Outcome: simple.Unexpected,
+		t.Resolve(Reply{Payload: len(msg), Outcome: Unexpected,
 			Err: errors.New("response with no request outstanding (late, or unsolicited)")})
 		return nil
 	}
@@ -137,9 +138,9 @@ func (x *exchange) Receive(t *simple.Tracker, msg []byte, at time.Time) error {
 		return nil // more to come
 	}
 	t.Take(seq)
-	r := simple.Reply{Seq: seq, Payload: len(x.want), RTT: at.Sub(sentAt), Outcome: simple.Received}
+	r := Reply{Seq: seq, Payload: len(x.want), RTT: at.Sub(sentAt), Outcome: Received}
 	if !bytes.Equal(x.got, x.want) {
-		r.Outcome = simple.Mismatched
+		r.Outcome = Mismatched
 		r.Err = describe(x.got, x.want)
 	}
 	x.got = x.got[:0]

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
-	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/internal/roundtrip"
 )
 
 // DefaultResponseTimeout bounds one response Write from inside Received.
@@ -39,13 +39,13 @@ func (r *Responder) Accept(ch dvc.Channel) (dvc.Handler, error) {
 	if t <= 0 {
 		t = DefaultResponseTimeout
 	}
-	return &responder{Replier: simple.NewReplier(ch, r.Logger, t, "response"), r: r}, nil
+	return &responder{Replier: roundtrip.NewReplier(ch, r.Logger, t, "response"), r: r}, nil
 }
 
 type responder struct {
-	*simple.Replier // and its Closed
-	r               *Responder
-	buf             []byte
+	*roundtrip.Replier // and its Closed
+	r                  *Responder
+	buf                []byte
 }
 
 func (h *responder) Received(msg []byte) {

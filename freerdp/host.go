@@ -14,6 +14,11 @@
 //	IWTSVirtualChannelCallback::OnClose          -> Instance.Gone
 //	IWTSPlugin::Terminated                      -> Host.Terminate
 //
+// Handler calls run on FreeRDP's drdynvc channel thread, inside the
+// callback that reports the event (kit.Serial's Direct mode): a Received
+// that blocks holds up every channel of the connection, as a C plugin's
+// OnDataReceived would, and is FreeRDP's only flow control.
+//
 // What FreeRDP's drdynvc client does, in 2.11 and in 3.10 to 3.33 alike,
 // and this package relies on: all callbacks run on the drdynvc channel
 // thread; OnDataReceived gets whole messages (FreeRDP reassembles
@@ -36,6 +41,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 )
 
 // Native is one FreeRDP channel instance (IWTSVirtualChannel), as the cgo
@@ -49,96 +55,67 @@ type Native interface {
 // Host is a dvc.Registrar whose listeners are FreeRDP listeners. Create
 // one per plugin instance; it is safe for concurrent use.
 type Host struct {
-	mu        sync.Mutex
-	listeners map[string]dvc.Listener
-	order     []string
-	create    func(name string) error // set by Attach
-	open      map[*Instance]struct{}
-	done      bool
-	wg        sync.WaitGroup // deferred closes in flight
-	atEnd     []func()       // OnTerminate functions, in registration order
+	reg   kit.Registry
+	mu    sync.Mutex
+	open  map[*Instance]struct{}
+	done  bool
+	wg    sync.WaitGroup // deferred closes in flight
+	atEnd []func()       // OnTerminate functions, in registration order
 }
 
 var _ dvc.Registrar = (*Host)(nil)
 
 // NewHost returns a Host with no listeners.
 func NewHost() *Host {
-	return &Host{listeners: map[string]dvc.Listener{}, open: map[*Instance]struct{}{}}
+	h := &Host{open: map[*Instance]struct{}{}}
+	h.reg.Prefix = "freerdp"
+	return h
 }
 
-// Listen registers l for channels named name. Before Attach the listener
-// is created in FreeRDP when the plugin is initialized; after, at once.
-func (h *Host) Listen(name string, l dvc.Listener) error {
-	if name == "" || l == nil {
-		return errors.New("freerdp: Listen needs a name and a listener")
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.done {
-		return errors.New("freerdp: plugin terminated")
-	}
-	if _, dup := h.listeners[name]; dup {
-		return fmt.Errorf("freerdp: listener %q already registered", name)
-	}
-	if h.create != nil {
-		if err := h.create(name); err != nil {
-			return fmt.Errorf("freerdp: CreateListener %q: %w", name, err)
-		}
-	}
-	h.listeners[name] = l
-	h.order = append(h.order, name)
-	return nil
-}
+// Listen registers l for channels named name, which must be one a
+// DYNVC_CREATE_REQ can carry (MS-RDPEDYC 2.2.2.1). Before Attach the
+// listener is created in FreeRDP when the plugin is initialized; after,
+// at once.
+func (h *Host) Listen(name string, l dvc.Listener) error { return h.reg.Listen(name, l) }
 
 // Names returns the registered listener names in registration order.
-func (h *Host) Names() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]string(nil), h.order...)
-}
+func (h *Host) Names() []string { return h.reg.Names() }
 
 // Attach is called from IWTSPlugin::Initialize: create makes a FreeRDP
 // listener (IWTSVirtualChannelManager::CreateListener) and is called now
 // for every registered name, and later for names registered after.
-func (h *Host) Attach(create func(name string) error) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.create != nil {
-		return errors.New("freerdp: plugin initialized twice")
-	}
-	for _, name := range h.order {
-		if err := create(name); err != nil {
-			return fmt.Errorf("freerdp: CreateListener %q: %w", name, err)
-		}
-	}
-	h.create = create
-	return nil
-}
+func (h *Host) Attach(create func(name string) error) error { return h.reg.Watch(create) }
 
 // NewChannel is OnNewChannelConnection: it asks the listener registered
 // for name to accept the instance. An error means refuse (FreeRDP then
 // sends CreationStatus 0xC0000001).
 func (h *Host) NewChannel(name string, id uint32, n Native) (*Instance, error) {
-	h.mu.Lock()
-	l, ok := h.listeners[name]
-	done := h.done
-	h.mu.Unlock()
-	if !ok || done {
+	l := h.reg.Lookup(name)
+	if l == nil {
 		return nil, fmt.Errorf("freerdp: no listener for %q", name)
 	}
-	in := &Instance{host: h, name: name, id: id, native: n}
-	hd, err := l.Accept(in)
+	in := &Instance{host: h, name: name, id: id, native: n,
+		s: kit.NewSerial(kit.SerialConfig{Mode: kit.Direct, Borrowed: true})}
+	hd, err := kit.Accept(l, in)
+	in.mu.Lock()
+	if err == nil && in.localClosed {
+		err = fmt.Errorf("freerdp: channel %q closed inside Accept", name)
+	}
 	if err != nil {
-		in.mu.Lock()
 		in.native = nil
 		in.mu.Unlock()
 		return nil, err
 	}
-	if hd == nil {
-		return nil, fmt.Errorf("freerdp: listener for %q accepted with a nil Handler", name)
-	}
-	in.handler = hd
+	in.opened = true
+	in.mu.Unlock()
+	in.s.Attach(hd)
 	h.mu.Lock()
+	if h.done {
+		// Terminated during Accept: the Handler still gets its Closed.
+		h.mu.Unlock()
+		in.Gone(fmt.Errorf("freerdp: client terminated: %w", dvc.ErrConnectionLost))
+		return nil, errors.New("freerdp: plugin terminated")
+	}
 	h.open[in] = struct{}{}
 	h.mu.Unlock()
 	return in, nil
@@ -149,6 +126,7 @@ func (h *Host) NewChannel(name string, id uint32, n Native) (*Instance, error) {
 // deferred closes (see Instance.Close) to finish, then runs the
 // OnTerminate functions.
 func (h *Host) Terminate() {
+	h.reg.Close()
 	h.mu.Lock()
 	h.done = true
 	open := h.open
@@ -196,20 +174,11 @@ type Instance struct {
 	// after which FreeRDP frees the channel, waits for them.
 	mu          sync.Mutex
 	native      Native      // nil once FreeRDP freed the channel (or we had it close it)
+	opened      bool        // Accept returned a Handler: writes may go
 	localClosed bool        // Close was called: no more writes
 	closing     atomic.Bool // inside the zero-length Write that closes the channel
 
-	handler dvc.Handler
-	dmu     sync.Mutex // guards the delivery queue below
-	busy    bool
-	queue   []event
-	ended   bool // Closed was delivered or queued
-}
-
-type event struct {
-	msg    []byte
-	closed bool
-	err    error
+	s *kit.Serial // the Handler's calls, on the thread that reports each event
 }
 
 var _ dvc.Channel = (*Instance)(nil)
@@ -235,6 +204,9 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 	if in.native == nil || in.localClosed {
 		return dvc.ErrClosed
 	}
+	if !in.opened {
+		return fmt.Errorf("freerdp: channel %q %d is not open yet: write after Accept returns", in.name, in.id)
+	}
 	if err := in.native.Write(msg); err != nil {
 		return fmt.Errorf("freerdp: channel %q %d: write: %w", in.name, in.id, err)
 	}
@@ -242,16 +214,16 @@ func (in *Instance) Write(ctx context.Context, msg []byte) error {
 }
 
 // Close sends DYNVC_CLOSE (by FreeRDP's zero-length write) and delivers
-// Closed(nil) to the handler, after any message already being delivered.
+// Closed(nil) to the handler, after the call in progress if any. Inside
+// Accept it only marks the instance, which NewChannel then refuses.
 //
-// While a message is being delivered (Close called from Received, or
-// during it), the DYNVC_CLOSE is sent from another goroutine once the
-// delivery is over: FreeRDP 2.11 frees the channel in the zero-length
-// write, and its receive path still touches the channel after
-// OnDataReceived returns when the message was reassembled from
-// fragments (FreeRDP 3 holds a reference to the channel while it
-// delivers, but the wait costs nothing there). The instance is closed for
-// the handler at once either way.
+// While a call is in progress (Close from inside Received, or during
+// it), the DYNVC_CLOSE goes out closeGrace after the delivery is over:
+// FreeRDP 2.11 frees the channel in the zero-length write, and its
+// receive path still touches the channel after OnDataReceived returns
+// when the message was reassembled from fragments (FreeRDP 3 holds a
+// reference to the channel while it delivers, but the wait costs nothing
+// there). The instance is closed for the handler at once either way.
 func (in *Instance) Close() error {
 	in.mu.Lock()
 	if in.native == nil || in.localClosed {
@@ -259,25 +231,24 @@ func (in *Instance) Close() error {
 		return nil
 	}
 	in.localClosed = true
+	opened := in.opened
 	in.mu.Unlock()
-	in.host.forget(in)
-
-	in.dmu.Lock()
-	delivering := in.busy
-	in.dmu.Unlock()
-	var err error
-	if delivering {
-		in.host.wg.Add(1)
-		go func() {
-			defer in.host.wg.Done()
-			in.waitIdle()
-			in.closeWire()
-		}()
-	} else {
-		err = in.closeWire()
+	if !opened {
+		return nil
 	}
-	in.deliver(event{closed: true})
-	if err != nil {
+	in.host.forget(in)
+	in.s.Discard(dvc.ErrClosed) // Closed(nil), now or after the call in progress
+	if in.s.Busy() {
+		in.host.wg.Add(1)
+		in.s.WhenIdle(func() {
+			time.AfterFunc(closeGrace, func() {
+				defer in.host.wg.Done()
+				in.closeWire()
+			})
+		})
+		return nil
+	}
+	if err := in.closeWire(); err != nil {
 		return fmt.Errorf("freerdp: channel %q %d: close: %w", in.name, in.id, err)
 	}
 	return nil
@@ -302,26 +273,15 @@ func (in *Instance) closeWire() error {
 
 // closeGrace is how long a deferred close waits after the delivery ended,
 // for FreeRDP to finish with the message it delivered (a few instructions
-// after OnDataReceived returns).
+// after OnDataReceived returns). It is one timer, not a poll: nothing
+// tells the plugin when FreeRDP is done with the channel.
 const closeGrace = time.Millisecond
 
-// waitIdle returns once no delivery is in progress, plus closeGrace.
-func (in *Instance) waitIdle() {
-	for {
-		in.dmu.Lock()
-		busy := in.busy
-		in.dmu.Unlock()
-		if !busy {
-			break
-		}
-		time.Sleep(closeGrace)
-	}
-	time.Sleep(closeGrace)
-}
-
 // Data is OnDataReceived: msg is one whole message, valid during the
-// call only.
-func (in *Instance) Data(msg []byte) { in.deliver(event{msg: msg}) }
+// call only. The Handler's Received runs inside the call (after any call
+// in progress on another thread); a message for a closed instance is
+// dropped.
+func (in *Instance) Data(msg []byte) { _ = in.s.Put(context.Background(), msg) }
 
 // Gone is OnClose: FreeRDP frees the channel when it returns. err is nil
 // for a close by the server.
@@ -338,46 +298,5 @@ func (in *Instance) Gone(err error) {
 		in.mu.Unlock()
 	}
 	in.host.forget(in)
-	in.deliver(event{closed: true, err: err})
-}
-
-// deliver runs handler callbacks one at a time and in order, whichever
-// thread the event comes from. A callback that causes another event (a
-// handler closing its channel inside Received) queues it instead of
-// re-entering the handler.
-func (in *Instance) deliver(ev event) {
-	in.dmu.Lock()
-	if in.ended {
-		in.dmu.Unlock()
-		return
-	}
-	if ev.closed {
-		in.ended = true
-	}
-	if in.busy {
-		if ev.msg != nil {
-			ev.msg = append([]byte(nil), ev.msg...) // the caller's buffer dies on return
-		}
-		in.queue = append(in.queue, ev)
-		in.dmu.Unlock()
-		return
-	}
-	in.busy = true
-	in.dmu.Unlock()
-	for {
-		if ev.closed {
-			in.handler.Closed(ev.err)
-		} else {
-			in.handler.Received(ev.msg)
-		}
-		in.dmu.Lock()
-		if len(in.queue) == 0 {
-			in.busy = false
-			in.dmu.Unlock()
-			return
-		}
-		ev = in.queue[0]
-		in.queue = in.queue[1:]
-		in.dmu.Unlock()
-	}
+	in.s.End(err)
 }

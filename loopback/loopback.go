@@ -16,55 +16,37 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 )
 
 // Hub joins client-side listeners and server-side opens in one process.
 type Hub struct {
-	mu        sync.Mutex
-	listeners map[string]dvc.Listener
-	nextID    uint32
-	open      map[uint32]*instance
-	closed    bool
-	wg        sync.WaitGroup
+	reg    kit.Registry
+	mu     sync.Mutex
+	nextID uint32
+	open   map[uint32]*instance
+	closed bool
+	wg     sync.WaitGroup // delivery goroutines
 }
 
 // New returns an empty hub.
 func New() *Hub {
-	return &Hub{listeners: map[string]dvc.Listener{}, open: map[uint32]*instance{}}
-}
-
-// checkName applies the MS-RDPEDYC 2.2.2.1 name rule (1..256 bytes, no
-// NUL) that the DVC managers apply, so that what works here works on a
-// real connection.
-func checkName(op, name string) error {
-	if err := (drdynvc.CreateRequest{ChannelName: name}).Validate(); err != nil {
-		return fmt.Errorf("loopback: %s %q: %w", op, name, err)
-	}
-	return nil
+	h := &Hub{open: map[uint32]*instance{}}
+	h.reg.Prefix = "loopback"
+	return h
 }
 
 // Listen registers a client-side listener. name must be one a
-// DYNVC_CREATE_REQ can carry (drdynvc.CreateRequest.Validate).
-func (h *Hub) Listen(name string, l dvc.Listener) error {
-	if err := checkName("listen", name); err != nil {
-		return err
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, dup := h.listeners[name]; dup {
-		return fmt.Errorf("loopback: listener %q already registered", name)
-	}
-	h.listeners[name] = l
-	return nil
-}
+// DYNVC_CREATE_REQ can carry (MS-RDPEDYC 2.2.2.1, kit.CheckName), as on a
+// real connection, so that what works here works there.
+func (h *Hub) Listen(name string, l dvc.Listener) error { return h.reg.Listen(name, l) }
 
 // Open creates a channel instance and hands its client end to the listener
 // registered for name.
 func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.Conn, error) {
-	if err := checkName("open", name); err != nil {
-		return nil, err
+	if err := kit.CheckName(name); err != nil {
+		return nil, fmt.Errorf("loopback: open %q: %w", name, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -74,19 +56,19 @@ func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.C
 		h.mu.Unlock()
 		return nil, fmt.Errorf("loopback: open %q: %w", name, dvc.ErrConnectionLost)
 	}
-	l, ok := h.listeners[name]
+	l := h.reg.Lookup(name)
 	h.nextID++
 	id := h.nextID
 	h.mu.Unlock()
-	if !ok {
+	if l == nil {
 		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(nil)}
 	}
-	in := &instance{hub: h, name: name, id: id, toServer: dvc.NewInbox(0), toClient: dvc.NewInbox(0)}
+	// Queued: the server's Write delivers into the inbox and stays
+	// bounded by its context; the Handler runs on its own goroutine.
+	in := &instance{hub: h, name: name, id: id, toServer: dvc.NewInbox(0),
+		toClient: kit.NewSerial(kit.SerialConfig{Mode: kit.Queued, Borrowed: true, Group: &h.wg})}
 	in.client = &clientEnd{in}
-	handler, err := l.Accept(in.client)
-	if err == nil && handler == nil {
-		err = fmt.Errorf("loopback: listener %q returned neither a Handler nor an error", name)
-	}
+	handler, err := kit.Accept(l, in.client)
 	if err != nil {
 		return nil, &dvc.OpenError{Name: name, Status: dvc.StatusOf(err)}
 	}
@@ -101,10 +83,9 @@ func (h *Hub) Open(ctx context.Context, name string, _ ...dvc.OpenOption) (dvc.C
 		return nil, fmt.Errorf("loopback: open %q: %w", name, dvc.ErrConnectionLost)
 	}
 	h.open[id] = in
-	h.wg.Add(1)
 	in.opened.Store(true) // the client end may write from now on
+	in.toClient.Attach(handler)
 	h.mu.Unlock()
-	go in.deliver(handler)
 	return &serverEnd{in}, nil
 }
 
@@ -128,8 +109,8 @@ type instance struct {
 	name     string
 	id       uint32
 	client   *clientEnd
-	toServer *dvc.Inbox // client Write → server Read
-	toClient *dvc.Inbox // server Write → Handler.Received
+	toServer *dvc.Inbox  // client Write → server Read
+	toClient *kit.Serial // server Write → Handler.Received
 
 	once   sync.Once
 	ended  atomic.Bool
@@ -146,10 +127,10 @@ func (in *instance) end(err error) {
 		in.ended.Store(true)
 		if err == nil {
 			in.toServer.CloseWithError(io.EOF)
-			in.toClient.CloseWithError(nil)
+			in.toClient.End(nil)
 		} else {
 			in.toServer.CloseWithError(err)
-			in.toClient.CloseWithError(err)
+			in.toClient.End(err)
 		}
 		in.hub.mu.Lock()
 		delete(in.hub.open, in.id)
@@ -157,25 +138,10 @@ func (in *instance) end(err error) {
 	})
 }
 
-// deliver runs the client Handler: one goroutine per instance keeps the
-// callbacks serialized and in order, as every backend does.
-func (in *instance) deliver(h dvc.Handler) {
-	defer in.hub.wg.Done()
-	for {
-		m, err := in.toClient.Read(context.Background())
-		if err != nil {
-			if err == io.EOF || err == dvc.ErrClosed {
-				err = nil
-			}
-			h.Closed(err)
-			return
-		}
-		h.Received(m)
-	}
-}
-
-func (in *instance) write(ctx context.Context, to *dvc.Inbox, msg []byte) error {
-	if err := to.Put(ctx, append([]byte(nil), msg...)); err != nil {
+// write puts msg where the other end reads it; put copies or not as it
+// says.
+func (in *instance) write(ctx context.Context, put func(context.Context, []byte) error, msg []byte) error {
+	if err := put(ctx, msg); err != nil {
 		if err == dvc.ErrClosed && in.ended.Load() && in.lost != nil {
 			return in.lost
 		}
@@ -189,7 +155,7 @@ type serverEnd struct{ in *instance }
 func (s *serverEnd) Name() string { return s.in.name }
 func (s *serverEnd) ID() uint32   { return s.in.id }
 func (s *serverEnd) Write(ctx context.Context, msg []byte) error {
-	return s.in.write(ctx, s.in.toClient, msg)
+	return s.in.write(ctx, s.in.toClient.Put, msg) // Borrowed: the Serial copies
 }
 func (s *serverEnd) Read(ctx context.Context) ([]byte, error) { return s.in.toServer.Read(ctx) }
 func (s *serverEnd) Close() error {
@@ -207,13 +173,15 @@ func (c *clientEnd) Write(ctx context.Context, msg []byte) error {
 		// As on a DVC manager: the channel is not open until Accept returns.
 		return fmt.Errorf("loopback: channel %q (%d) is not open yet: write after Accept returns", c.in.name, c.in.id)
 	}
-	return c.in.write(ctx, c.in.toServer, msg)
+	return c.in.write(ctx, func(ctx context.Context, m []byte) error {
+		return c.in.toServer.Put(ctx, append([]byte(nil), m...))
+	}, msg)
 }
 
 // Close ends the instance from the client: the server reads io.EOF, and
 // the Handler gets no more messages, then Closed(nil).
 func (c *clientEnd) Close() error {
-	c.in.toClient.Discard(dvc.ErrClosed)
+	c.in.toClient.Discard(dvc.ErrClosed) // Closed(nil) after the call in progress
 	c.in.end(nil)
 	return nil
 }

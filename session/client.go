@@ -2,13 +2,12 @@ package session
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/hresult"
 )
 
@@ -21,16 +20,16 @@ import (
 // its own channel until its inbox (Config.InboxBytes) fills.
 type Client struct {
 	core
-	lmu       sync.Mutex
-	listeners map[string]dvc.Listener
-	version   atomic.Uint32 // negotiated; 0 until the capabilities request (read by Version from any goroutine)
-	rules     roleRules
+	reg     kit.Registry
+	version atomic.Uint32 // negotiated; 0 until the capabilities request (read by Version from any goroutine)
+	rules   roleRules
 }
 
 // NewClient returns a client manager that sends through carrier. Register
 // listeners, then feed every received PDU to Receive from one goroutine.
 func NewClient(carrier Carrier, cfg Config) *Client {
-	c := &Client{listeners: map[string]dvc.Listener{}}
+	c := &Client{}
+	c.reg.Prefix = "session"
 	c.core.init(cfg, carrier)
 	c.core.abort = c.abort
 	c.rules = roleRules{
@@ -54,20 +53,10 @@ func NewClient(carrier Carrier, cfg Config) *Client {
 // time; a create request for a name with no listener is refused with
 // STATUS_UNSUCCESSFUL, as mstsc does. name must be one a DYNVC_CREATE_REQ
 // can carry (drdynvc.CreateRequest.Validate: 1..256 bytes, no NUL).
-func (c *Client) Listen(name string, l dvc.Listener) error {
-	// The rule a server's Open applies (MS-RDPEDYC 2.2.2.1): a name no
-	// DYNVC_CREATE_REQ can carry could never be opened.
-	if err := (drdynvc.CreateRequest{ChannelName: name}).Validate(); err != nil {
-		return fmt.Errorf("session: listen %q: %w", name, err)
-	}
-	c.lmu.Lock()
-	defer c.lmu.Unlock()
-	if _, dup := c.listeners[name]; dup {
-		return fmt.Errorf("session: listener %q already registered", name)
-	}
-	c.listeners[name] = l
-	return nil
-}
+//
+// The rule is the one a server's Open applies (MS-RDPEDYC 2.2.2.1): a
+// name no DYNVC_CREATE_REQ can carry could never be opened.
+func (c *Client) Listen(name string, l dvc.Listener) error { return c.reg.Listen(name, l) }
 
 // Version returns the negotiated version, 0 before the server asked.
 func (c *Client) Version() uint16 { return uint16(c.version.Load()) }
@@ -112,9 +101,7 @@ func (c *Client) refuse(id uint32, status hresult.HRESULT) {
 }
 
 func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
-	c.lmu.Lock()
-	l := c.listeners[p.ChannelName]
-	c.lmu.Unlock()
+	l := c.reg.Lookup(p.ChannelName)
 	c.mu.Lock()
 	if c.dead != nil {
 		// fail has already ended every channel and Shutdown may be waiting:
@@ -122,7 +109,7 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 		// outlive Shutdown.
 		err := c.dead
 		c.mu.Unlock()
-		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+		return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, err)
 	}
 	if _, dup := c.channels[p.ChannelID]; dup {
 		c.mu.Unlock()
@@ -142,6 +129,7 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 	}
 	ch := newChannel(&c.core, p.ChannelID, p.ChannelName, statePending)
 	ch.client = c
+	c.newDelivery(ch)
 	c.channels[p.ChannelID] = ch
 	c.wg.Add(1)
 	c.mu.Unlock()
@@ -154,10 +142,7 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 // run accepts ch and then delivers its messages to the Handler.
 func (c *Client) run(ch *channel, l dvc.Listener) {
 	defer c.wg.Done()
-	h, err := l.Accept(&clientChan{ch})
-	if err == nil && h == nil {
-		err = errors.New("listener returned neither a Handler nor an error")
-	}
+	h, err := kit.Accept(l, &clientChan{ch})
 	if err != nil {
 		c.remove(ch)
 		ch.end(dvc.ErrClosed, true)
@@ -191,13 +176,8 @@ func (c *Client) run(ch *channel, l dvc.Listener) {
 	}
 	ch.wsem.release()
 	// From here on this goroutine is the instance's first delivery
-	// worker (see delivery.go).
-	ch.d.mu.Lock()
-	ch.d.h = h
-	ch.d.worker = true
-	ch.d.mu.Unlock()
-	c.wg.Add(1)
-	c.work(ch)
+	// goroutine (see delivery.go).
+	ch.d.s.Run(h)
 }
 
 func (c *Client) onClose(id uint32) {

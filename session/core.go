@@ -217,14 +217,14 @@ func (c *core) sendNow(ctx context.Context, pdu []byte) error {
 func (c *core) sendFailed(err error) error {
 	err = fmt.Errorf("session: send: %w", err)
 	c.fail(err)
-	return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+	return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, err)
 }
 
 func (c *core) isDead() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead != nil {
-		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, c.dead)
+		return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, c.dead)
 	}
 	return nil
 }
@@ -233,7 +233,7 @@ func (c *core) isDead() error {
 // (3.1.5.1) and writes them without interleaving.
 func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	if uint64(len(msg)) > 1<<32-1 {
-		return fmt.Errorf("%w: %d bytes (MS-RDPEDYC 2.2.3 allows 2^32-1)", dvc.ErrTooLarge, len(msg))
+		return fmt.Errorf("session: %w: %d bytes (MS-RDPEDYC 2.2.3 allows 2^32-1)", dvc.ErrTooLarge, len(msg))
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -355,7 +355,7 @@ func (c *core) onDataFirst(b []byte) error {
 			"channelId", p.ChannelID, "name", ch.name, "DYNVC_DATA_FIRST.Length", p.Length, "ceiling", c.cfg.MaxMessage)
 		// Only this channel suffers: it is closed from this end, and what
 		// is still in flight for it is dropped as data for a closed channel.
-		c.abort(ch, fmt.Errorf("%w: DYNVC_DATA_FIRST.Length %d exceeds the ceiling %d", dvc.ErrTooLarge, p.Length, c.cfg.MaxMessage))
+		c.abort(ch, fmt.Errorf("session: %w: DYNVC_DATA_FIRST.Length %d exceeds the ceiling %d", dvc.ErrTooLarge, p.Length, c.cfg.MaxMessage))
 		return nil
 	}
 	msg, done, err := ch.rx.first(p)
@@ -398,7 +398,7 @@ func (c *core) fail(err error) {
 	chans := c.channels
 	c.channels = map[uint32]*channel{}
 	c.mu.Unlock()
-	lost := fmt.Errorf("%w: %v", dvc.ErrConnectionLost, err)
+	lost := fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, err)
 	for _, ch := range chans {
 		ch.end(lost, false)
 	}
@@ -450,7 +450,7 @@ func (ch *channel) writable() error {
 		return dvc.ErrClosed
 	}
 	if ch.c.dead != nil {
-		return fmt.Errorf("%w: %v", dvc.ErrConnectionLost, ch.c.dead)
+		return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, ch.c.dead)
 	}
 	switch ch.state {
 	case stateOpen:

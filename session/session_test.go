@@ -16,6 +16,7 @@ import (
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/hresult"
 )
 
@@ -751,7 +752,7 @@ func TestQuickHandlerDeliveredInline(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := <-hs
-	for i := range promoteAfter {
+	for i := range kit.PromoteAfter {
 		if err := conn.Write(ctx, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
@@ -762,18 +763,12 @@ func TestQuickHandlerDeliveredInline(t *testing.T) {
 	c.mu.Lock()
 	ch := c.channels[conn.ID()]
 	c.mu.Unlock()
-	// The worker exits after its promoteAfter-th quick call: wait for that
+	// The worker exits after its PromoteAfter-th quick call: wait for that
 	// (it is bound to happen; the deadline only tells stuck from slow).
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ch.d.mu.Lock()
-		worker, quick := ch.d.worker, ch.d.quick
-		ch.d.mu.Unlock()
-		if !worker {
-			break
-		}
+	for !ch.d.s.Inline() {
 		if time.Now().After(deadline) {
-			t.Fatalf("still delivering through a goroutine after %d quick calls", quick)
+			t.Fatalf("still delivering through a goroutine after %d quick calls", kit.PromoteAfter)
 		}
 		runtime.Gosched()
 	}

@@ -1,13 +1,15 @@
 // Package simple is the "Simple" DVC sample's ping/echo protocol, wire
-// compatible with every other Simple implementation (the sample family's
-// README, shared/specs/simple-plugin-python-README.txt, "Wire Protocol").
+// compatible with every other Simple implementation (as the sample
+// family's README describes it, in its "Wire Protocol" section; the
+// layout is restated below, at Frame).
 //
 // The server (the program inside the RDP session) opens the channel and
 // sends a ping frame every second; the client plugin echoes every byte it
 // receives; the server checks the echo and logs the round-trip time.
 //
 // This file is the frame codec (no I/O). pinger.go is the server role,
-// echoer.go the client role, stats.go the figures both report.
+// echoer.go the client role; the figures both report and the loop under
+// them are internal/roundtrip's.
 package simple
 
 import (

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/roundtrip"
 	"github.com/rdpdvc/rdpdvc/loopback"
 )
 
@@ -491,10 +492,9 @@ func FuzzPingerReceive(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, uint8(4))
 	f.Fuzz(func(t *testing.T, echoes []byte, step uint8) {
 		x := &pingsExchange{payload: Pattern(16)}
-		tr := &Tracker{log: slog.New(slog.DiscardHandler), line: Reply.Line}
+		tr := roundtrip.NewTracker(slog.New(slog.DiscardHandler), Reply.Line)
 		for seq := uint32(1); seq <= 3; seq++ {
-			tr.out = append(tr.out, sent{seq: seq, at: at})
-			tr.stats.Sent++
+			tr.Sent(seq, at)
 		}
 		n := max(int(step), 1)
 		for len(echoes) > 0 {
@@ -507,9 +507,15 @@ func FuzzPingerReceive(f *testing.F) {
 			}
 			echoes = echoes[c:]
 		}
-		s := tr.stats
-		if s.Received+s.Mismatched+len(tr.out) != 3 || len(s.RTTs) != s.Received {
-			t.Fatalf("counts %+v with %d outstanding", s, len(tr.out))
+		s := tr.Stats()
+		out := 0
+		for seq := uint32(1); seq <= 3; seq++ {
+			if _, ok := tr.Take(seq); ok {
+				out++
+			}
+		}
+		if s.Received+s.Mismatched+out != 3 || len(s.RTTs) != s.Received {
+			t.Fatalf("counts %+v with %d outstanding", s, out)
 		}
 	})
 }

@@ -120,15 +120,3 @@ func guarded(log *slog.Logger, what string, f func()) (err error) {
 	f()
 	return nil
 }
-
-// panicked ends a channel whose Received panicked, from inside
-// onDataReceived (delivering still set): the host is told with
-// IWTSVirtualChannel::Close, and Closed, once Received's bookkeeping is
-// done, reports err whatever OnClose the host answers with.
-func (cb *channelCallback) panicked(err error) {
-	_ = cb.ch.Close()
-	cb.mu.Lock()
-	cb.closed = true
-	cb.hasPending, cb.pending = true, err
-	cb.mu.Unlock()
-}

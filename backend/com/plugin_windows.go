@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/hresult"
 )
 
@@ -21,37 +22,35 @@ import (
 type Plugin struct {
 	Logger *slog.Logger // slog.Default() if nil
 
-	mu        sync.Mutex
-	names     []string
-	listeners map[string]dvc.Listener
+	once sync.Once
+	reg  kit.Registry
 }
 
 var _ dvc.Registrar = (*Plugin)(nil)
 
-// Listen implements dvc.Registrar. Registering after the client has
-// initialized the plugin has no effect on that instance.
-func (p *Plugin) Listen(name string, l dvc.Listener) error {
-	if name == "" || l == nil {
-		return errors.New("com: Listen: empty name or nil listener")
-	}
+func (p *Plugin) registry() *kit.Registry {
+	p.once.Do(func() {
+		p.reg.Prefix = "com"
+		p.reg.Check = asciiName
+	})
+	return &p.reg
+}
+
+// asciiName is COM's rule on top of MS-RDPEDYC 2.2.2.1's:
+// IWTSVirtualChannelManager::CreateListener takes a char*, ANSI.
+func asciiName(name string) error {
 	for i := 0; i < len(name); i++ {
-		if name[i] == 0 || name[i] >= 0x80 {
-			// CreateListener takes a char*: ANSI, NUL-terminated.
-			return fmt.Errorf("com: Listen %q: channel names must be ASCII without NUL", name)
+		if name[i] >= 0x80 {
+			return errors.New("channel names must be ASCII (CreateListener takes a char*)")
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, dup := p.listeners[name]; dup {
-		return fmt.Errorf("com: Listen %q: already registered", name)
-	}
-	if p.listeners == nil {
-		p.listeners = map[string]dvc.Listener{}
-	}
-	p.names = append(p.names, name)
-	p.listeners[name] = l
 	return nil
 }
+
+// Listen implements dvc.Registrar: name must be one a DYNVC_CREATE_REQ
+// can carry, in ASCII. Registering after the client has initialized the
+// plugin has no effect on that instance.
+func (p *Plugin) Listen(name string, l dvc.Listener) error { return p.registry().Listen(name, l) }
 
 func (p *Plugin) log() *slog.Logger {
 	if p.Logger != nil {
@@ -177,14 +176,12 @@ func pluginInitialize(this, mgr uintptr) uintptr {
 	pi.initialized = true
 	pi.mu.Unlock()
 
-	p := pi.s.plugin
-	p.mu.Lock()
-	names := append([]string(nil), p.names...)
+	reg := pi.s.plugin.registry()
+	names := reg.Names()
 	ls := make([]dvc.Listener, len(names))
 	for i, n := range names {
-		ls[i] = p.listeners[n]
+		ls[i] = reg.Lookup(n)
 	}
-	p.mu.Unlock()
 
 	for i, name := range names {
 		lcb := pi.newListenerCallback(name, ls[i])
@@ -308,8 +305,8 @@ func onNewChannelConnection(this, pChannel, data, pbAccept, ppCallback uintptr) 
 	ch := &channel{name: lc.name, id: lastChannelID.Add(1), pch: pChannel, log: log, direct: pi.s.inProc}
 	var h dvc.Handler
 	var err error
-	perr := guarded(log, "Accept", func() { h, err = lc.l.Accept(ch) })
-	if perr != nil || err != nil || h == nil {
+	perr := guarded(log, "Accept", func() { h, err = kit.Accept(lc.l, ch) })
+	if perr != nil || err != nil {
 		ch.closing.Store(true)
 		ch.drop()
 		if perr != nil {
@@ -318,7 +315,8 @@ func onNewChannelConnection(this, pChannel, data, pbAccept, ppCallback uintptr) 
 		log.Info("channel refused", "err", err)
 		return uintptr(hresult.S_OK) // *pbAccept = FALSE is the refusal
 	}
-	cb := &channelCallback{pi: pi, ch: ch, h: h}
+	cb := &channelCallback{pi: pi, ch: ch, s: kit.NewSerial(kit.SerialConfig{Mode: kit.Direct, Borrowed: true})}
+	cb.s.Attach(&ending{cb: cb, h: h})
 	pi.s.hold()
 	cb.obj = newObject(channelCallbackVtbl, cb, cb.freed, IID_IWTSVirtualChannelCallback)
 	pi.mu.Lock()
@@ -434,24 +432,49 @@ func (c *channel) drop() {
 // --- IWTSVirtualChannelCallback --------------------------------------------
 
 // channelCallback is the IWTSVirtualChannelCallback of one accepted
-// channel. Handler calls are serialized: Received runs without locks held
-// (it may Write or Close), and an OnClose that arrives during it (a Close
-// from inside Received is answered at once by the client) is held back
-// until Received returns, so Closed always comes last and exactly once.
+// channel. Handler calls go through a Direct kit.Serial: they run on the
+// thread of the COM call that reports the event, never overlapping, and
+// an OnClose that arrives during a Received (a Close from inside
+// Received is answered at once by the client) is delivered after it
+// returns, so Closed always comes last and exactly once.
 type channelCallback struct {
 	pi  *pluginInstance
 	obj *object
 	ch  *channel
-	h   dvc.Handler
+	s   *kit.Serial
+	// panicked is set once the protocol's Received panicked: every
+	// OnDataReceived from then on answers E_FAIL.
+	panicked atomic.Bool
+}
 
-	deliver sync.Mutex // one Received at a time
+// ending is the Handler the Serial calls: the channel pointer goes before
+// the protocol's Closed.
+type ending struct {
+	cb *channelCallback
+	h  dvc.Handler
+}
 
-	mu         sync.Mutex
-	delivering bool
-	closed     bool // OnClose (or the end) has been seen
-	pending    error
-	hasPending bool
-	finished   bool
+// Received runs the protocol's Received; a panic in it is recovered,
+// the host is told with IWTSVirtualChannel::Close, and the instance ends
+// with the panic as Closed's error, whatever OnClose the host answers
+// with (the Serial delivers that End after this call returns).
+func (e *ending) Received(msg []byte) {
+	if perr := guarded(e.cb.ch.log, "Received", func() { e.h.Received(msg) }); perr != nil {
+		e.cb.panicked.Store(true)
+		_ = e.cb.ch.Close()
+		e.cb.s.End(perr)
+	}
+}
+
+func (e *ending) Closed(err error) {
+	cb := e.cb
+	cb.ch.closing.Store(true)
+	cb.ch.drop()
+	guarded(cb.ch.log, "Closed", func() { e.h.Closed(err) })
+	pi := cb.pi
+	pi.mu.Lock()
+	delete(pi.channels, cb)
+	pi.mu.Unlock()
 }
 
 func channelCallbackOf(this uintptr) *channelCallback {
@@ -474,36 +497,15 @@ func onDataReceived(this, size, buf uintptr) uintptr {
 	if n > 0 && buf == 0 {
 		return uintptr(hresult.E_POINTER)
 	}
-	cb.deliver.Lock()
-	defer cb.deliver.Unlock()
-	cb.mu.Lock()
-	if cb.closed {
-		cb.mu.Unlock()
-		return uintptr(hresult.S_OK)
-	}
-	cb.delivering = true
-	cb.mu.Unlock()
-
 	var msg []byte
 	if n > 0 {
 		msg = unsafe.Slice((*byte)(ptr(buf)), n)
 	} else {
 		msg = []byte{}
 	}
-	perr := guarded(cb.ch.log, "Received", func() { cb.h.Received(msg) })
-	if perr != nil {
-		cb.panicked(perr) // closes the channel; Closed gets perr
-	}
-
-	cb.mu.Lock()
-	cb.delivering = false
-	pend, err := cb.hasPending, cb.pending
-	cb.mu.Unlock()
-	if pend {
-		cb.finish(err)
-	}
-	if perr != nil {
-		return uintptr(hresult.E_FAIL)
+	_ = cb.s.Put(context.Background(), msg) // dropped once the channel closed
+	if cb.panicked.Load() {
+		return uintptr(hresult.E_FAIL) // the handler panicked: the channel is closed
 	}
 	return uintptr(hresult.S_OK)
 }
@@ -519,39 +521,9 @@ func onClose(this uintptr) uintptr {
 	return uintptr(hresult.S_OK)
 }
 
-func (cb *channelCallback) closeFromClient(err error) {
-	cb.mu.Lock()
-	if cb.closed {
-		cb.mu.Unlock()
-		return
-	}
-	cb.closed = true
-	if cb.delivering {
-		cb.hasPending, cb.pending = true, err
-		cb.mu.Unlock()
-		return
-	}
-	cb.mu.Unlock()
-	cb.finish(err)
-}
-
-// finish reports Closed once and lets the channel pointer go.
-func (cb *channelCallback) finish(err error) {
-	cb.mu.Lock()
-	if cb.finished {
-		cb.mu.Unlock()
-		return
-	}
-	cb.finished = true
-	cb.mu.Unlock()
-	cb.ch.closing.Store(true)
-	cb.ch.drop()
-	guarded(cb.ch.log, "Closed", func() { cb.h.Closed(err) })
-	pi := cb.pi
-	pi.mu.Lock()
-	delete(pi.channels, cb)
-	pi.mu.Unlock()
-}
+// closeFromClient ends the instance: Closed(err), after the call in
+// progress if any.
+func (cb *channelCallback) closeFromClient(err error) { cb.s.End(err) }
 
 // freed runs when the client releases the callback. Without an OnClose
 // before it the channel did not end in order.
@@ -561,6 +533,5 @@ func (cb *channelCallback) freed() {
 		err = fmt.Errorf("com: channel %q released without OnClose: %w", cb.ch.name, dvc.ErrConnectionLost)
 	}
 	cb.closeFromClient(err)
-	cb.finish(err) // in case a Received was still marked delivering
 	cb.pi.s.drop()
 }

@@ -34,9 +34,9 @@ type conn struct {
 	ra   reassembler
 	rerr error // sticky: what Read returns once the buffer is drained
 
-	wmu    sync.Mutex // serializes Write; guards werr and fenced
-	werr   error      // sticky: a write failed part-way, the stream is unusable
-	fenced bool       // messages carry the SCM_RIGHTS fence (Linux)
+	wsem   chan struct{} // one Write at a time (a channel: waiting for it honours ctx); guards werr and fenced
+	werr   error         // sticky: a write failed part-way, the stream is unusable
+	fenced bool          // messages carry the SCM_RIGHTS fence (Linux)
 
 	dlmu sync.Mutex // orders deadline changes from context.AfterFunc
 }
@@ -51,6 +51,7 @@ func newConn(nc *net.UnixConn, name string, id uint32, f dvc.Framer, maxMsg int,
 		split:  split,
 		fenced: true,
 		done:   make(chan struct{}),
+		wsem:   make(chan struct{}, 1),
 		ra:     reassembler{framer: f, max: maxMsg},
 	}
 }
@@ -161,8 +162,16 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("xrdp: channel %q: %d-byte message: chansrv forwards at most %d bytes as one message: %w",
 			c.name, len(msg), MaxWrite, dvc.ErrTooLarge)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	// A Write behind another one blocked on a stalled chansrv waits no
+	// longer than its context allows.
+	select {
+	case c.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return dvc.ErrClosed
+	}
+	defer func() { <-c.wsem }()
 	total, sent := len(msg), 0
 	// broken records that the stream now holds part of a message.
 	broken := func(err error) error {

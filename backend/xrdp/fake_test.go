@@ -46,6 +46,10 @@ type fakeChansrv struct {
 	quit      chan struct{} // closed by stop
 
 	handle func(name string, c *net.UnixConn)
+	// accept, if set, is the client deciding a dynamic open (before the
+	// status is sent): the status to answer, and for 0 what to run on
+	// the socket. It replaces status and handle.
+	accept func(name string, c *net.UnixConn) (uint32, func())
 }
 
 type fakeOpen struct {
@@ -222,6 +226,15 @@ func (f *fakeChansrv) conn(c *net.UnixConn) {
 	f.opens = append(f.opens, o)
 	st, drop := f.status[o.name], f.drop
 	f.mu.Unlock()
+	if f.accept != nil && !drop {
+		st, run := f.accept(o.name, c)
+		if answer(st) && st == 0 && run != nil {
+			run()
+		} else {
+			io.Copy(io.Discard, c)
+		}
+		return
+	}
 	if drop || !answer(st) {
 		return
 	}

@@ -4,78 +4,36 @@ import (
 	"fmt"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 )
 
-// reassembler recovers messages from the xrdpapi byte stream with a
-// dvc.Framer. It does no I/O: the conn appends what it reads and asks for
-// the next whole message.
+// reassembler recovers messages from the xrdpapi byte stream: kit.Stream
+// (the reframer every stream backend shares), with the messages copied
+// out for the reader to own and errors named for this package.
 type reassembler struct {
 	framer dvc.Framer
 	max    int
-	buf    []byte
-	off    int // start of the unconsumed bytes in buf
-	want   int // length of the message in progress, once the framer knows it
+	s      kit.Stream
 }
 
-// space returns a slice of free bytes at the end of the buffer, at least
-// min long, compacting or growing the buffer as needed.
-func (r *reassembler) space(min int) []byte {
-	if r.off > 0 && (r.off == len(r.buf) || cap(r.buf)-len(r.buf) < min) {
-		n := copy(r.buf, r.buf[r.off:])
-		r.buf = r.buf[:n]
-		r.off = 0
-	}
-	if cap(r.buf)-len(r.buf) < min {
-		nb := make([]byte, len(r.buf), len(r.buf)+max(min, len(r.buf)))
-		copy(nb, r.buf)
-		r.buf = nb
-	}
-	return r.buf[len(r.buf):cap(r.buf)]
+func (r *reassembler) stream() *kit.Stream {
+	r.s.Framer, r.s.Max = r.framer, r.max
+	return &r.s
 }
 
-// added records that n bytes were written into the slice space returned.
-func (r *reassembler) added(n int) { r.buf = r.buf[:len(r.buf)+n] }
-
-// buffered is the number of bytes received and not yet returned.
-func (r *reassembler) buffered() int { return len(r.buf) - r.off }
+func (r *reassembler) space(min int) []byte { return r.stream().Space(min) }
+func (r *reassembler) added(n int)          { r.s.Added(n) }
+func (r *reassembler) buffered() int        { return r.s.Buffered() }
 
 // next returns the next whole message (a copy the caller owns), or nil if
-// more bytes are needed. Without a framer every buffered byte is one
-// message. Errors are final: the stream cannot be resynchronized.
+// more bytes are needed. Errors are final.
 func (r *reassembler) next() ([]byte, error) {
-	avail := r.buf[r.off:]
-	if len(avail) == 0 {
+	m, err := r.stream().Next()
+	if err != nil {
+		return nil, fmt.Errorf("xrdp: %w", err)
+	}
+	if m == nil {
 		return nil, nil
 	}
-	if r.framer == nil {
-		msg := append([]byte(nil), avail...)
-		r.off = len(r.buf)
-		return msg, nil
-	}
-	if r.want == 0 {
-		n, err := r.framer(avail)
-		if err != nil {
-			return nil, fmt.Errorf("xrdp: framing the received stream: %w", err)
-		}
-		if n < 0 {
-			return nil, fmt.Errorf("xrdp: framer returned a negative length %d", n)
-		}
-		if n == 0 {
-			if len(avail) > r.max {
-				return nil, fmt.Errorf("xrdp: %d bytes buffered and the framer still needs more: %w", len(avail), dvc.ErrTooLarge)
-			}
-			return nil, nil
-		}
-		if n > r.max {
-			return nil, fmt.Errorf("xrdp: message of %d bytes is over the %d-byte ceiling: %w", n, r.max, dvc.ErrTooLarge)
-		}
-		r.want = n
-	}
-	if len(avail) < r.want {
-		return nil, nil
-	}
-	msg := append([]byte(nil), avail[:r.want]...)
-	r.off += r.want
-	r.want = 0
-	return msg, nil
+	return append([]byte(nil), m...), nil
 }

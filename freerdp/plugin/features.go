@@ -7,21 +7,21 @@ import (
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/echo"
-	"github.com/rdpdvc/rdpdvc/freerdp"
+	"github.com/rdpdvc/rdpdvc/freerdp/features"
 	"github.com/rdpdvc/rdpdvc/simple"
 )
 
-// features are the client-side channels the plugin can host, chosen by
+// plugFeatures are the client-side channels the plugin can host, chosen by
 // /dvc:rdpdvc,<name>[=<value>],...
-func features(log *slog.Logger) []freerdp.Feature {
-	return []freerdp.Feature{
+func plugFeatures(log *slog.Logger) []features.Feature {
+	return []features.Feature{
 		{
 			Name:  "simple",
 			Usage: "echo the Simple sample's pings on " + simple.ChannelName,
-			// Not wrapped in freerdp.Reframe: the echo does not need
+			// Not wrapped in kit.Reframe: the echo does not need
 			// whole frames, and scripts/e2e-linux.sh reads the sizes
 			// it logs to check that backend/xrdp keeps boundaries.
-			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
+			Setup: features.NoValue(func(r dvc.Registrar) error {
 				return r.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
 			}),
 		},
@@ -31,11 +31,11 @@ func features(log *slog.Logger) []freerdp.Feature {
 			// with both, which one gets the channel depends on the
 			// FreeRDP version and the load order.
 			Usage: "answer MS-RDPEECO echo requests on " + echo.ChannelName + "; do not also enable xfreerdp's /echo, which listens on the same channel",
-			Setup: freerdp.NoValue(func(r dvc.Registrar) error {
+			Setup: features.NoValue(func(r dvc.Registrar) error {
 				return r.Listen(echo.ChannelName, &echo.Responder{Logger: log})
 			}),
 		},
-		// pnp=SPEC, once per device (freerdp.PNPFeature).
-		freerdp.PNPFeature(log),
+		// pnp=SPEC, once per device (features.PNP).
+		features.PNP(log),
 	}
 }

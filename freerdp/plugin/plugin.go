@@ -58,6 +58,7 @@ import (
 	"unsafe"
 
 	"github.com/rdpdvc/rdpdvc/freerdp"
+	"github.com/rdpdvc/rdpdvc/freerdp/features"
 )
 
 func main() {}
@@ -129,7 +130,7 @@ func goNewHost(argc C.int, argv **C.char) C.uintptr_t {
 		}
 	}
 	p := &plugin{host: freerdp.NewHost(), log: logger()}
-	if err := freerdp.Configure(p.host, features(p.log), args); err != nil {
+	if err := features.Configure(p.host, plugFeatures(p.log), args); err != nil {
 		fmt.Fprintf(os.Stderr, "rdpdvc: %v\n", err)
 		return 0
 	}

@@ -396,9 +396,9 @@ func (fc *fileChan) service(o *op, h device.Handle) ([]byte, *[]byte) {
 	}
 	switch q := o.req.(type) {
 	case wire.ReadRequest:
-		// The device reads straight into the reply, where Data goes:
-		// after CLIENT_IO_HEADER, Result and cbBytesRead (2.2.2.3.4).
-		const dataAt = wire.ClientIOHeaderLen + 8
+		// The device reads straight into the reply, where Data goes
+		// (2.2.2.3.4).
+		const dataAt = wire.ReadReplyDataOffset
 		buf, pooled := getBuf(dataAt + int(q.BytesToRead) + 1)
 		data := buf[dataAt : dataAt+int(q.BytesToRead)]
 		n, err := h.ReadAt(o.ctx, data, q.Offset)

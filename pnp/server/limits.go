@@ -9,10 +9,10 @@ import (
 // Limits of the server role. The wire package's Max constants bound each
 // field of a message; these bound what the role keeps.
 const (
-	// MaxPNPDRMessage bounds one PNPDR message (its PNP_INFO_HEADER Size).
-	// A Client Device Addition of a few devices is a few hundred bytes
-	// each; a larger message closes PNPDR as malformed.
-	MaxPNPDRMessage = 1 << 20
+	// MaxPNPDRMessage bounds one PNPDR message (its PNP_INFO_HEADER Size):
+	// wire.MaxPNPDRMessage, the bound PNPDRFramer applies on streams. A
+	// larger message closes PNPDR as malformed.
+	MaxPNPDRMessage = wire.MaxPNPDRMessage
 
 	// MaxDevices bounds the client device list. An addition that would
 	// take it past this closes PNPDR, as a duplicate ClientDeviceID does:

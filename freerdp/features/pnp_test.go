@@ -1,4 +1,4 @@
-package freerdp
+package features
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/freerdp"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 )
@@ -20,7 +21,7 @@ var quiet = slog.New(slog.DiscardHandler)
 // msgNative is a FreeRDP channel whose writes arrive on a Go channel.
 type msgNative struct {
 	mu  sync.Mutex
-	in  *Instance
+	in  *freerdp.Instance
 	out chan []byte
 }
 
@@ -51,7 +52,7 @@ func (n *msgNative) next(t *testing.T) []byte {
 	}
 }
 
-func newChannel(t *testing.T, h *Host, name string, id uint32) (*Instance, *msgNative) {
+func newChannel(t *testing.T, h *freerdp.Host, name string, id uint32) (*freerdp.Instance, *msgNative) {
 	t.Helper()
 	n := newMsgNative()
 	n.mu.Lock()
@@ -66,7 +67,7 @@ func newChannel(t *testing.T, h *Host, name string, id uint32) (*Instance, *msgN
 
 func TestPNPFeatureArguments(t *testing.T) {
 	dir := t.TempDir()
-	features := []Feature{PNPFeature(quiet), {Name: "simple", Setup: NoValue(func(dvc.Registrar) error { return nil })}}
+	features := []Feature{PNP(quiet), {Name: "simple", Setup: NoValue(func(dvc.Registrar) error { return nil })}}
 	for _, c := range []struct {
 		args []string
 		want string // in the error; "" for success
@@ -82,7 +83,7 @@ func TestPNPFeatureArguments(t *testing.T) {
 		{[]string{"pnp=file:" + dir}, "is a directory"},
 		{[]string{"pnp=mem:1,ro"}, "size"}, // FreeRDP never passes a comma; if it did, it is no separator
 	} {
-		h := NewHost()
+		h := freerdp.NewHost()
 		err := Configure(h, features, c.args)
 		switch {
 		case c.want == "" && err != nil:
@@ -112,9 +113,9 @@ func TestPNPFeatureServesTheNamedDevices(t *testing.T) {
 	if err := os.WriteFile(file, []byte("AAAAAAAAAA"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := NewHost()
+	h := freerdp.NewHost()
 	defer h.Terminate()
-	if err := Configure(h, []Feature{PNPFeature(quiet)}, []string{"pnp=mem:1MiB", `pnp=file:` + file + `:hwid=TEST\RW:desc=disk\: one`}); err != nil {
+	if err := Configure(h, []Feature{PNP(quiet)}, []string{"pnp=mem:1MiB", `pnp=file:` + file + `:hwid=TEST\RW:desc=disk\: one`}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Attach(func(string) error { return nil }); err != nil {
@@ -177,7 +178,7 @@ func TestPNPFeatureServesTheNamedDevices(t *testing.T) {
 }
 
 func TestOnTerminate(t *testing.T) {
-	h := NewHost()
+	h := freerdp.NewHost()
 	var calls []string
 	h.OnTerminate(func() { calls = append(calls, "a") })
 	h.OnTerminate(func() { calls = append(calls, "b") })

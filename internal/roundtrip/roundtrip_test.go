@@ -1,4 +1,4 @@
-package simple
+package roundtrip
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,3 +99,28 @@ func TestRoundTripsSequentialWaitsAndAddsOverdue(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// fakeClock is a clock the test advances.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock { return &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type handlerFunc func([]byte)
+
+func (f handlerFunc) Received(msg []byte) { f(msg) }
+func (f handlerFunc) Closed(error)        {}

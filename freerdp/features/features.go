@@ -1,4 +1,9 @@
-package freerdp
+// Package features composes the client-side channels the FreeRDP plugin
+// (freerdp/plugin) can host: the parsing of its /dvc:rdpdvc,<feature>
+// arguments and the features that need more than one line of wiring (PNP).
+// It is apart from package freerdp so that the backend imports no channel
+// protocol; the plugin's main lists the features.
+package features
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package freerdp
+package features
 
 import (
 	"errors"
@@ -6,13 +6,13 @@ import (
 	"log/slog"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/pnp/client"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
-	"github.com/rdpdvc/rdpdvc/pnp/server"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 )
 
-// PNPFeature is the "pnp" feature: the MS-RDPEPNP client role
+// PNP is the "pnp" feature: the MS-RDPEPNP client role
 // (pnp/client) with listeners for PNPDR and FileRedirectorChannel,
 // redirecting exactly the devices named, one per occurrence, in order
 // (ClientDeviceIDs 1, 2, ...):
@@ -26,8 +26,8 @@ import (
 // not parse, or a file that cannot be used, makes the plugin refuse to
 // load. A relative path is taken from xfreerdp's working directory.
 //
-// PNPDR is reframed by its PNP_INFO_HEADER Size (Reframe with
-// server.PNPDRFramer), so a server behind xrdp that writes messages back
+// PNPDR is reframed by its PNP_INFO_HEADER Size (kit.Reframe with
+// wire.PNPDRFramer), so a server behind xrdp that writes messages back
 // to back still works. FileRedirectorChannel is not: an IOControl
 // Request's length cannot be told from its header (its DataOut may be
 // absent or cbOut bytes, 2.2.2.3.7), so the plugin relies on the server
@@ -35,9 +35,9 @@ import (
 // backend/xrdp do (up to 32768 bytes; pnp/server splits larger writes
 // when Config.MaxMessage says so).
 //
-// If r has an OnTerminate method (a *Host does), the client is closed
+// If r has an OnTerminate method (a *freerdp.Host does), the client is closed
 // when the plugin terminates.
-func PNPFeature(log *slog.Logger) Feature {
+func PNP(log *slog.Logger) Feature {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -54,7 +54,7 @@ func PNPFeature(log *slog.Logger) Feature {
 			if err != nil {
 				return err
 			}
-			err = r.Listen(wire.ChannelPNPDR, Reframe(c.PNPDRListener(), server.PNPDRFramer, server.MaxPNPDRMessage))
+			err = r.Listen(wire.ChannelPNPDR, kit.Reframe(c.PNPDRListener(), wire.PNPDRFramer, wire.MaxPNPDRMessage))
 			if err == nil {
 				err = r.Listen(wire.ChannelFileRedirector, c.FileRedirectorListener())
 			}
@@ -75,7 +75,7 @@ func PNPFeature(log *slog.Logger) Feature {
 }
 
 // ParsePNPDevices makes the devices of the pnp feature's values, in
-// order (see PNPFeature).
+// order (see PNP).
 func ParsePNPDevices(values []string) ([]device.Device, error) {
 	devs := make([]device.Device, 0, len(values))
 	for _, v := range values {

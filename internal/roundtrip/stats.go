@@ -1,4 +1,4 @@
-package simple
+package roundtrip
 
 import (
 	"fmt"
