@@ -203,14 +203,16 @@ func (ch *clientChan) read(f *fakeChansrv) {
 			f.mu.Lock()
 			stopped := f.stopped
 			f.mu.Unlock()
+			// Closed before Closed is reported: a Write from the handler's
+			// owner once it has seen Closed must find the channel closed.
+			ch.mu.Lock()
+			ch.closed = true
+			ch.mu.Unlock()
 			if stopped {
 				ch.s.End(fmt.Errorf("fake chansrv stopped: %w", dvc.ErrConnectionLost))
 			} else {
 				ch.s.End(nil) // the server closed: chansrv sends DYNVC_CLOSE
 			}
-			ch.mu.Lock()
-			ch.closed = true
-			ch.mu.Unlock()
 			return
 		}
 	}
