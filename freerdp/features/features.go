@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 // Feature is a client-side capability of the plugin, switched on by
@@ -35,6 +36,11 @@ type Feature struct {
 	// bare name.
 	Setup func(r dvc.Registrar, values []string) error
 }
+
+// TraceOption is the argument trace=FILE: record every message of every
+// channel the plugin hosts in FILE (package trace; rdpdvc decode -trace
+// FILE prints it).
+const TraceOption = "trace"
 
 // Argument is one parsed plugin argument.
 type Argument struct {
@@ -72,8 +78,32 @@ func Configure(r dvc.Registrar, features []Feature, args []string) error {
 	for _, f := range features {
 		byName[f.Name] = f
 	}
+	// trace=FILE is not a channel but applies to all of them: it wraps
+	// the registrar every feature registers on.
+	var rest []Argument
+	tracePath := ""
+	for _, a := range parsed {
+		if a.Name != TraceOption {
+			rest = append(rest, a)
+			continue
+		}
+		if tracePath != "" || a.Value == "" {
+			return fmt.Errorf("freerdp: %s=FILE: give one file, once", TraceOption)
+		}
+		tracePath = a.Value
+	}
+	parsed = rest
 	if len(parsed) == 0 {
 		return fmt.Errorf("freerdp: no feature named; use /dvc:rdpdvc,<feature>[,<feature>=<value>] with one of: %s", Usage(features))
+	}
+	if tracePath != "" {
+		// Open for the life of the process, like the plugin itself: each
+		// record is written whole as it happens (docs/trace.md).
+		rec, err := trace.Create(tracePath, trace.Client)
+		if err != nil {
+			return fmt.Errorf("freerdp: %s=%s: %w", TraceOption, tracePath, err)
+		}
+		r = rec.Registrar(r)
 	}
 	var order []string
 	values := map[string][]string{}
@@ -98,9 +128,10 @@ func Configure(r dvc.Registrar, features []Feature, args []string) error {
 	return nil
 }
 
-// Usage lists features as "name (usage); ...", sorted by name.
+// Usage lists features as "name (usage); ...", sorted by name, with the
+// trace option.
 func Usage(features []Feature) string {
-	var parts []string
+	parts := []string{TraceOption + " (=FILE: record every channel message in FILE)"}
 	for _, f := range features {
 		if f.Usage != "" {
 			parts = append(parts, f.Name+" ("+f.Usage+")")
