@@ -442,8 +442,9 @@ type channelCallback struct {
 	obj *object
 	ch  *channel
 	s   *kit.Serial
-	// panicked is set once the protocol's Received panicked: every
-	// OnDataReceived from then on answers E_FAIL.
+	// panicked is set when the protocol's Received panicked, for the
+	// OnDataReceived whose call it was to answer E_FAIL; later data is
+	// dropped (the instance has ended) with S_OK.
 	panicked atomic.Bool
 }
 
@@ -461,8 +462,8 @@ type ending struct {
 func (e *ending) Received(msg []byte) {
 	if perr := guarded(e.cb.ch.log, "Received", func() { e.h.Received(msg) }); perr != nil {
 		e.cb.panicked.Store(true)
+		e.cb.s.End(perr) // first: a host may answer Close with OnClose on the spot
 		_ = e.cb.ch.Close()
-		e.cb.s.End(perr)
 	}
 }
 
@@ -504,8 +505,8 @@ func onDataReceived(this, size, buf uintptr) uintptr {
 		msg = []byte{}
 	}
 	_ = cb.s.Put(context.Background(), msg) // dropped once the channel closed
-	if cb.panicked.Load() {
-		return uintptr(hresult.E_FAIL) // the handler panicked: the channel is closed
+	if cb.panicked.Swap(false) {
+		return uintptr(hresult.E_FAIL) // this call's Received panicked: the channel is closed
 	}
 	return uintptr(hresult.S_OK)
 }
