@@ -271,6 +271,9 @@ func NewServer(conn net.Conn, cfg Config) *Server {
 	return s
 }
 
+// RemoteAddr is the client's address.
+func (s *Server) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
 // Close drops the connection and waits until every channel has failed.
 func (s *Server) Close() error {
 	s.conn.Close()
