@@ -107,7 +107,7 @@ func pnpClientMemory(ctx context.Context, e *env) ([]figure, error) {
 		info("pnp-client RSS before the reads", mib(before)),
 		{what: "pnp-client peak RSS", value: mib(peak), target: fmt.Sprintf("< %.0f MiB (DefaultMaxBufferedBytes + 64 MiB)", ceiling), ok: peak > 0 && peak < ceiling},
 	}
-	figs = append(figs, info("pnp-client goroutines, 40 reads asked, nothing read", fmt.Sprint(cl.goroutines())))
+	figs = append(figs, info("pnp-client goroutines, 40 reads asked, nothing read", goroutines(cl)))
 	return figs, nil
 }
 
@@ -170,7 +170,7 @@ func refusalFlood(ctx context.Context, e *env) ([]figure, error) {
 		info("rdp-simple-plugin-client log output", fmt.Sprintf("%d bytes", cl.Printed())),
 	}
 	c.Close()
-	figs = append(figs, info("rdp-simple-plugin-client goroutines at the end", fmt.Sprint(cl.goroutines())))
+	figs = append(figs, info("rdp-simple-plugin-client goroutines at the end", goroutines(cl)))
 	return figs, nil
 }
 

@@ -112,3 +112,12 @@ func info(what, value string) figure { return figure{what: what, value: value} }
 func mib(v float64) string { return fmt.Sprintf("%.1f MiB", v) }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// goroutines is p's goroutine count for the report ("exited" when it had
+// already ended: the goroutines of an exited program are none).
+func goroutines(p *proc) string {
+	if n := p.goroutines(); n >= 0 {
+		return fmt.Sprint(n)
+	}
+	return "exited"
+}

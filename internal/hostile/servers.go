@@ -140,7 +140,7 @@ func simpleServer(ctx context.Context, e *env) ([]figure, error) {
 		info("rdp-simple-plugin-server OS threads", fmt.Sprint(srv.Threads())))
 	cl.stop()
 	h.close()
-	figs = append(figs, info("rdp-simple-plugin-server goroutines at the end", fmt.Sprint(srv.goroutines())))
+	figs = append(figs, info("rdp-simple-plugin-server goroutines at the end", goroutines(srv)))
 	return figs, nil
 }
 
@@ -202,6 +202,6 @@ func pnpServer(ctx context.Context, e *env) ([]figure, error) {
 		info("pnp-client peak RSS", mib(cl.PeakMiB())),
 		// Taken while the hostile clients are still connected: pnp-server
 		// exits when its client leaves.
-		info("pnp-server goroutines, serving with the hostiles connected", fmt.Sprint(srv.goroutines()))}
+		info("pnp-server goroutines, serving with the hostiles connected", goroutines(srv))}
 	return figs, nil
 }
