@@ -170,7 +170,7 @@ func serve(ctx context.Context, src source, p *simple.Pinger, channel string, dr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := serveOne(ctx, sess, p, channel, dropAfter, log, t)
+			err := serveOne(ctx, next, sess, p, channel, dropAfter, log, t)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
@@ -203,15 +203,17 @@ const (
 var errDropped = errors.New("the client stopped echoing (-drop-after)")
 
 // serveOne pings one connection until its -count, its failure, ctx, or
-// dropAfter lost pings in a row, and adds its figures to t.
-func serveOne(ctx context.Context, sess session, p *simple.Pinger, channel string, dropAfter int, log *slog.Logger, t *tally) error {
+// dropAfter lost pings in a row, and adds its figures to t. openCtx bounds
+// the channel's opening: once serve stops taking clients, one still in its
+// handshake is not waited for.
+func serveOne(ctx, openCtx context.Context, sess session, p *simple.Pinger, channel string, dropAfter int, log *slog.Logger, t *tally) error {
 	defer sess.close()
 	clog := log.With("client", sess.label)
 	clog.Info("client connected; opening channel", "channel", channel)
-	conn, err := sess.opener.Open(ctx, channel, dvc.WithFramer(simple.FrameLen))
+	conn, err := sess.opener.Open(openCtx, channel, dvc.WithFramer(simple.FrameLen))
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if openCtx.Err() != nil {
+			return openCtx.Err()
 		}
 		clog.Error("cannot open the channel", "channel", channel, "err", err)
 		var oe *dvc.OpenError
@@ -221,6 +223,9 @@ func serveOne(ctx context.Context, sess session, p *simple.Pinger, channel strin
 		return err
 	}
 	defer conn.Close()
+	if sess.opened != nil {
+		sess.opened()
+	}
 	// Each client gets its own copy: its own log attribute and its own
 	// count of losses in a row. OnReply runs on Run's goroutine.
 	pc := *p
@@ -337,6 +342,7 @@ type session struct {
 	opener dvc.Opener
 	label  string // who is on the other end, for logs
 	close  func() // drop the connection
+	opened func() // if set, told when the channel is open (the handshake is over)
 }
 
 // mode opens a source from the flags. stderr is for plain warnings the

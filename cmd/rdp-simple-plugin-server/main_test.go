@@ -310,3 +310,53 @@ func TestSummaryCountsPerClient(t *testing.T) {
 		t.Error("OK with a client's losses")
 	}
 }
+
+// Silent connections filling -max-clients do not keep a real client out:
+// the oldest still in its handshake is dropped to make room for it.
+func TestSilentConnectionsAtMaxClientsAreEvicted(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	o := &options{listen: "127.0.0.1:0", maxClients: 2, limits: limits{caps: time.Minute, open: time.Minute, write: 5 * time.Second}}
+	src, err := openPortable(context.Background(), o, log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	addr := src.(*portableSource).ln.Addr().String()
+	for range 3 { // the listen backlog hands them over in this order
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	legit, err := portable.Dial(ctx, addr, portable.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legit.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
+	ran := make(chan error, 1)
+	go func() { ran <- legit.Run(ctx) }()
+	p := &simple.Pinger{Interval: 10 * time.Millisecond, Count: 2, Logger: log}
+	done := make(chan error, 1)
+	var tl *tally
+	go func() {
+		var err error
+		tl, err = serve(context.Background(), src, p, simple.ChannelName, 3, log)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the real client was kept out by silent connections")
+	}
+	if got := tl.Total(); got.Received != 2 {
+		t.Fatalf("%+v", got)
+	}
+	cancel()
+	<-ran
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 	"github.com/rdpdvc/rdpdvc/internal/lograte"
@@ -17,16 +16,26 @@ import (
 func init() { modes["portable"] = mode{open: openPortable} }
 
 // portableSource yields each portable client as it connects; serve runs
-// them at once. Past -max-clients served at once, a new connection is
-// closed as soon as it is accepted, so that held connections cost a
-// bounded amount.
+// them at once. At most -max-clients are connected at a time, so held
+// connections cost a bounded amount; when a new one would pass that, the
+// oldest still in its handshake is dropped for it (a silent connection
+// must not keep a real client out), and if none is, the new one is closed.
 type portableSource struct {
-	ln     *portable.Listener
-	log    *slog.Logger
-	max    int
-	active atomic.Int64
-	n      int
-	busy   *lograte.Limiter
+	ln   *portable.Listener
+	log  *slog.Logger
+	max  int
+	n    int
+	busy *lograte.Limiter
+
+	mu      sync.Mutex
+	clients []*portableClient // connected, oldest first
+}
+
+type portableClient struct {
+	srv    *portable.Server
+	label  string
+	opened bool // guarded by portableSource.mu
+	once   sync.Once
 }
 
 func openPortable(_ context.Context, o *options, log *slog.Logger, stderr io.Writer) (source, error) {
@@ -51,21 +60,58 @@ func (s *portableSource) Next(ctx context.Context) (session, error) {
 			return session{}, err
 		}
 		s.n++
-		label := fmt.Sprintf("#%d(%s)", s.n, srv.RemoteAddr())
-		if s.active.Add(1) > int64(s.max) {
-			s.active.Add(-1)
-			s.busy.Log(s.log, slog.LevelWarn, "busy", "refusing a client: -max-clients already connected", "client", label, "max", s.max)
+		c := &portableClient{srv: srv, label: fmt.Sprintf("#%d(%s)", s.n, srv.RemoteAddr())}
+		if !s.admit(c) {
+			s.busy.Log(s.log, slog.LevelWarn, "busy", "refusing a client: -max-clients are connected, none in its handshake", "client", c.label, "max", s.max)
 			srv.Close()
 			continue
 		}
-		var once sync.Once
-		return session{opener: srv, label: label, close: func() {
-			once.Do(func() {
-				srv.Close()
-				s.active.Add(-1)
-			})
+		return session{opener: srv, label: c.label, close: func() { s.drop(c) }, opened: func() {
+			s.mu.Lock()
+			c.opened = true
+			s.mu.Unlock()
 		}}, nil
 	}
+}
+
+// admit adds c, making room by dropping the oldest client still in its
+// handshake if need be; false means there was no room.
+func (s *portableSource) admit(c *portableClient) bool {
+	s.mu.Lock()
+	var evict *portableClient
+	if len(s.clients) >= s.max {
+		for _, o := range s.clients {
+			if !o.opened {
+				evict = o
+				break
+			}
+		}
+		if evict == nil {
+			s.mu.Unlock()
+			return false
+		}
+	}
+	s.clients = append(s.clients, c)
+	s.mu.Unlock()
+	if evict != nil {
+		s.busy.Log(s.log, slog.LevelWarn, "evict", "dropping the oldest client still in its handshake to make room (-max-clients)", "client", evict.label, "for", c.label)
+		s.drop(evict) // its Open fails, and its session ends
+	}
+	return true
+}
+
+func (s *portableSource) drop(c *portableClient) {
+	c.once.Do(func() {
+		s.mu.Lock()
+		for i, o := range s.clients {
+			if o == c {
+				s.clients = append(s.clients[:i], s.clients[i+1:]...)
+				break
+			}
+		}
+		s.mu.Unlock()
+		c.srv.Close()
+	})
 }
 
 func (s *portableSource) Close() error { return s.ln.Close() }

@@ -52,6 +52,7 @@ type env struct {
 
 var scenarios = []scenario{
 	{"simple-server: stuck and silent first clients", simpleServer},
+	{"simple-server: held connections past -max-clients", heldConnections},
 	{"pnp-server: stuck and silent first clients", pnpServer},
 	{"pnp-client: server stops reading, 40 x 16 MiB reads", pnpClientMemory},
 	{"dvc client: flood of refused DYNVC_CREATE_REQ", refusalFlood},

@@ -80,7 +80,9 @@ type ignore struct {
 	onAccept func()
 }
 
-func newIgnore(onAccept func()) *ignore { return &ignore{accepted: make(chan struct{}), onAccept: onAccept} }
+func newIgnore(onAccept func()) *ignore {
+	return &ignore{accepted: make(chan struct{}), onAccept: onAccept}
+}
 
 func (l *ignore) Accept(dvc.Channel) (dvc.Handler, error) {
 	l.once.Do(func() {

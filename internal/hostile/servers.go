@@ -205,3 +205,46 @@ func pnpServer(ctx context.Context, e *env) ([]figure, error) {
 		info("pnp-server goroutines, serving with the hostiles connected", goroutines(srv))}
 	return figs, nil
 }
+
+// heldConnections: many silent connections held open, more than
+// -max-clients; then the real client.
+func heldConnections(ctx context.Context, e *env) ([]figure, error) {
+	n := 2000
+	if e.short {
+		n = 300
+	}
+	srv, err := start(e.bin, "rdp-simple-plugin-server", "-listen", "127.0.0.1:0", "-interval", "200ms")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	l, ok := srv.waitFor(simpleListening, 10*time.Second)
+	if !ok {
+		return nil, fmt.Errorf("rdp-simple-plugin-server did not listen:\n%s", srv.Output())
+	}
+	addr := simpleListening.FindStringSubmatch(l)[1]
+	h := &hostiles{}
+	defer h.close()
+	for range n {
+		c, err := silent(addr)
+		if err != nil {
+			return nil, fmt.Errorf("after %d connections: %w", len(h.conns), err)
+		}
+		h.conns = append(h.conns, c)
+	}
+	t0 := time.Now()
+	cl, err := start(e.bin, "rdp-simple-plugin-client", "-connect", addr, "-retry", "5s")
+	if err != nil {
+		return nil, err
+	}
+	defer cl.stop()
+	_, ok = cl.waitFor(echoLine, served+5*time.Second)
+	took := time.Since(t0)
+	f := figure{what: fmt.Sprintf("legitimate client served after %d silent connections", n), value: secs(took), target: "< 15 s", ok: ok && took < served}
+	if !ok {
+		f.value = "never (" + secs(took) + ")"
+	}
+	return []figure{f,
+		info("rdp-simple-plugin-server peak RSS", mib(srv.PeakMiB())),
+		info("rdp-simple-plugin-server goroutines, connections still held", goroutines(srv))}, nil
+}
