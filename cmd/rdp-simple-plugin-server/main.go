@@ -329,7 +329,7 @@ func (t *tally) LogValue() slog.Value {
 	return slog.GroupValue(attrs...)
 }
 
-// A source yields the RDP connections to ping, one after another.
+// A source yields the RDP connections to ping, as they come.
 type source interface {
 	// Next waits for the next connection; io.EOF means there will be no
 	// more (a mode with a single session).
