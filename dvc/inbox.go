@@ -67,8 +67,9 @@ func NewInboxPool(limit int, pool *Pool) *Inbox {
 type Pool struct {
 	mu    sync.Mutex
 	used  int
-	limit int
-	room  chan struct{} // closed when bytes are given back; nil when nobody waits
+	limit   int
+	room    chan struct{} // closed when bytes are given back; nil when nobody waits
+	waiters int           // Puts waiting for room
 }
 
 // NewPool returns a pool of limit bytes (DefaultInboxBytes if limit <= 0).
@@ -84,6 +85,20 @@ func (p *Pool) Used() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.used
+}
+
+// Waiters returns how many Puts are waiting for the pool to have room: a
+// connection's receiving side stalled by the pool shows here.
+func (p *Pool) Waiters() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiters
+}
+
+func (p *Pool) wait(d int) {
+	p.mu.Lock()
+	p.waiters += d
+	p.mu.Unlock()
 }
 
 // take takes n bytes if they fit, else returns a channel closed when some
@@ -139,12 +154,20 @@ func (in *Inbox) Put(ctx context.Context, msg []byte) error {
 			}
 		}
 		in.mu.Unlock()
+		if poolRoom != nil {
+			in.pool.wait(1)
+		}
 		select {
 		case <-in.room:
 		case <-poolRoom: // nil unless the pool is what is full
 		case <-in.closed:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if poolRoom != nil {
+			in.pool.wait(-1)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }

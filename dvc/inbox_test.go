@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -140,7 +141,7 @@ func TestInboxPoolBoundsInboxesTogether(t *testing.T) {
 	// b is empty and under its own limit, but the pool has only 4 left.
 	done := make(chan error, 1)
 	go func() { done <- b.Put(ctx, make([]byte, 6)) }()
-	waitBlocked(t, done)
+	waitPoolWaiter(t, pool, done)
 	if got := pool.Used(); got != 6 {
 		t.Fatalf("pool used %d, want 6", got)
 	}
@@ -159,10 +160,33 @@ func TestInboxPoolBoundsInboxesTogether(t *testing.T) {
 	if err := a.Put(ctx, make([]byte, 100)); err != nil {
 		t.Fatalf("oversized message into an empty pool: %v", err)
 	}
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
 	c := NewInboxPool(8, pool)
-	if err := c.Put(short, []byte{1}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Put into a full pool returned %v, want it to wait", err)
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { done <- c.Put(cctx, []byte{1}) }()
+	waitPoolWaiter(t, pool, done)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put into a full pool returned %v, want it to wait until cancelled", err)
+	}
+	if pool.Waiters() != 0 {
+		t.Fatalf("%d waiters left after the Put gave up", pool.Waiters())
+	}
+}
+
+// waitPoolWaiter waits until a Put is waiting on pool, failing if the Put
+// returned instead.
+func waitPoolWaiter(t *testing.T, pool *Pool, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.Waiters() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Put returned %v instead of waiting for the pool", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Put waiting for the pool")
+		}
+		runtime.Gosched()
 	}
 }

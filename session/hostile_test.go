@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -148,10 +149,17 @@ func TestUnreadDataBoundedPerConnection(t *testing.T) {
 	// only 600 left.
 	done := make(chan error, 1)
 	go func() { done <- s.Receive(drdynvc.Data{ChannelID: b.ID(), Data: msg}.Append(nil)) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Receive took a second 900 bytes past ConnInboxBytes 1500 (err %v)", err)
-	case <-time.After(50 * time.Millisecond):
+	deadline := time.Now().Add(10 * time.Second)
+	for s.pool.Waiters() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Receive took a second 900 bytes past ConnInboxBytes 1500 (err %v)", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Receive neither returned nor waited for the connection's inbox bytes")
+		}
+		runtime.Gosched()
 	}
 	if got := s.pool.Used(); got != 900 {
 		t.Fatalf("connection holds %d unread bytes, want 900", got)

@@ -436,7 +436,7 @@ func TestVersionTimeoutEndsTheServer(t *testing.T) {
 	}
 	select {
 	case <-s.Done():
-	default:
+	case <-time.After(patience):
 		t.Fatal("server not ended")
 	}
 	p.waitClosed(t)
