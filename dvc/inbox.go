@@ -65,8 +65,8 @@ func NewInboxPool(limit int, pool *Pool) *Inbox {
 
 // Pool is a byte allowance shared by several inboxes (NewInboxPool).
 type Pool struct {
-	mu    sync.Mutex
-	used  int
+	mu      sync.Mutex
+	used    int
 	limit   int
 	room    chan struct{} // closed when bytes are given back; nil when nobody waits
 	waiters int           // Puts waiting for room
