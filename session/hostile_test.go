@@ -133,14 +133,7 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 // once the connection's ConnInboxBytes are unread, and a read on any
 // channel lets it go on (issue: 48 channels x 15 MiB unread, 858 MiB).
 func TestUnreadDataBoundedPerConnection(t *testing.T) {
-	r := newRecorder()
-	s := NewServer(r, Config{Logger: quiet, InboxBytes: 1000, ConnInboxBytes: 1500})
-	defer s.Shutdown(nil)
-	s.Start()
-	r.next(t)
-	s.Receive(hexb(t, "50 00 02 00"))
-	a := openScripted(t, s, r)
-	b := openScripted(t, s, r)
+	s, a, b := twoChannels(t, Config{Logger: quiet, InboxBytes: 1000, ConnInboxBytes: 1500})
 	msg := make([]byte, 900)
 	if err := s.Receive(drdynvc.Data{ChannelID: a.ID(), Data: msg}.Append(nil)); err != nil {
 		t.Fatal(err)
@@ -179,16 +172,9 @@ func TestUnreadDataBoundedPerConnection(t *testing.T) {
 // MaxHeldBytes: the DATA_FIRST that would pass it closes its own channel,
 // and the connection and the other channel go on.
 func TestReassemblyHeldBytesBoundedPerConnection(t *testing.T) {
-	r := newRecorder()
 	// The up-front budget is small, so buffers grow with the data; the
 	// hard cap is what is tested.
-	s := NewServer(r, Config{Logger: quiet, ReassemblyBudget: 1, MaxMessage: 100 << 10, MaxHeldBytes: 150 << 10})
-	defer s.Shutdown(nil)
-	s.Start()
-	r.next(t)
-	s.Receive(hexb(t, "50 00 02 00"))
-	a := openScripted(t, s, r)
-	b := openScripted(t, s, r)
+	s, a, b := twoChannels(t, Config{Logger: quiet, ReassemblyBudget: 1, MaxMessage: 100 << 10, MaxHeldBytes: 150 << 10})
 	// more sends DYNVC_DATA from byte from to byte to of a message.
 	more := func(id uint32, from, to int) error {
 		for sent := from; sent < to; sent += 1000 {
@@ -226,4 +212,17 @@ func TestReassemblyHeldBytesBoundedPerConnection(t *testing.T) {
 	if got := s.held.used.Load(); got != 0 {
 		t.Fatalf("%d bytes still held after the message completed and the other channel closed", got)
 	}
+}
+
+// twoChannels is a scripted server with capabilities done and two
+// channels open; the test is the only caller of Receive.
+func twoChannels(t *testing.T, cfg Config) (*Server, dvc.Conn, dvc.Conn) {
+	t.Helper()
+	r := newRecorder()
+	s := NewServer(r, cfg)
+	t.Cleanup(func() { s.Shutdown(nil) })
+	s.Start()
+	r.next(t)
+	s.Receive(hexb(t, "50 00 02 00"))
+	return s, openScripted(t, s, r), openScripted(t, s, r)
 }
