@@ -535,6 +535,13 @@ func TestMaxBufferedBytes(t *testing.T) {
 	}
 	send(t, conn, wire.NewSpecificIoCancelRequest(0xFFFFFF, 10).Append(nil))
 	reply(t, conn, wire.FunctionIOControl)
+	// The reply's bytes are given back once its Write has returned, which
+	// can be just after the reply reached us.
+	for deadline := time.Now().Add(10 * time.Second); s.c.buffered.Load() != 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still reserved after the reply", s.c.buffered.Load())
+		}
+	}
 	send(t, conn, ioctlReq(12, device.IoctlDemoEcho, 9000, []byte{1}, nil))
 	if r := reply(t, conn, wire.FunctionIOControl); result(r) != 0 {
 		t.Fatalf("within the budget again: %+v", r)
