@@ -535,23 +535,30 @@ func TestMaxBufferedBytes(t *testing.T) {
 	}
 	send(t, conn, wire.NewSpecificIoCancelRequest(0xFFFFFF, 10).Append(nil))
 	reply(t, conn, wire.FunctionIOControl)
-	// The reply's bytes are given back once its Write has returned, which
-	// can be just after the reply reached us.
-	for deadline := time.Now().Add(10 * time.Second); s.c.buffered.Load() != 0; runtime.Gosched() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes still reserved after the reply", s.c.buffered.Load())
-		}
-	}
+	waitUnreserved(t, s.c)
 	send(t, conn, ioctlReq(12, device.IoctlDemoEcho, 9000, []byte{1}, nil))
 	if r := reply(t, conn, wire.FunctionIOControl); result(r) != 0 {
 		t.Fatalf("within the budget again: %+v", r)
 	}
+	waitUnreserved(t, s.c)
 	send(t, conn, ioctlReq(13, ioctlBlock, 5000, []byte{13}, nil))
 	<-d.started
 	s.hub.Close()
 	s.c.Close()
 	if got := s.c.buffered.Load(); got != 0 {
 		t.Fatalf("%d bytes still reserved after Close", got)
+	}
+}
+
+// waitUnreserved waits until c holds no request bytes. A reply's bytes are
+// given back once its Write has returned, which can be just after the
+// reply has reached the test.
+func waitUnreserved(t *testing.T, c *Client) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.buffered.Load() != 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still reserved after the reply", c.buffered.Load())
+		}
 	}
 }
 
