@@ -22,6 +22,16 @@
 //     their PDUs are protocol errors here.
 //   - Close: the server's DYNVC_CLOSE is answered by the client; the
 //     client's own close is not answered (3.2.5.2, 3.3.5.2).
+//   - DYNVC_CAPS_RSP is exactly 4 bytes (2.2.1.2); one with bytes after
+//     Version is malformed and ends the connection (3.1.5.2.4).
+//
+// Limits the spec leaves open, each a Config field: Server.Open waits
+// OpenTimeout for DYNVC_CREATE_RSP; unread data is bounded per channel
+// (InboxBytes) and per connection (ConnInboxBytes), reassembly per
+// connection (MaxHeldBytes), and control PDUs queued for a peer that does
+// not read them (MaxCtrlBytes, past which the connection is dropped).
+// Refusals a peer can cause at will are logged a few per window, then
+// counted.
 package session
 
 import (
