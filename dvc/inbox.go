@@ -22,6 +22,7 @@ type Inbox struct {
 	head   int
 	bytes  int
 	limit  int
+	pool   *Pool // shared with the connection's other inboxes; may be nil
 	done   bool
 	err    error         // returned once the queue drains after Close
 	wake   chan struct{} // a message arrived or the inbox closed
@@ -51,6 +52,83 @@ func signal(c chan struct{}) {
 	}
 }
 
+// NewInboxPool is NewInbox for an inbox that also counts against pool,
+// which its connection's other inboxes share: Put then also waits while
+// the pool is over its limit, so the unread bytes of all of them stay
+// bounded, not only each one's. A message larger than the pool's limit is
+// accepted only when the whole pool is empty.
+func NewInboxPool(limit int, pool *Pool) *Inbox {
+	in := NewInbox(limit)
+	in.pool = pool
+	return in
+}
+
+// Pool is a byte allowance shared by several inboxes (NewInboxPool).
+type Pool struct {
+	mu      sync.Mutex
+	used    int
+	limit   int
+	room    chan struct{} // closed when bytes are given back; nil when nobody waits
+	waiters int           // Puts waiting for room
+}
+
+// NewPool returns a pool of limit bytes (DefaultInboxBytes if limit <= 0).
+func NewPool(limit int) *Pool {
+	if limit <= 0 {
+		limit = DefaultInboxBytes
+	}
+	return &Pool{limit: limit}
+}
+
+// Used returns the bytes currently taken from the pool.
+func (p *Pool) Used() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+// Waiters returns how many Puts are waiting for the pool to have room: a
+// connection's receiving side stalled by the pool shows here.
+func (p *Pool) Waiters() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiters
+}
+
+func (p *Pool) wait(d int) {
+	p.mu.Lock()
+	p.waiters += d
+	p.mu.Unlock()
+}
+
+// take takes n bytes if they fit, else returns a channel closed when some
+// come back.
+func (p *Pool) take(n int) (ok bool, wait <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.used == 0 || p.used+n <= p.limit {
+		p.used += n
+		return true, nil
+	}
+	if p.room == nil {
+		p.room = make(chan struct{})
+	}
+	return false, p.room
+}
+
+func (p *Pool) give(n int) {
+	if n == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.used -= n
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	p.mu.Unlock()
+}
+
 // Put appends msg, which the inbox now owns. It blocks while the inbox is
 // over its limit, until ctx is done or the inbox is closed; it returns
 // ErrClosed if the inbox was closed.
@@ -61,19 +139,35 @@ func (in *Inbox) Put(ctx context.Context, msg []byte) error {
 			in.mu.Unlock()
 			return ErrClosed
 		}
+		var poolRoom <-chan struct{}
 		if in.bytes == 0 || in.bytes+len(msg) <= in.limit {
-			in.q = append(in.q, msg)
-			in.bytes += len(msg)
-			in.mu.Unlock()
-			signal(in.wake)
-			return nil
+			ok := true
+			if in.pool != nil {
+				ok, poolRoom = in.pool.take(len(msg))
+			}
+			if ok {
+				in.q = append(in.q, msg)
+				in.bytes += len(msg)
+				in.mu.Unlock()
+				signal(in.wake)
+				return nil
+			}
 		}
 		in.mu.Unlock()
+		if poolRoom != nil {
+			in.pool.wait(1)
+		}
 		select {
 		case <-in.room:
+		case <-poolRoom: // nil unless the pool is what is full
 		case <-in.closed:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		if poolRoom != nil {
+			in.pool.wait(-1)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
 }
@@ -98,6 +192,9 @@ func (in *Inbox) Read(ctx context.Context) ([]byte, error) {
 				in.q, in.head = in.q[:n], 0
 			}
 			in.bytes -= len(m)
+			if in.pool != nil {
+				in.pool.give(len(m))
+			}
 			more := in.head < len(in.q)
 			in.mu.Unlock()
 			signal(in.room)
@@ -147,6 +244,9 @@ func (in *Inbox) Discard(err error) {
 	in.err = err
 	for i := range in.q {
 		in.q[i] = nil
+	}
+	if in.pool != nil {
+		in.pool.give(in.bytes)
 	}
 	in.q, in.head, in.bytes = nil, 0, 0
 	in.mu.Unlock()

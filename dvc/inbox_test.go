@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -123,5 +124,69 @@ func waitBlocked(t *testing.T, done chan error) {
 	case err := <-done:
 		t.Fatalf("Put over the limit returned %v without blocking", err)
 	case <-time.After(20 * time.Millisecond):
+	}
+}
+
+// Inboxes sharing a pool are bounded together: with each one under its own
+// limit, a Put waits once the pool is full, and a Read from any of them
+// lets it through. Before the pool, 48 channels of 15 MiB unread each were
+// all held (issue: 858 MiB RSS).
+func TestInboxPoolBoundsInboxesTogether(t *testing.T) {
+	ctx := context.Background()
+	pool := NewPool(10)
+	a, b := NewInboxPool(8, pool), NewInboxPool(8, pool)
+	if err := a.Put(ctx, make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	// b is empty and under its own limit, but the pool has only 4 left.
+	done := make(chan error, 1)
+	go func() { done <- b.Put(ctx, make([]byte, 6)) }()
+	waitPoolWaiter(t, pool, done)
+	if got := pool.Used(); got != 6 {
+		t.Fatalf("pool used %d, want 6", got)
+	}
+	if _, err := a.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Discard gives back what it drops; a message larger than the pool
+	// goes in only when the pool is empty.
+	b.Discard(ErrClosed)
+	if got := pool.Used(); got != 0 {
+		t.Fatalf("pool used %d after Discard, want 0", got)
+	}
+	if err := a.Put(ctx, make([]byte, 100)); err != nil {
+		t.Fatalf("oversized message into an empty pool: %v", err)
+	}
+	c := NewInboxPool(8, pool)
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { done <- c.Put(cctx, []byte{1}) }()
+	waitPoolWaiter(t, pool, done)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put into a full pool returned %v, want it to wait until cancelled", err)
+	}
+	if pool.Waiters() != 0 {
+		t.Fatalf("%d waiters left after the Put gave up", pool.Waiters())
+	}
+}
+
+// waitPoolWaiter waits until a Put is waiting on pool, failing if the Put
+// returned instead.
+func waitPoolWaiter(t *testing.T, pool *Pool, done chan error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.Waiters() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("Put returned %v instead of waiting for the pool", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Put waiting for the pool")
+		}
+		runtime.Gosched()
 	}
 }

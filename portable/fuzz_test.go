@@ -90,7 +90,7 @@ func FuzzLinkNext(f *testing.F) {
 	}
 	f.Add(streamSeeds()[3], uint16(1))
 	f.Fuzz(func(t *testing.T, in []byte, step uint16) {
-		l := newLink(&readConn{r: bytes.NewReader(in), step: max(1, int(step))}, fuzzMax)
+		l := newLink(&readConn{r: bytes.NewReader(in), step: max(1, int(step))}, fuzzMax, 0)
 
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

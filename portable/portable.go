@@ -22,8 +22,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/chanpdu"
 	"github.com/rdpdvc/rdpdvc/session"
@@ -41,11 +43,20 @@ const ChunkSize = chanpdu.ChunkLength
 // allocation.
 const DefaultMaxMessage = 64 << 10
 
+// DefaultWriteTimeout bounds every write to the connection: a peer that
+// stops reading fails the connection after it instead of holding the
+// writer (and every channel behind it) for ever.
+const DefaultWriteTimeout = 10 * time.Second
+
 // Config configures either side.
 type Config struct {
 	Session    session.Config // the DVC manager's limits; Logger is shared
 	MaxMessage uint32         // receive ceiling on CHANNEL_PDU_HEADER.length (DefaultMaxMessage)
-	Logger     *slog.Logger   // nil: slog.Default()
+	// WriteTimeout is the deadline of each write to the connection
+	// (DefaultWriteTimeout; negative: none). A write that passes it fails
+	// the connection.
+	WriteTimeout time.Duration
+	Logger       *slog.Logger // nil: slog.Default()
 }
 
 func (c Config) withDefaults() Config {
@@ -58,7 +69,29 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessage == 0 {
 		c.MaxMessage = DefaultMaxMessage
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
 	return c
+}
+
+// deadlineWriter gives each write to conn a deadline of d from its start.
+type deadlineWriter struct {
+	conn net.Conn
+	d    time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	if w.d > 0 {
+		if err := w.conn.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("portable: the peer read nothing for %v (Config.WriteTimeout): %w", w.d, err)
+	}
+	return n, err
 }
 
 // bufSize is each direction's buffer: large enough that bulk transfers
@@ -77,11 +110,11 @@ type link struct {
 	buf   []byte // the single-chunk message being returned by next
 }
 
-func newLink(conn net.Conn, max uint32) *link {
+func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
 	return &link{
 		conn:  conn,
 		br:    bufio.NewReaderSize(conn, bufSize),
-		bw:    bufio.NewWriterSize(conn, bufSize),
+		bw:    bufio.NewWriterSize(deadlineWriter{conn, writeTimeout}, bufSize),
 		reasm: chanpdu.Reassembler{MaxLength: max},
 		buf:   make([]byte, ChunkSize),
 	}
@@ -225,7 +258,7 @@ type Server struct {
 // request and reads until the connection ends.
 func NewServer(conn net.Conn, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	l := newLink(conn, cfg.MaxMessage)
+	l := newLink(conn, cfg.MaxMessage, cfg.WriteTimeout)
 	s := &Server{Server: session.NewServer(l, cfg.Session), conn: conn, done: make(chan struct{})}
 	go func() {
 		s.err = readLoop(l, s.Server, cfg.Logger)
@@ -237,6 +270,9 @@ func NewServer(conn net.Conn, cfg Config) *Server {
 	go s.Server.Start()
 	return s
 }
+
+// RemoteAddr is the client's address.
+func (s *Server) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 // Close drops the connection and waits until every channel has failed.
 func (s *Server) Close() error {
@@ -263,7 +299,7 @@ type Client struct {
 // NewClient prepares the client side on conn. Nothing is read until Run.
 func NewClient(conn net.Conn, cfg Config) *Client {
 	cfg = cfg.withDefaults()
-	l := newLink(conn, cfg.MaxMessage)
+	l := newLink(conn, cfg.MaxMessage, cfg.WriteTimeout)
 	return &Client{Client: session.NewClient(l, cfg.Session), conn: conn, l: l, log: cfg.Logger}
 }
 

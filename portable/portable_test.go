@@ -223,3 +223,21 @@ func TestDocumentedBytes(t *testing.T) {
 	s.Close()
 	<-opened
 }
+
+// A peer that never reads cannot hold a write for ever: the capabilities
+// request the server sends first fails after WriteTimeout, and with it the
+// connection (before, the write had no deadline).
+func TestWriteTimeoutFailsAStalledConnection(t *testing.T) {
+	ours, theirs := net.Pipe() // synchronous: nothing is written until read
+	defer theirs.Close()
+	srv := NewServer(ours, Config{WriteTimeout: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	defer srv.Close()
+	select {
+	case <-srv.Server.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection still waits on a peer that reads nothing")
+	}
+	if err := srv.Server.Err(); err == nil || !strings.Contains(err.Error(), "WriteTimeout") {
+		t.Fatalf("connection ended with %v, want the write timeout", err)
+	}
+}

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
@@ -66,6 +67,9 @@ func (c *Client) Version() uint16 { return uint16(c.version.Load()) }
 // has then already failed every channel with it.
 func (c *Client) Receive(pdu []byte) error {
 	err := c.receive(pdu)
+	if err == nil {
+		err = c.overflowErr()
+	}
 	if err != nil {
 		c.fail(err)
 	}
@@ -117,13 +121,15 @@ func (c *Client) onCreateRequest(p drdynvc.CreateRequest) error {
 	}
 	if l == nil {
 		c.mu.Unlock()
-		c.cfg.Logger.Info("session: no listener; refusing channel", "name", p.ChannelName, "channelId", p.ChannelID)
+		// A peer can ask for unknown names at will: a log line each would
+		// make every 13-byte request a 79-byte line (lograte).
+		c.refusals.Log(c.cfg.Logger, slog.LevelInfo, "no listener", "session: no listener; refusing channel", "name", p.ChannelName, "channelId", p.ChannelID)
 		c.refuse(p.ChannelID, hresult.StatusUnsuccessful)
 		return nil
 	}
 	if len(c.channels) >= c.cfg.MaxChannels {
 		c.mu.Unlock()
-		c.cfg.Logger.Warn("session: too many channels; refusing", "name", p.ChannelName, "max", c.cfg.MaxChannels)
+		c.refusals.Log(c.cfg.Logger, slog.LevelWarn, "too many", "session: too many channels; refusing", "name", p.ChannelName, "max", c.cfg.MaxChannels)
 		c.refuse(p.ChannelID, hresult.E_OUTOFMEMORY)
 		return nil
 	}
@@ -147,7 +153,7 @@ func (c *Client) run(ch *channel, l dvc.Listener) {
 		c.remove(ch)
 		ch.end(dvc.ErrClosed, true)
 		status := dvc.StatusOf(err)
-		c.cfg.Logger.Info("session: listener refused channel", "name", ch.name, "channelId", ch.id, "status", status, "err", err)
+		c.refusals.Log(c.cfg.Logger, slog.LevelInfo, "listener refused", "session: listener refused channel", "name", ch.name, "channelId", ch.id, "status", status, "err", err)
 		c.refuse(ch.id, status)
 		return
 	}
@@ -219,6 +225,7 @@ func (c *Client) abort(ch *channel, cause error) {
 func (c *Client) Shutdown(err error) {
 	c.fail(err)
 	c.wg.Wait()
+	c.refusals.Flush(c.cfg.Logger)
 }
 
 // Done is closed when the manager has failed or been shut down.

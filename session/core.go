@@ -9,6 +9,7 @@ import (
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/lograte"
 )
 
 type chanState uint8
@@ -44,14 +45,26 @@ type core struct {
 	// reserved counts reassembly bytes allocated up front on DATA_FIRST,
 	// against Config.ReassemblyBudget.
 	reserved budget
+	// held counts the bytes held by messages being reassembled, against
+	// Config.MaxHeldBytes: a hard cap, where reserved only decides what is
+	// allocated up front.
+	held budget
+	// pool is the unread bytes of every channel's inbox, against
+	// Config.ConnInboxBytes.
+	pool *dvc.Pool
 
 	// Control PDUs produced while handling received PDUs are queued here
 	// and written by ctrlLoop, so that Receive never blocks on the carrier
 	// (a receive loop blocked on a write can deadlock two peers that both
 	// have full send buffers).
-	ctrlMu sync.Mutex
-	ctrl   [][]byte
-	kick   chan struct{}
+	ctrlMu    sync.Mutex
+	ctrl      [][]byte
+	ctrlBytes int         // what ctrl holds, against Config.MaxCtrlBytes
+	ctrlOver  atomic.Bool // it passed the cap: Receive ends the connection
+	kick      chan struct{}
+	// refusals keeps a peer from turning refused requests into a log
+	// line each (lograte).
+	refusals *lograte.Limiter
 
 	mu       sync.Mutex // guards channels and dead
 	channels map[uint32]*channel
@@ -69,6 +82,9 @@ type core struct {
 func (c *core) init(cfg Config, carrier Carrier) {
 	c.cfg = cfg.withDefaults()
 	c.reserved.limit = c.cfg.ReassemblyBudget
+	c.held.limit = c.cfg.MaxHeldBytes
+	c.pool = dvc.NewPool(c.cfg.ConnInboxBytes)
+	c.refusals = lograte.New(0, 0)
 	c.carrier = carrier
 	c.parts, _ = carrier.(PartsWriter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
@@ -80,12 +96,39 @@ func (c *core) init(cfg Config, carrier Carrier) {
 	go c.ctrlLoop()
 }
 
-// queueCtrl queues one control PDU (it is copied) for ctrlLoop.
+// ctrlOverhead is what each queued control PDU costs besides its bytes
+// (its slice header and allocation rounding), so that MaxCtrlBytes bounds
+// memory and not only payload: a refusal is 8 bytes on the wire.
+const ctrlOverhead = 40
+
+// queueCtrl queues one control PDU (it is copied) for ctrlLoop. Past
+// Config.MaxCtrlBytes queued, the peer is sending requests faster than it
+// reads the answers (a flood of DYNVC_CREATE_REQ with its receive side
+// stopped): the connection is failed rather than the queue grown.
 func (c *core) queueCtrl(pdu []byte) {
 	c.ctrlMu.Lock()
+	if n := c.ctrlBytes + len(pdu) + ctrlOverhead; n > c.cfg.MaxCtrlBytes {
+		c.ctrlMu.Unlock()
+		if !c.ctrlOver.Swap(true) {
+			c.fail(protoErr("control PDUs", "%d bytes queued for a peer that does not read them (Config.MaxCtrlBytes %d)", n, c.cfg.MaxCtrlBytes))
+		}
+		return
+	}
+	c.ctrlBytes += len(pdu) + ctrlOverhead
 	c.ctrl = append(c.ctrl, append([]byte(nil), pdu...))
 	c.ctrlMu.Unlock()
 	c.kickCtrl()
+}
+
+// overflowErr is the error Receive returns once queueCtrl gave up, so the
+// carrier drops the connection.
+func (c *core) overflowErr() error {
+	if !c.ctrlOver.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
 }
 
 func (c *core) kickCtrl() {
@@ -123,7 +166,7 @@ func (c *core) drainCtrl() error {
 	}
 	c.ctrlMu.Lock()
 	q := c.ctrl
-	c.ctrl = nil
+	c.ctrl, c.ctrlBytes = nil, 0
 	c.ctrlMu.Unlock()
 	err := c.writeAll(q)
 	if ferr := c.unlockW(); err == nil {
@@ -359,10 +402,23 @@ func (c *core) onDataFirst(b []byte) error {
 		return nil
 	}
 	msg, done, err := ch.rx.first(p)
+	if errors.Is(err, errHeld) {
+		c.overHeld(ch, "DYNVC_DATA_FIRST", err)
+		return nil
+	}
 	if err != nil || !done {
 		return err
 	}
 	return ch.deliver(msg)
+}
+
+// overHeld closes ch, whose message would take the connection's
+// reassembly bytes past Config.MaxHeldBytes: like a message over
+// MaxMessage, only this channel suffers.
+func (c *core) overHeld(ch *channel, pdu string, err error) {
+	c.cfg.Logger.Warn("session: messages being reassembled over the connection's ceiling; closing the channel",
+		"channelId", ch.id, "name", ch.name, "pdu", pdu, "ceiling", c.cfg.MaxHeldBytes)
+	c.abort(ch, fmt.Errorf("%w: %s: %w", dvc.ErrTooLarge, pdu, err))
 }
 
 func (c *core) onData(b []byte) error {
@@ -376,6 +432,10 @@ func (c *core) onData(b []byte) error {
 		return nil
 	}
 	msg, done, err := ch.rx.data(p.ChannelID, p.Data)
+	if errors.Is(err, errHeld) {
+		c.overHeld(ch, "DYNVC_DATA", err)
+		return nil
+	}
 	if err != nil || !done {
 		return err
 	}
@@ -438,8 +498,9 @@ type channel struct {
 }
 
 func newChannel(c *core, id uint32, name string, st chanState) *channel {
-	ch := &channel{c: c, id: id, name: name, in: dvc.NewInbox(c.cfg.InboxBytes), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
+	ch := &channel{c: c, id: id, name: name, in: dvc.NewInboxPool(c.cfg.InboxBytes, c.pool), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
 	ch.rx.b = &c.reserved
+	ch.rx.h = &c.held
 	return ch
 }
 

@@ -76,6 +76,9 @@ func (s *Server) Version() uint16 {
 // has then already failed every channel with it.
 func (s *Server) Receive(pdu []byte) error {
 	err := s.receive(pdu)
+	if err == nil {
+		err = s.overflowErr()
+	}
 	if err != nil {
 		s.fail(err)
 	}
@@ -86,11 +89,21 @@ func (s *Server) receive(b []byte) error {
 	return s.dispatch(b, &s.rules)
 }
 
+// capsRspLen is DYNVC_CAPS_RSP's size: header, Pad, Version (2.2.1.2).
+const capsRspLen = 4
+
 // onCaps handles DYNVC_CAPS_RSP (2.2.1.2).
 func (s *Server) onCaps(b []byte) error {
 	p, err := drdynvc.ParseCapsResponse(b)
 	if err != nil {
 		return decodeErr("DYNVC_CAPS_RSP", err)
+	}
+	// The PDU is exactly Cmd, Pad and Version (2.2.1.2). Anything after
+	// Version is malformed, and 3.1.5.2.4 makes a malformed packet end
+	// the connection: ignoring it would let a client pad every answer
+	// with up to a chunk of junk the server keeps reading.
+	if len(b) != capsRspLen {
+		return protoErr("DYNVC_CAPS_RSP", "%d bytes after the Version field (2.2.1.2: the PDU is %d bytes)", len(b)-capsRspLen, capsRspLen)
 	}
 	if s.Version() != 0 {
 		return protoErr("DYNVC_CAPS_RSP", "received twice (3.1.5.2.4)")
@@ -193,10 +206,18 @@ func (s *Server) allocID() uint32 {
 	}
 }
 
+// ErrOpenTimeout is what Open returns (wrapped) when the client has not
+// answered its DYNVC_CREATE_REQ within Config.OpenTimeout.
+var ErrOpenTimeout = errors.New("session: no DYNVC_CREATE_RSP within Config.OpenTimeout")
+
 // Open opens a channel instance named name (2.2.2.1) and waits for the
-// client's DYNVC_CREATE_RSP. Several instances may share a name.
+// client's DYNVC_CREATE_RSP, at most Config.OpenTimeout (the wait for
+// DYNVC_CAPS_RSP before it is bounded by CapsTimeout). Several instances
+// may share a name.
 func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
 	o := dvc.ApplyOpenOptions(opts)
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.CapsTimeout+s.cfg.OpenTimeout, ErrOpenTimeout)
+	defer cancel()
 	// A name the client cannot parse would make it end the whole
 	// connection (MS-RDPEDYC 3.1.5.2.4): refuse it here, before anything
 	// is sent.
@@ -225,8 +246,20 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 
 	req := drdynvc.CreateRequest{ChannelID: id, Priority: o.Priority, ChannelName: name}
 	if err := s.sendNow(ctx, req.Append(nil)); err != nil {
-		return nil, fmt.Errorf("session: open %q: %w", name, err)
+		// Not sent (the carrier was not ours in time, or the connection
+		// died, which empties the table): the id is free again.
+		s.mu.Lock()
+		if s.channels[id] == ch && ch.state == statePending {
+			delete(s.channels, id)
+			ch.result = nil
+		}
+		s.mu.Unlock()
+		return nil, fmt.Errorf("session: open %q: %w", name, openCause(ctx, err))
 	}
+	// The request is out: the client has OpenTimeout from now.
+	t := time.NewTimer(s.cfg.OpenTimeout)
+	defer t.Stop()
+	var gaveUp error
 	select {
 	case err := <-r:
 		if err != nil {
@@ -234,22 +267,37 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 		}
 		return &serverConn{ch}, nil
 	case <-ctx.Done():
-		s.mu.Lock()
-		if ch.result != nil {
-			// Still unanswered: whoever answers later closes it.
-			ch.state = stateAbandon
-			ch.result = nil
-			s.mu.Unlock()
-			return nil, fmt.Errorf("session: open %q: %w", name, ctx.Err())
+		gaveUp = ctx.Err()
+		if errors.Is(context.Cause(ctx), ErrOpenTimeout) {
+			gaveUp = fmt.Errorf("%w (%v)", ErrOpenTimeout, s.cfg.OpenTimeout)
 		}
-		s.mu.Unlock()
-		// The answer was taken and is being sent to r: wait for it, so an
-		// open channel cannot be left without an owner.
-		if err := <-r; err == nil {
-			(&serverConn{ch}).Close()
-		}
-		return nil, fmt.Errorf("session: open %q: %w", name, ctx.Err())
+	case <-t.C:
+		gaveUp = fmt.Errorf("%w (%v)", ErrOpenTimeout, s.cfg.OpenTimeout)
 	}
+	s.mu.Lock()
+	if ch.result != nil {
+		// Still unanswered: whoever answers later closes it.
+		ch.state = stateAbandon
+		ch.result = nil
+		s.mu.Unlock()
+		return nil, fmt.Errorf("session: open %q: %w", name, gaveUp)
+	}
+	s.mu.Unlock()
+	// The answer was taken and is being sent to r: wait for it, so an
+	// open channel cannot be left without an owner.
+	if err := <-r; err == nil {
+		(&serverConn{ch}).Close()
+	}
+	return nil, fmt.Errorf("session: open %q: %w", name, gaveUp)
+}
+
+// openCause is err, or ErrOpenTimeout when Open's own overall deadline
+// (CapsTimeout+OpenTimeout, for a stalled carrier) is what ended ctx.
+func openCause(ctx context.Context, err error) error {
+	if c := context.Cause(ctx); errors.Is(c, ErrOpenTimeout) && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (the DYNVC_CREATE_REQ could not be written)", ErrOpenTimeout)
+	}
+	return err
 }
 
 var errCapsTimeout = errors.New("the client did not answer the capabilities request in time (MS-RDPEDYC 3.3.2)")

@@ -22,6 +22,16 @@
 //     their PDUs are protocol errors here.
 //   - Close: the server's DYNVC_CLOSE is answered by the client; the
 //     client's own close is not answered (3.2.5.2, 3.3.5.2).
+//   - DYNVC_CAPS_RSP is exactly 4 bytes (2.2.1.2); one with bytes after
+//     Version is malformed and ends the connection (3.1.5.2.4).
+//
+// Limits the spec leaves open, each a Config field: Server.Open waits
+// OpenTimeout for DYNVC_CREATE_RSP; unread data is bounded per channel
+// (InboxBytes) and per connection (ConnInboxBytes), reassembly per
+// connection (MaxHeldBytes), and control PDUs queued for a peer that does
+// not read them (MaxCtrlBytes, past which the connection is dropped).
+// Refusals a peer can cause at will are logged a few per window, then
+// counted.
 package session
 
 import (
@@ -50,6 +60,28 @@ const (
 	DefaultMaxChannels = 8192
 	// DefaultCapsTimeout is the server's capabilities timer (3.3.2).
 	DefaultCapsTimeout = 10 * time.Second
+	// DefaultOpenTimeout is how long Server.Open waits for the client's
+	// DYNVC_CREATE_RSP. The spec sets no timer for it (3.3.5.1), but a
+	// client that never answers must not hold the server's caller for
+	// ever: mstsc answers within milliseconds.
+	DefaultOpenTimeout = 10 * time.Second
+	// DefaultConnInboxBytes caps the received, unread bytes of all the
+	// channels of one connection together (InboxBytes caps each one):
+	// past it the receiving goroutine waits, as a full inbox makes it
+	// wait, so a peer writing to many channels nobody reads cannot grow
+	// memory past it.
+	DefaultConnInboxBytes = 64 << 20
+	// DefaultMaxHeldBytes caps the bytes held by messages being
+	// reassembled on all the channels of one connection together. The
+	// DYNVC_DATA (or DATA_FIRST) that would pass it closes its channel, as
+	// a message over MaxMessage does. rdpdvc's own sender never
+	// interleaves messages, so it has at most one in progress.
+	DefaultMaxHeldBytes = 2 * DefaultMaxMessage
+	// DefaultMaxCtrlBytes caps the control PDUs (create responses,
+	// refusals, close replies) queued for a peer that does not read them:
+	// past it the connection is dropped, since a peer sending requests
+	// faster than it reads the answers is flooding it.
+	DefaultMaxCtrlBytes = 1 << 20
 	// Version is the highest MS-RDPEDYC version rdpdvc speaks: 2, because
 	// version 3 means RDP8-lite compression (2.2.3.3), which rdpdvc does
 	// not implement; priorities (v2) carry no processing (3.3.3.2).
@@ -65,7 +97,17 @@ type Config struct {
 	MaxMessage  uint32        // reassembly ceiling per message (DefaultMaxMessage)
 	MaxChannels int           // open instances at once (DefaultMaxChannels)
 	CapsTimeout time.Duration // server: wait for DYNVC_CAPS_RSP (DefaultCapsTimeout)
+	OpenTimeout time.Duration // server: Open's wait for DYNVC_CREATE_RSP (DefaultOpenTimeout)
 	InboxBytes  int           // unread bytes buffered per channel (dvc.DefaultInboxBytes)
+	// ConnInboxBytes caps the unread bytes of all channels together
+	// (DefaultConnInboxBytes).
+	ConnInboxBytes int
+	// MaxHeldBytes caps the bytes of messages being reassembled, all
+	// channels together (DefaultMaxHeldBytes; never below MaxMessage).
+	MaxHeldBytes int64
+	// MaxCtrlBytes caps control PDUs queued for a peer that does not
+	// read them; past it the connection is dropped (DefaultMaxCtrlBytes).
+	MaxCtrlBytes int
 	// ReassemblyBudget bounds the reassembly buffers allocated whole when
 	// DATA_FIRST arrives, across the connection (DefaultReassemblyBudget);
 	// past it, buffers grow with the data received instead.
@@ -83,8 +125,22 @@ func (c Config) withDefaults() Config {
 	if c.CapsTimeout <= 0 {
 		c.CapsTimeout = DefaultCapsTimeout
 	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = DefaultOpenTimeout
+	}
 	if c.ReassemblyBudget <= 0 {
 		c.ReassemblyBudget = DefaultReassemblyBudget
+	}
+	if c.ConnInboxBytes <= 0 {
+		c.ConnInboxBytes = DefaultConnInboxBytes
+	}
+	if c.MaxHeldBytes <= 0 {
+		c.MaxHeldBytes = DefaultMaxHeldBytes
+	}
+	// One whole message must always fit.
+	c.MaxHeldBytes = max(c.MaxHeldBytes, int64(c.MaxMessage))
+	if c.MaxCtrlBytes <= 0 {
+		c.MaxCtrlBytes = DefaultMaxCtrlBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

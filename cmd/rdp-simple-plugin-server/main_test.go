@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/loopback"
+	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/simple"
 )
 
@@ -84,17 +86,18 @@ func TestServeKeepsGoingAfterAClientDies(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	p := &simple.Pinger{Interval: time.Millisecond, Count: 4, Logger: log}
-	total, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{first, second}}, p, simple.ChannelName, log)
+	tl, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{first, second}}, p, simple.ChannelName, 0, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	total := tl.Total()
 	// First client: 2 echoed, Ping#3 lost as it died (and #4, if a tick
 	// came before the death was seen: its Write fails, and the echoes
 	// queued before the death still count). Second: 4 of 4.
 	if total.Received != 6 || total.Lost < 1 || total.Sent != total.Received+total.Lost || total.OK() {
 		t.Fatalf("%+v\n%s", total, logs.String())
 	}
-	if !strings.Contains(logs.String(), "client gone; waiting for the next one") || !strings.Contains(logs.String(), "Ping#3 lost") {
+	if !strings.Contains(logs.String(), "client gone") || !strings.Contains(logs.String(), "Ping#3 lost") {
 		t.Fatalf("log:\n%s", logs.String())
 	}
 }
@@ -109,7 +112,8 @@ func TestServeReportsRefusedOpenAndGoesOn(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	p := &simple.Pinger{Interval: time.Millisecond, Count: 2, Logger: log}
-	total, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{noListener, good}}, p, simple.ChannelName, log)
+	tl, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{noListener, good}}, p, simple.ChannelName, 0, log)
+	total := tl.Total()
 	if err != nil || total.Received != 2 || !total.OK() {
 		t.Fatalf("%+v %v", total, err)
 	}
@@ -131,7 +135,8 @@ func TestServeStopsOnCancel(t *testing.T) {
 			cancel()
 		}
 	}}
-	total, err := serve(ctx, &hubSource{hubs: []*loopback.Hub{hub}}, p, simple.ChannelName, log)
+	tl, err := serve(ctx, &hubSource{hubs: []*loopback.Hub{hub}}, p, simple.ChannelName, 0, log)
+	total := tl.Total()
 	if !errors.Is(err, context.Canceled) || total.Received < 3 || !total.OK() {
 		t.Fatalf("%+v %v", total, err)
 	}
@@ -193,9 +198,165 @@ func TestServeSingleSessionRefusedIsAnError(t *testing.T) {
 	defer hub.Close()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	_, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{hub}}, &simple.Pinger{Logger: log}, "rdpdvc::no-such-listener", log)
+	_, err := serve(context.Background(), &hubSource{hubs: []*loopback.Hub{hub}}, &simple.Pinger{Logger: log}, "rdpdvc::no-such-listener", 0, log)
 	var oe *dvc.OpenError
 	if !errors.As(err, &oe) || !strings.Contains(logs.String(), "C0000001") {
 		t.Fatalf("err %v\n%s", err, logs.String())
 	}
+}
+
+// A client that answers the capabilities but never the channel's
+// DYNVC_CREATE_REQ no longer denies the server to the client after it:
+// clients are served at once, and the stuck one's Open times out. Before,
+// the second client waited for ever behind the first.
+func TestStuckFirstClientDoesNotDelayTheNext(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	o := &options{listen: "127.0.0.1:0", maxClients: 4, limits: limits{caps: 5 * time.Second, open: 200 * time.Millisecond, write: 5 * time.Second}}
+	src, err := openPortable(context.Background(), o, log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	addr := src.(*portableSource).ln.Addr().String()
+
+	// The stuck client: it answers DYNVC_CAPS_VERSION2 with DYNVC_CAPS_RSP
+	// (one chunk, MS-RDPBCGR CHANNEL_PDU_HEADER FIRST|LAST) and then reads
+	// and ignores everything.
+	stuck, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	if _, err := stuck.Write([]byte{4, 0, 0, 0, 3, 0, 0, 0, 0x50, 0, 2, 0}); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, stuck)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	legit, err := portable.Dial(ctx, addr, portable.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := legit.Listen(simple.ChannelName, &simple.Echoer{Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- legit.Run(ctx) }()
+
+	p := &simple.Pinger{Interval: 10 * time.Millisecond, Count: 3, Logger: log}
+	tl, err := serve(context.Background(), src, p, simple.ChannelName, 3, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tl.Total(); got.Received != 3 || !got.OK() {
+		t.Fatalf("%+v", got)
+	}
+	if !strings.Contains(tl.Summary(simple.ChannelName), "ping statistics") {
+		t.Fatal(tl.Summary(simple.ChannelName))
+	}
+	cancel()
+	<-ran
+}
+
+// silent accepts the channel and never echoes.
+type silent struct{}
+
+func (silent) Accept(dvc.Channel) (dvc.Handler, error) { return handler(func([]byte) {}), nil }
+
+// A client that opens the channel and never echoes is dropped after
+// -drop-after pings lost in a row; before, it was pinged for ever.
+func TestClientThatNeverEchoesIsDropped(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	if err := hub.Listen(simple.ChannelName, silent{}); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	p := &simple.Pinger{Interval: time.Millisecond, Timeout: 5 * time.Millisecond, Logger: log}
+	done := make(chan error, 1)
+	var tl *tally
+	go func() {
+		var err error
+		tl, err = serve(context.Background(), &hubSource{hubs: []*loopback.Hub{hub}}, p, simple.ChannelName, 3, log)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errDropped) {
+			t.Fatalf("serve: %v, want errDropped", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a client that never echoes is still being pinged")
+	}
+	if got := tl.Total(); got.Lost < 3 || got.Received != 0 {
+		t.Fatalf("%+v", got)
+	}
+}
+
+// With several clients the summary gives each one's figures.
+func TestSummaryCountsPerClient(t *testing.T) {
+	tl := &tally{}
+	tl.add("#1", simple.Stats{Sent: 3, Received: 3})
+	tl.add("#2", simple.Stats{Sent: 4, Lost: 4})
+	s := tl.Summary(simple.ChannelName)
+	for _, want := range []string{"client #1: 3 sent, 3 received, 0 lost", "client #2: 4 sent, 0 received, 4 lost", "7 sent, 3 received, 4 lost"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("summary lacks %q:\n%s", want, s)
+		}
+	}
+	if tl.OK() {
+		t.Error("OK with a client's losses")
+	}
+}
+
+// Silent connections filling -max-clients do not keep a real client out:
+// the oldest still in its handshake is dropped to make room for it.
+func TestSilentConnectionsAtMaxClientsAreEvicted(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	o := &options{listen: "127.0.0.1:0", maxClients: 2, limits: limits{caps: time.Minute, open: time.Minute, write: 5 * time.Second}}
+	src, err := openPortable(context.Background(), o, log, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	addr := src.(*portableSource).ln.Addr().String()
+	for range 3 { // the listen backlog hands them over in this order
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	legit, err := portable.Dial(ctx, addr, portable.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legit.Listen(simple.ChannelName, &simple.Echoer{Logger: log})
+	ran := make(chan error, 1)
+	go func() { ran <- legit.Run(ctx) }()
+	p := &simple.Pinger{Interval: 10 * time.Millisecond, Count: 2, Logger: log}
+	done := make(chan error, 1)
+	var tl *tally
+	go func() {
+		var err error
+		tl, err = serve(context.Background(), src, p, simple.ChannelName, 3, log)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the real client was kept out by silent connections")
+	}
+	if got := tl.Total(); got.Received != 2 {
+		t.Fatalf("%+v", got)
+	}
+	cancel()
+	<-ran
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,30 +21,45 @@ import (
 )
 
 // gapSource yields a client that dies, then, as xrdp's source does after
-// a lost connection, the same session again with the time the first
-// client went away pushed back by gap.
+// a lost connection (once the first session has ended), the same session
+// again with the time the first client went away pushed back by gap.
 type gapSource struct {
 	first, second *loopback.Hub
 	gap           time.Duration
 	i             int
+	done          chan struct{} // the first session ended
+	mu            sync.Mutex
 	endedWith     []error
 	lostAt        time.Time
 }
 
-func (s *gapSource) Next(context.Context) (session, error) {
+func (s *gapSource) Next(ctx context.Context) (session, error) {
 	s.i++
 	switch s.i {
 	case 1:
 		return session{opener: s.first, label: "first", close: func() { s.first.Close() }, ended: s.ended}, nil
 	case 2:
-		return session{opener: s.second, label: "second", close: func() {}, ended: s.ended, gapSince: s.lostAt.Add(-s.gap)}, nil
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return session{}, io.EOF
+		}
+		s.mu.Lock()
+		lost := s.lostAt
+		s.mu.Unlock()
+		return session{opener: s.second, label: "second", close: func() {}, ended: s.ended, gapSince: lost.Add(-s.gap)}, nil
 	}
 	return session{}, io.EOF
 }
 
 func (s *gapSource) ended(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.endedWith = append(s.endedWith, err)
-	s.lostAt = time.Now()
+	if len(s.endedWith) == 1 {
+		s.lostAt = time.Now()
+		close(s.done)
+	}
 }
 func (s *gapSource) Close() error { return nil }
 
@@ -60,12 +76,13 @@ func TestServeCountsThePingsOfAClientsAbsenceLost(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	// The gap is set, not waited for: 1 s at 100 ms a ping is at least
 	// 10 pings due while nobody was there.
-	src := &gapSource{first: first, second: second, gap: time.Second}
+	src := &gapSource{first: first, second: second, gap: time.Second, done: make(chan struct{})}
 	p := &simple.Pinger{Interval: 100 * time.Millisecond, Count: 3, Logger: log, Tick: fastTicks(t)}
-	total, err := serve(context.Background(), src, p, simple.ChannelName, log)
+	tl, err := serve(context.Background(), src, p, simple.ChannelName, 0, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	total := tl.Total()
 	if len(src.endedWith) != 2 || !errors.Is(src.endedWith[0], dvc.ErrConnectionLost) || src.endedWith[1] != nil {
 		t.Fatalf("ended with %v, want a lost connection, then nil", src.endedWith)
 	}

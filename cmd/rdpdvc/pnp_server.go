@@ -6,17 +6,22 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/rdpdvc/rdpdvc/backend/xrdp"
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/internal/cli"
+	"github.com/rdpdvc/rdpdvc/internal/lograte"
 	"github.com/rdpdvc/rdpdvc/pnp/server"
 	"github.com/rdpdvc/rdpdvc/pnp/server/script"
 	"github.com/rdpdvc/rdpdvc/portable"
+	"github.com/rdpdvc/rdpdvc/session"
 )
 
 func init() {
@@ -38,9 +43,13 @@ status is 0 when every line of the script held, 1 otherwise, 2 for bad
 usage or a script that does not parse.
 
 Where the client is:
-  -listen ADDR   the portable transport: wait for one connection
-                 (rdpdvc pnp-client -connect ADDR); the default outside xrdp,
-                 on 127.0.0.1:3390
+  -listen ADDR   the portable transport: serve one client, the first whose
+                 handshake completes (rdpdvc pnp-client -connect ADDR); the
+                 default outside xrdp, on 127.0.0.1:3390. Clients that
+                 connect meanwhile are handshaken at once, each step timed
+                 out (-caps-timeout, -open-timeout, -version-timeout), so
+                 a stuck or silent client delays nobody; once one is
+                 served the listener closes.
   -xrdp          the RDP client of the xrdp session this runs in, through
                  xrdp-chansrv (the default inside an xrdp session), for
                  example xfreerdp with /dvc:rdpdvc,pnp=file:/tmp/disk.img
@@ -88,6 +97,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		addr, scriptPath, display string
 		useXRDP                   bool
 		lf                        cli.LogFlags
+		lim                       pnpLimits
 	)
 	fs := flag.NewFlagSet("rdpdvc pnp-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -96,6 +106,10 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.BoolVar(&useXRDP, "xrdp", false, "reach the client of this xrdp session through chansrv (default inside one)")
 	fs.StringVar(&display, "display", "", "xrdp: the session's X `display` (default $DISPLAY)")
 	fs.StringVar(&scriptPath, "script", "", "run the commands in `FILE` (- for stdin), then exit")
+	fs.DurationVar(&lim.caps, "caps-timeout", session.DefaultCapsTimeout, "portable: drop a client that does not answer the capabilities request (DYNVC_CAPS_RSP) in this long")
+	fs.DurationVar(&lim.open, "open-timeout", session.DefaultOpenTimeout, "portable: drop a client that does not answer PNPDR's DYNVC_CREATE_REQ in this long")
+	fs.DurationVar(&lim.version, "version-timeout", server.DefaultVersionTimeout, "drop a client that sends no Client Version in this long after the Server Version")
+	fs.DurationVar(&lim.write, "write-timeout", portable.DefaultWriteTimeout, "portable: drop a client that reads nothing for this long while the server writes")
 	lf.Register(fs)
 	// stdout carries the JSON lines; logs go to stderr.
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
@@ -104,6 +118,10 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "rdpdvc pnp-server: unexpected arguments:", fs.Args())
+		return 2
+	}
+	if lim.caps <= 0 || lim.open <= 0 || lim.version <= 0 || lim.write <= 0 {
+		fmt.Fprintln(stderr, "rdpdvc pnp-server: -caps-timeout, -open-timeout, -version-timeout and -write-timeout must be > 0")
 		return 2
 	}
 	if useXRDP && addr != "" {
@@ -129,9 +147,10 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	r := script.New(stdout)
-	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent}
+	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent, VersionTimeout: lim.version}
 	var op dvc.Opener
 	var xo *xrdp.Opener
+	var srv *server.Server
 	if useXRDP {
 		var err error
 		xo, err = xrdp.New(xrdp.Options{Display: display})
@@ -147,26 +166,34 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer co.stop()
 		op = co
 	} else {
-		ln, err := portable.Listen(cli.ListenAddr(addr, stderr), portable.Config{Logger: log})
+		ln, err := portable.Listen(cli.ListenAddr(addr, stderr), lim.portable(log))
 		if err != nil {
 			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 			return 1
 		}
 		defer ln.Close()
 		r.Print(map[string]any{"event": "listening", "addr": ln.Addr().String()})
-		conn, err := ln.Accept(ctx)
+		conn, s, err := firstClient(ctx, ln, cfg, log)
 		if err != nil {
+			if ctx.Err() != nil {
+				return 0 // Ctrl+C before a client came
+			}
 			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
 			return 1
 		}
 		defer conn.Close()
-		r.Print(map[string]any{"event": "connected"})
-		op = conn
+		r.Print(map[string]any{"event": "connected", "remote": conn.RemoteAddr().String()})
+		op, srv = conn, s
 	}
-	srv, err := server.Start(ctx, op, cfg)
-	if err != nil {
-		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
-		return 1
+	if srv == nil {
+		var err error
+		if srv, err = server.Start(ctx, op, cfg); err != nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+			return 1
+		}
 	}
 	defer srv.Close()
 	r.Attach(srv)
@@ -271,6 +298,97 @@ func watchClient(ctx context.Context, xo *xrdp.Opener, op dvc.Opener) *clientOpe
 		})
 	}
 	return c
+}
+
+// pnpLimits are pnp-server's handshake timeouts and write deadline.
+type pnpLimits struct {
+	caps, open, version, write time.Duration
+}
+
+func (l pnpLimits) portable(log *slog.Logger) portable.Config {
+	return portable.Config{
+		Logger:       log,
+		WriteTimeout: l.write,
+		Session:      session.Config{CapsTimeout: l.caps, OpenTimeout: l.open},
+	}
+}
+
+// maxHandshakes bounds the connections being handshaken at once; more are
+// closed as they come.
+const maxHandshakes = 64
+
+// firstClient handshakes every client that connects to ln, each on its
+// own goroutine with every step timed out (DYNVC_CAPS_RSP, PNPDR's
+// DYNVC_CREATE_RSP, Client Version), and returns the first to complete,
+// with its server role started. The listener is then closed (one client
+// per run) and the other handshakes are abandoned.
+func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, log *slog.Logger) (*portable.Server, *server.Server, error) {
+	type winner struct {
+		conn *portable.Server
+		srv  *server.Server
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	won := make(chan winner, 1)
+	acceptErr := make(chan error, 1)
+	var picked atomic.Bool
+	var pending atomic.Int64
+	busy := lograte.New(0, 0)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer busy.Flush(log)
+		for {
+			conn, err := ln.Accept(ctx)
+			if err != nil {
+				acceptErr <- err
+				return
+			}
+			remote := conn.RemoteAddr().String()
+			if pending.Add(1) > maxHandshakes {
+				pending.Add(-1)
+				busy.Log(log, slog.LevelWarn, "busy", "pnp-server: too many clients in their handshake; closing a new one", "remote", remote, "max", maxHandshakes)
+				conn.Close()
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer pending.Add(-1)
+				srv, err := server.Start(ctx, conn, cfg)
+				if err == nil {
+					_, err = srv.WaitVersion(ctx)
+				}
+				if err == nil && picked.CompareAndSwap(false, true) {
+					won <- winner{conn, srv}
+					return
+				}
+				if err != nil && ctx.Err() == nil {
+					log.Warn("pnp-server: dropping a client in its handshake", "remote", remote, "err", err)
+				}
+				if srv != nil {
+					srv.Close()
+				}
+				conn.Close()
+			}()
+		}
+	}()
+	select {
+	case w := <-won:
+		return w.conn, w.srv, nil
+	case err := <-acceptErr:
+		cancel()
+		wg.Wait()
+		select {
+		case w := <-won: // completed as the listener failed: nobody will serve it
+			w.srv.Close()
+			w.conn.Close()
+		default:
+		}
+		return nil, nil, err
+	}
 }
 
 func errString(err error) string {

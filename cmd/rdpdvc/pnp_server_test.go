@@ -3,11 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/pnp/server"
+	"github.com/rdpdvc/rdpdvc/pnp/wire"
+	"github.com/rdpdvc/rdpdvc/portable"
 )
 
 // The whole program runs in pnp/e2e (TestShellTwoProcesses); here, usage.
@@ -64,3 +73,78 @@ func TestPNPServerScriptCheckedFirst(t *testing.T) {
 		}
 	}
 }
+
+// A client stuck in its handshake no longer denies pnp-server to the next:
+// handshakes run at once, each step timed out, and the first to send its
+// Client Version is served. The stuck ones: one answers the capabilities
+// but never PNPDR's DYNVC_CREATE_REQ, one accepts PNPDR and never sends a
+// Client Version. Before, the first connection was the only one served,
+// and it hung.
+func TestPNPServerServesFirstCompleteHandshake(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	lim := pnpLimits{caps: 5 * time.Second, open: 5 * time.Second, version: 5 * time.Second, write: 5 * time.Second}
+	ln, err := portable.Listen("127.0.0.1:0", lim.portable(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	// Stuck at the channel: DYNVC_CAPS_RSP in one chunk, then silence.
+	stuck, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	stuck.Write([]byte{4, 0, 0, 0, 3, 0, 0, 0, 0x50, 0, 2, 0})
+	go io.Copy(io.Discard, stuck)
+	// Stuck at the Client Version: PNPDR accepted, nothing said.
+	mute, err := portable.Dial(ctx, addr, portable.Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	mute.Listen(wire.ChannelPNPDR, dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) {
+		close(opened)
+		return discard{}, nil
+	}))
+	muteDone := make(chan error, 1)
+	go func() { muteDone <- mute.Run(ctx) }()
+	won := make(chan error, 1)
+	var srv *server.Server
+	var conn *portable.Server
+	go func() {
+		var err error
+		conn, srv, err = firstClient(ctx, ln, server.Config{Logger: log, VersionTimeout: lim.version}, log)
+		won <- err
+	}()
+	<-opened // the mute client is in its handshake before the real one starts
+
+	var wg sync.WaitGroup
+	var out pcSyncBuffer
+	cctx, stopClient := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		run(cctx, []string{"pnp-client", "-q", "-connect", addr, "-device", "mem:1K"}, &out, &out)
+	}()
+	if err := <-won; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.WaitDevice(ctx, nil); err != nil {
+		t.Fatalf("the real client's device never came: %v\n%s", err, out.String())
+	}
+	srv.Close()
+	conn.Close()
+	stopClient()
+	wg.Wait()
+	mute.Close()
+	<-muteDone
+}
+
+type discard struct{}
+
+func (discard) Received([]byte) {}
+func (discard) Closed(error)    {}

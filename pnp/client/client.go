@@ -12,6 +12,7 @@ import (
 
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/hresult"
+	"github.com/rdpdvc/rdpdvc/internal/lograte"
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 )
@@ -87,6 +88,9 @@ var ErrClosed = errors.New("pnp/client: closed")
 type Client struct {
 	cfg Config
 	log *slog.Logger
+	// refusals keeps a server's refused requests from each making a log
+	// line (lograte): they are counted past a few per window.
+	refusals *lograte.Limiter
 
 	mu      sync.Mutex
 	nextID  uint32
@@ -149,7 +153,7 @@ func New(cfg Config, devices ...device.Device) (*Client, error) {
 		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	c := &Client{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, refusals: lograte.New(0, 0),
 		devices: map[uint32]*devEntry{}, removed: map[uint32]bool{},
 		pnpdrs: map[*pnpdr]struct{}{}, files: map[*fileChan]struct{}{},
 	}
@@ -272,6 +276,7 @@ func (c *Client) Close() error {
 		fc.ch.Close()
 	}
 	c.wg.Wait()
+	c.refusals.Flush(c.log)
 	return nil
 }
 
@@ -312,7 +317,7 @@ func (c *Client) acceptFile(ch dvc.Channel) (dvc.Handler, error) {
 		return nil, ErrClosed
 	}
 	if len(c.files) >= c.cfg.MaxHandles {
-		c.log.Warn("refusing FileRedirectorChannel: too many open", "max", c.cfg.MaxHandles)
+		c.refusals.Log(c.log, slog.LevelWarn, "handles", "refusing FileRedirectorChannel: too many open", "max", c.cfg.MaxHandles)
 		return nil, hresult.New("pnp/client: FileRedirectorChannel", device.ErrorNoSystemResources)
 	}
 	fc := &fileChan{

@@ -130,13 +130,13 @@ func (fc *fileChan) Received(msg []byte) {
 		return
 	}
 	if fc.inflight >= fc.c.cfg.MaxOutstanding {
-		fc.log.Warn("too many outstanding requests; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxOutstanding)
+		fc.c.refusals.Log(fc.log, slog.LevelWarn, "outstanding", "too many outstanding requests; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxOutstanding)
 		fc.refuseLocked(fn, hdr.RequestID)
 		return
 	}
 	o := fc.newOpLocked(hdr, msg)
 	if o == nil {
-		fc.log.Warn("too much data in requests in progress; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxBufferedBytes)
+		fc.c.refusals.Log(fc.log, slog.LevelWarn, "buffered", "too much data in requests in progress; refusing one", "RequestId", hdr.RequestID, "max", fc.c.cfg.MaxBufferedBytes)
 		fc.refuseLocked(fn, hdr.RequestID)
 		return
 	}

@@ -3,9 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -533,16 +535,30 @@ func TestMaxBufferedBytes(t *testing.T) {
 	}
 	send(t, conn, wire.NewSpecificIoCancelRequest(0xFFFFFF, 10).Append(nil))
 	reply(t, conn, wire.FunctionIOControl)
+	waitUnreserved(t, s.c)
 	send(t, conn, ioctlReq(12, device.IoctlDemoEcho, 9000, []byte{1}, nil))
 	if r := reply(t, conn, wire.FunctionIOControl); result(r) != 0 {
 		t.Fatalf("within the budget again: %+v", r)
 	}
+	waitUnreserved(t, s.c)
 	send(t, conn, ioctlReq(13, ioctlBlock, 5000, []byte{13}, nil))
 	<-d.started
 	s.hub.Close()
 	s.c.Close()
 	if got := s.c.buffered.Load(); got != 0 {
 		t.Fatalf("%d bytes still reserved after Close", got)
+	}
+}
+
+// waitUnreserved waits until c holds no request bytes. A reply's bytes are
+// given back once its Write has returned, which can be just after the
+// reply has reached the test.
+func waitUnreserved(t *testing.T, c *Client) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.buffered.Load() != 0; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still reserved after the reply", c.buffered.Load())
+		}
 	}
 }
 
@@ -642,4 +658,44 @@ func TestReplyTooLargeForTransport(t *testing.T) {
 	if r := got[3]; r.Result != 0 || len(r.Data) != 10 {
 		t.Fatalf("small read after it: %+v", r)
 	}
+}
+
+// TestRefusalWarningsRateLimited: a server can have any number of
+// requests refused; their warnings are logged a few per window and then
+// counted (before, each refusal was a log line).
+func TestRefusalWarningsRateLimited(t *testing.T) {
+	var logs syncBuffer
+	d := newTestDevices(t)
+	s := newServer(t, Config{MaxOutstanding: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, d.list()...)
+	s.pnpdrReady()
+	conn := s.openDevice(emuID)
+	send(t, conn, ioctlReq(10, ioctlBlock, 0, []byte{10}, nil), ioctlReq(11, ioctlBlock, 0, []byte{11}, nil))
+	<-d.started
+	<-d.started
+	for id := uint32(100); id < 300; id++ {
+		send(t, conn, readReq(id, 4, 0))
+		if r := reply(t, conn, wire.FunctionRead); result(r) != device.ErrorNoSystemResources {
+			t.Fatalf("request %d: %+v", id, r)
+		}
+	}
+	if n := strings.Count(logs.String(), "too many outstanding requests"); n == 0 || n > 20 {
+		t.Fatalf("%d warnings for 200 refusals:\n%s", n, logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -68,6 +68,10 @@
 //   - Custom events are delivered only where both ends announced version 6
 //     (3.3.5.2.2.10), to the subscribers of their GUID; without one they
 //     are ignored.
+//   - A client that sends no Client Version within Config.VersionTimeout
+//     (DefaultVersionTimeout) after the Server Version has PNPDR closed and
+//     the server ended with ErrVersionTimeout: the handshake's one wait on
+//     the client is bounded (WaitVersion reports its outcome).
 //   - When a channel instance or the whole connection goes away, every
 //     call pending on it returns promptly with an error wrapping
 //     ErrChannelLost (and dvc.ErrConnectionLost when the connection died).

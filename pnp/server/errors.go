@@ -11,6 +11,10 @@ import (
 var (
 	// ErrClosed: the Server or the Handle was closed by this end.
 	ErrClosed = errors.New("pnp/server: closed")
+
+	// ErrVersionTimeout: the client sent no Client Version within
+	// Config.VersionTimeout; the server has ended.
+	ErrVersionTimeout = errors.New("pnp/server: no Client Version within Config.VersionTimeout")
 	// ErrNoDevice: Open named a device that is not in the client device
 	// list (never announced, declined, or already removed).
 	ErrNoDevice = errors.New("pnp/server: no such device")

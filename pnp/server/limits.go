@@ -34,6 +34,12 @@ const (
 	// waits to finish (write, cancel, reply) before the handle's channel
 	// is closed.
 	DefaultCancelTimeout = 30 * time.Second
+
+	// DefaultVersionTimeout is how long the server waits for the Client
+	// Version message after sending its Server Version (3.3.5.1.1.1). The
+	// spec sets no timer; a client that never answers must not hold the
+	// server, and a real one answers at once (3.2.5.1.1.1).
+	DefaultVersionTimeout = 10 * time.Second
 )
 
 // Versions sent when Config leaves them zero.

@@ -416,3 +416,28 @@ func TestWaitDeviceMatchMayCallServer(t *testing.T) {
 		t.Fatalf("WaitDevice = %d, %v", d.ClientDeviceID, err)
 	}
 }
+
+// A client that never sends its Client Version no longer holds the server:
+// past VersionTimeout PNPDR is closed and the server ends with
+// ErrVersionTimeout, which WaitVersion reports. Before, it waited for ever.
+func TestVersionTimeoutEndsTheServer(t *testing.T) {
+	c := newFakeClient(t)
+	s, err := server.Start(context.Background(), c.hub, server.Config{Logger: quiet, VersionTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := <-c.pnpdr
+	if _, err := wire.ParseServerVersion(p.next(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WaitVersion(ctxT(t)); !errors.Is(err, server.ErrVersionTimeout) {
+		t.Fatalf("WaitVersion: %v, want ErrVersionTimeout", err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(patience):
+		t.Fatal("server not ended")
+	}
+	p.waitClosed(t)
+}

@@ -45,6 +45,13 @@ type Config struct {
 	// negative waits forever.
 	CancelTimeout time.Duration
 
+	// VersionTimeout is how long the client has to send its Client
+	// Version after the Server Version (the handshake's one wait on the
+	// client: Authenticated Client is the server's to send). Past it
+	// PNPDR is closed and the server ends with ErrVersionTimeout. Zero
+	// means DefaultVersionTimeout; negative waits forever.
+	VersionTimeout time.Duration
+
 	// MaxMessage is the largest message the backend delivers to the
 	// client whole (xrdp.MaxWrite, 32768, on xrdp); zero means no limit.
 	// Handle.Write then sends larger data in several Write Requests, and
@@ -155,6 +162,9 @@ func Start(ctx context.Context, op dvc.Opener, cfg Config) (*Server, error) {
 	if cfg.CancelTimeout == 0 {
 		cfg.CancelTimeout = DefaultCancelTimeout
 	}
+	if cfg.VersionTimeout == 0 {
+		cfg.VersionTimeout = DefaultVersionTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -184,6 +194,10 @@ func Start(ctx context.Context, op dvc.Opener, cfg Config) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.runPNPDR()
+	if cfg.VersionTimeout > 0 {
+		s.wg.Add(1)
+		go s.versionTimer(cfg.VersionTimeout)
+	}
 	// The portable transport, and any backend that can tell, reports the
 	// end of the whole connection: devices go with it even after PNPDR
 	// itself was closed (3.3.5.1.2.1: "removed when the session is
@@ -200,6 +214,56 @@ func Start(ctx context.Context, op dvc.Opener, cfg Config) (*Server, error) {
 		}()
 	}
 	return s, nil
+}
+
+// versionTimer ends the server if the Client Version has not come d after
+// the Server Version went out.
+func (s *Server) versionTimer(d time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		got, ended, ch := s.clientVersion != nil, s.err != nil, s.changed
+		s.mu.Unlock()
+		if got || ended {
+			return
+		}
+		select {
+		case <-ch:
+		case <-s.quit:
+			return
+		case <-t.C:
+			err := fmt.Errorf("%w (%v)", ErrVersionTimeout, d)
+			s.log.Warn("pnp/server: closing PNPDR", "err", err)
+			s.pnpdrEnded(err)
+			s.pnpdr.Close()
+			s.connectionLost(err)
+			return
+		}
+	}
+}
+
+// WaitVersion waits until the client's Client Version has arrived, and
+// fails when ctx is done or the server has ended first (ErrVersionTimeout
+// among others).
+func (s *Server) WaitVersion(ctx context.Context) (wire.ClientVersion, error) {
+	for {
+		s.mu.Lock()
+		v, err, ch := s.clientVersion, s.err, s.changed
+		s.mu.Unlock()
+		if v != nil {
+			return *v, nil
+		}
+		if err != nil {
+			return wire.ClientVersion{}, err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return wire.ClientVersion{}, ctx.Err()
+		}
+	}
 }
 
 func (s *Server) writePNPDR(ctx context.Context, m wire.Message) error {
