@@ -161,12 +161,19 @@ func (r *Reader) Next() (Event, error) {
 // Recorder writes events, one JSON line each, safe for concurrent use.
 // Each line is written whole, with one Write, and flushed at once: a
 // trace read while the program runs, or after it was killed, is whole up
-// to its last line.
+// to its last line. Conn gives a view of the same file for one of several
+// connections.
 type Recorder struct {
+	*sink
+	side Side
+	conn int // stamped on every record when not 0
+}
+
+// sink is the file every view of a Recorder shares.
+type sink struct {
 	mu     sync.Mutex
 	w      io.Writer
 	c      io.Closer
-	side   Side
 	now    func() time.Time
 	err    error
 	buf    []byte
@@ -175,7 +182,7 @@ type Recorder struct {
 
 // New returns a Recorder writing to w, for a program on side side.
 func New(w io.Writer, side Side) *Recorder {
-	return &Recorder{w: w, side: side, now: time.Now}
+	return &Recorder{sink: &sink{w: w, now: time.Now}, side: side}
 }
 
 // Create opens (truncating) the file at path for a Recorder.
@@ -192,11 +199,25 @@ func Create(path string, side Side) (*Recorder, error) {
 // Side is the side the Recorder's program is on.
 func (r *Recorder) Side() Side { return r.side }
 
+// Conn returns a Recorder writing to the same file whose records carry
+// conn n (Event.Conn), for a program with several connections at once
+// (their channel ids would otherwise be told apart by nothing). A nil
+// Recorder returns nil.
+func (r *Recorder) Conn(n int) *Recorder {
+	if r == nil {
+		return nil
+	}
+	return &Recorder{sink: r.sink, side: r.side, conn: n}
+}
+
 // Record writes e, with the time filled in when it is zero. The first
 // write error is kept (Err) and stops the recording; the channels go on.
 func (r *Recorder) Record(e Event) {
 	if e.Time.IsZero() {
 		e.Time = r.now()
+	}
+	if e.Conn == 0 {
+		e.Conn = r.conn
 	}
 	e.Len = len(e.Data)
 	r.mu.Lock()
@@ -222,7 +243,7 @@ func (r *Recorder) Err() error {
 	return r.err
 }
 
-// Close stops recording and closes the file Create opened.
+// Close stops recording (every view) and closes the file Create opened.
 func (r *Recorder) Close() error {
 	if r == nil {
 		return nil
@@ -257,8 +278,20 @@ func (r *Recorder) Opener(op dvc.Opener) dvc.Opener {
 	if r == nil {
 		return op
 	}
-	return &opener{op: op, r: r}
+	o := &opener{op: op, r: r}
+	if d, ok := op.(doner); ok {
+		// Keep what an opener that can tell the connection's end says
+		// (pnp/server removes the devices at it).
+		return struct {
+			*opener
+			doner
+		}{o, d}
+	}
+	return o
 }
+
+// doner is an Opener that reports the end of its connection.
+type doner interface{ Done() <-chan struct{} }
 
 type opener struct {
 	op dvc.Opener

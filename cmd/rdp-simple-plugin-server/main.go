@@ -50,6 +50,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/portable"
 	dvcsession "github.com/rdpdvc/rdpdvc/session"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func main() { cli.Main(run) }
@@ -69,6 +70,7 @@ type options struct {
 	maxClients int
 	limits     limits
 	log        cli.LogFlags
+	trace      cli.TraceFlag
 }
 
 // limits are the portable transport's handshake timeouts and write
@@ -105,6 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.limits.open, "open-timeout", dvcsession.DefaultOpenTimeout, "portable: drop a client that does not answer the channel's DYNVC_CREATE_REQ in this long")
 	fs.DurationVar(&o.limits.write, "write-timeout", portable.DefaultWriteTimeout, "portable: drop a client that reads nothing for this long while the server writes")
 	o.log.Register(fs)
+	o.trace.Register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: rdp-simple-plugin-server [-listen host:port | -xrdp | -filehandle] [flags]\n\nmodes: %s\n\n", strings.Join(modeNames(), ", "))
 		fs.PrintDefaults()
@@ -148,6 +151,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer src.Close()
+	rec, err := o.trace.Recorder(trace.Server)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdp-simple-plugin-server:", err)
+		return 1
+	}
+	defer rec.Close()
+	if rec != nil {
+		src = &tracedSource{source: src, rec: rec}
+	}
 
 	p := &simple.Pinger{Interval: o.interval, Payload: o.payload, Count: o.count, Timeout: o.timeout, Logger: log}
 	if o.payload == 0 {
@@ -356,6 +368,23 @@ func (t *tally) LogValue() slog.Value {
 		attrs = append(attrs, slog.Any(c.label, &st))
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// tracedSource records every channel of the sessions src yields (-trace),
+// each session as its own connection in the trace.
+type tracedSource struct {
+	source
+	rec *trace.Recorder
+	n   int
+}
+
+func (t *tracedSource) Next(ctx context.Context) (session, error) {
+	s, err := t.source.Next(ctx)
+	if err == nil {
+		t.n++
+		s.opener = t.rec.Conn(t.n).Opener(s.opener)
+	}
+	return s, err
 }
 
 // A source yields the RDP connections to ping, as they come.

@@ -20,6 +20,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/loopback"
 	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 // atExit runs after every test (the e2e tests remove their binaries).
@@ -359,4 +360,37 @@ func TestSilentConnectionsAtMaxClientsAreEvicted(t *testing.T) {
 	}
 	cancel()
 	<-ran
+}
+
+// -trace: every session's channel is recorded, pings and echoes, each
+// session as its own connection.
+func TestServeTraced(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	if err := hub.Listen(simple.ChannelName, &simple.Echoer{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	src := &tracedSource{source: &hubSource{hubs: []*loopback.Hub{hub}}, rec: trace.New(&buf, trace.Server)}
+	p := &simple.Pinger{Interval: time.Millisecond, Count: 3, Logger: slog.New(slog.DiscardHandler)}
+	if _, err := serve(context.Background(), src, p, simple.ChannelName, 0, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for r := trace.NewReader(&buf); ; {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Conn != 1 || e.Channel != simple.ChannelName {
+			t.Errorf("record %+v", e)
+		}
+		counts[string(e.Kind)+" "+string(e.From)]++
+	}
+	if counts["open server"] != 1 || counts["data server"] != 3 || counts["data client"] != 3 || counts["close server"] != 1 {
+		t.Fatalf("trace: %v", counts)
+	}
 }

@@ -71,6 +71,7 @@ type traceDecoder struct {
 	records int
 	errs    int
 	full    bool // print long byte strings whole (-full)
+	conns   map[int]*traceDecoder
 }
 
 type partial struct {
@@ -102,8 +103,26 @@ func (d *traceDecoder) run(r io.Reader) error {
 			continue
 		}
 		d.records++
-		d.record(e)
+		d.forConn(e.Conn).record(e)
 	}
+}
+
+// forConn is the decoder of connection n's records: channel ids, names
+// and outstanding requests are each connection's own (Event.Conn).
+func (d *traceDecoder) forConn(n int) *traceDecoder {
+	if n == 0 {
+		return d
+	}
+	if d.conns == nil {
+		d.conns = map[int]*traceDecoder{}
+	}
+	c, ok := d.conns[n]
+	if !ok {
+		c = newTraceDecoder(d.out, d.filter)
+		c.full = d.full
+		d.conns[n] = c
+	}
+	return c
 }
 
 func sender(s trace.Side) drdynvc.Sender {
@@ -136,6 +155,9 @@ func (d *traceDecoder) line(e trace.Event, channel string, id uint32, decoded st
 		if e.Err != "" {
 			what = "close (" + e.Err + ")"
 		}
+	}
+	if e.Conn != 0 {
+		fmt.Fprintf(d.out, "[%d] ", e.Conn)
 	}
 	fmt.Fprintf(d.out, "%s %s→%s %s#%d %s", e.Time.Format("15:04:05.000000"), e.From, e.From.Other(), channel, id, what)
 	if decoded != "" {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/pnp/device"
 	"github.com/rdpdvc/rdpdvc/pnp/wire"
 	"github.com/rdpdvc/rdpdvc/portable"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func init() {
@@ -95,7 +95,11 @@ With -stdin, lines on standard input change the devices while connected
                         handles told
 
 IDs are those of the current connection (with -reconnect, a new connection
-numbers the devices left 1, 2, ... again).
+numbers the devices left 1, 2, ... again). The client stops when standard
+input ends: keep it open for as long as the devices should stay.
+
+Exit status: 0 when the server hung up, at the end of -stdin, or on
+Ctrl+C; 1 when the connection failed; 2 for bad usage.
 
 Example:
 
@@ -121,6 +125,7 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		ioVersion uint
 		stdin     bool
 		lf        cli.LogFlags
+		tf        cli.TraceFlag
 	)
 	fs := flag.NewFlagSet("rdpdvc pnp-client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -135,11 +140,9 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.UintVar(&ioVersion, "io-version", uint(wire.IOVersionCustomEvents), "FileRedirectorChannel version to announce: 6 (custom events) or 4 (none)")
 	fs.BoolVar(&stdin, "stdin", false, "read add/remove/list commands from standard input (hot-plug)")
 	lf.Register(fs)
-	if err := cli.Parse(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	tf.Register(fs)
+	if code, ok := cli.ParseArgs(fs, args); !ok {
+		return code
 	}
 	if fs.NArg() > 0 || (len(specs) == 0 && !stdin) || (ioVersion != 4 && ioVersion != 6) {
 		fmt.Fprintln(stderr, "rdpdvc pnp-client: want at least one -device (or -stdin), -io-version 4 or 6, and no arguments (-h for help)")
@@ -166,64 +169,44 @@ func runPNPClient(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	cfg := client.Config{Logger: log, IOVersion: uint16(ioVersion)}
 	hp := &hotplug{devs: devs, out: stdout}
+	rec, err := tf.Recorder(trace.Client)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc pnp-client:", err)
+		return 1
+	}
+	defer rec.Close()
 	if stdin {
-		go hp.readCommands(ctx, pnpClientStdin, log)
+		// The end of standard input is the end of the session: a script
+		// that pipes commands in ends the client with its last line.
+		sctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			hp.readCommands(sctx, pnpClientStdin, log)
+			log.Info("standard input ended; stopping")
+			stop()
+		}()
+		ctx = sctx
 	}
-	for {
-		err := pnpServe(ctx, addr, retry, cfg, hp, log)
-		switch {
-		case ctx.Err() != nil:
-			return 0
-		case err == nil || errors.Is(err, io.EOF):
-			log.Info("server went away", "err", err)
-		default:
-			log.Error("connection failed", "err", err)
-		}
-		if !reconnect {
-			if err == nil || errors.Is(err, io.EOF) {
-				return 0
-			}
-			return 1
-		}
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-time.After(time.Second):
-		}
+	if reconnect {
+		retry = -1 // until Ctrl+C, as -reconnect says
 	}
+	return cli.Reconnect(ctx, reconnect, log, func(ctx context.Context) error {
+		return pnpServe(ctx, addr, retry, cfg, hp, rec, log)
+	})
 }
 
 // pnpServe serves one connection: a fresh client.Client over the same
 // device backends.
-func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.Config, hp *hotplug, log *slog.Logger) error {
-	deadline := time.Now().Add(retry)
-	var conn *portable.Client
-	for attempt := 1; ; attempt++ {
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var err error
-		conn, err = portable.Dial(dctx, addr, portable.Config{Logger: log})
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("connect to %s: %w (gave up after %v)", addr, err, retry)
-		}
-		if attempt == 1 {
-			log.Info("server not reachable yet; retrying", "addr", addr, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+func pnpServe(ctx context.Context, addr string, retry time.Duration, cfg client.Config, hp *hotplug, rec *trace.Recorder, log *slog.Logger) error {
+	conn, err := cli.Redial(ctx, addr, retry, "is rdpdvc pnp-server -listen running?", log, func(ctx context.Context) (*portable.Client, error) {
+		return portable.Dial(ctx, addr, portable.Config{Logger: log})
+	})
+	if err != nil {
+		return err
 	}
 	c, err := hp.start(cfg)
 	if err == nil {
-		err = c.Register(conn)
+		err = c.Register(rec.Registrar(conn))
 	}
 	if err != nil {
 		conn.Close()

@@ -183,12 +183,11 @@ func TestPNPClientHotPlug(t *testing.T) {
 	defer ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
 	var code int
 	var out pcSyncBuffer
-	wg.Add(1)
+	exited := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(exited)
 		code = run(ctx, []string{"pnp-client", "-q", "-stdin", "-connect", ln.Addr().String(), "-device", "mem:1K"}, &out, &out)
 	}()
 	srv, err := ln.Accept(ctx)
@@ -196,9 +195,17 @@ func TestPNPClientHotPlug(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
+		// The end of standard input ends the client, with the server
+		// still there.
 		pw.Close()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("pnp-client still running 30 s after its standard input ended")
+			srv.Close()
+			<-exited
+		}
 		srv.Close()
-		wg.Wait()
 		if code != 0 {
 			t.Errorf("pnp-client exited %d:\n%s", code, out.String())
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/pnp/server/script"
 	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/session"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func init() {
@@ -111,6 +112,8 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&lim.version, "version-timeout", server.DefaultVersionTimeout, "drop a client that sends no Client Version in this long after the Server Version")
 	fs.DurationVar(&lim.write, "write-timeout", portable.DefaultWriteTimeout, "portable: drop a client that reads nothing for this long while the server writes")
 	lf.Register(fs)
+	var tf cli.TraceFlag
+	tf.Register(fs)
 	// stdout carries the JSON lines; logs go to stderr.
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
@@ -146,6 +149,12 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return 2
 		}
 	}
+	rec, err := tf.Recorder(trace.Server)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc pnp-server:", err)
+		return 1
+	}
+	defer rec.Close()
 	r := script.New(stdout)
 	cfg := server.Config{Logger: log, OnDevice: r.DeviceEvent, VersionTimeout: lim.version}
 	var op dvc.Opener
@@ -164,7 +173,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		r.Print(map[string]any{"event": "session", "backend": "xrdp", "socket": xo.SocketPath()})
 		co := watchClient(ctx, xo, xo)
 		defer co.stop()
-		op = co
+		op = rec.Opener(co)
 	} else {
 		ln, err := portable.Listen(cli.ListenAddr(addr, stderr), lim.portable(log))
 		if err != nil {
@@ -173,7 +182,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		defer ln.Close()
 		r.Print(map[string]any{"event": "listening", "addr": ln.Addr().String()})
-		conn, s, err := firstClient(ctx, ln, cfg, log)
+		conn, s, err := firstClient(ctx, ln, cfg, rec, log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return 0 // Ctrl+C before a client came
@@ -200,7 +209,7 @@ func runPNPServer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer r.Close()
 
 	if sc == nil {
-		return monitorPNP(ctx, srv, xo, cfg, r, stderr)
+		return monitorPNP(ctx, srv, xo, cfg, rec, r, stderr)
 	}
 	failed, err := r.Run(ctx, sc)
 	if err != nil {
@@ -226,7 +235,7 @@ func joinInts(ns []int) string {
 // client hangs up. In an xrdp session (xo set) a client that disconnects
 // is waited for: xrdp keeps the session, a client may reconnect to it, and
 // its devices then arrive again on a new PNPDR.
-func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg server.Config, r *script.Runner, stderr io.Writer) int {
+func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg server.Config, rec *trace.Recorder, r *script.Runner, stderr io.Writer) int {
 	for {
 		srv.SubscribeAll(func(e server.CustomEvent) {
 			r.Print(map[string]any{"event": "custom-event", "guid": e.GUID, "device": e.DeviceID, "data": fmt.Sprintf("%x", e.Data)})
@@ -247,7 +256,7 @@ func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg se
 		co := watchClient(ctx, xo, xo.WhenConnected())
 		defer co.stop()
 		var serr error
-		srv, serr = server.Start(ctx, co, cfg)
+		srv, serr = server.Start(ctx, rec.Opener(co), cfg)
 		if serr != nil {
 			if ctx.Err() != nil {
 				return 0
@@ -322,7 +331,7 @@ const maxHandshakes = 64
 // DYNVC_CREATE_RSP, Client Version), and returns the first to complete,
 // with its server role started. The listener is then closed (one client
 // per run) and the other handshakes are abandoned.
-func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, log *slog.Logger) (*portable.Server, *server.Server, error) {
+func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, rec *trace.Recorder, log *slog.Logger) (*portable.Server, *server.Server, error) {
 	type winner struct {
 		conn *portable.Server
 		srv  *server.Server
@@ -336,6 +345,7 @@ func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, 
 	var picked atomic.Bool
 	var pending atomic.Int64
 	busy := lograte.New(0, 0)
+	n := 0 // connections accepted, for -trace
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -347,6 +357,8 @@ func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, 
 				return
 			}
 			remote := conn.RemoteAddr().String()
+			n++
+			op := rec.Conn(n).Opener(conn) // here: n changes with the next client
 			if pending.Add(1) > maxHandshakes {
 				pending.Add(-1)
 				busy.Log(log, slog.LevelWarn, "busy", "pnp-server: too many clients in their handshake; closing a new one", "remote", remote, "max", maxHandshakes)
@@ -357,7 +369,7 @@ func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, 
 			go func() {
 				defer wg.Done()
 				defer pending.Add(-1)
-				srv, err := server.Start(ctx, conn, cfg)
+				srv, err := server.Start(ctx, op, cfg)
 				if err == nil {
 					_, err = srv.WaitVersion(ctx)
 				}

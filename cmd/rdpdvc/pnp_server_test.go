@@ -117,7 +117,7 @@ func TestPNPServerServesFirstCompleteHandshake(t *testing.T) {
 	var conn *portable.Server
 	go func() {
 		var err error
-		conn, srv, err = firstClient(ctx, ln, server.Config{Logger: log, VersionTimeout: lim.version}, log)
+		conn, srv, err = firstClient(ctx, ln, server.Config{Logger: log, VersionTimeout: lim.version}, nil, log)
 		won <- err
 	}()
 	<-opened // the mute client is in its handshake before the real one starts

@@ -132,7 +132,7 @@ func (p *proxy) relay(ctx context.Context, n int, client net.Conn) {
 	stop := context.AfterFunc(ctx, func() { client.Close(); server.Close() })
 	defer stop()
 	log.Info("client connected", "client", client.RemoteAddr().String())
-	d := &lockedDecoder{d: newTraceDecoder(&prefixWriter{p: p, prefix: fmt.Sprintf("[%d] ", n)}, "")}
+	d := &lockedDecoder{d: newTraceDecoder(&lockedWriter{p: p}, ""), conn: n}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); p.pipe(log, n, trace.Client, server, client, d) }()
@@ -201,8 +201,9 @@ func (p *proxy) pipe(log *slog.Logger, n int, from trace.Side, dst, src net.Conn
 // lockedDecoder serialises the two directions' records through one
 // decoder, which follows the connection's channel names.
 type lockedDecoder struct {
-	mu sync.Mutex
-	d  *traceDecoder
+	mu   sync.Mutex
+	d    *traceDecoder
+	conn int
 }
 
 func (l *lockedDecoder) record(e trace.Event) {
@@ -214,27 +215,24 @@ func (l *lockedDecoder) record(e trace.Event) {
 func (l *lockedDecoder) line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintln(l.d.out, s)
+	fmt.Fprintf(l.d.out, "[%d] %s\n", l.conn, s)
 }
 
-// prefixWriter writes whole lines to the proxy's output, each prefixed
-// with its connection's number.
-type prefixWriter struct {
-	p      *proxy
-	prefix string
-	part   []byte
+// lockedWriter writes to the proxy's output, one Write at a time: each
+// connection's decoder writes its lines in pieces, and the pieces of two
+// lines must not interleave.
+type lockedWriter struct {
+	p    *proxy
+	part []byte
 }
 
-func (w *prefixWriter) Write(b []byte) (int, error) {
+func (w *lockedWriter) Write(b []byte) (int, error) {
 	w.part = append(w.part, b...)
-	for {
-		i := bytes.IndexByte(w.part, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
+	if i := bytes.LastIndexByte(w.part, '\n'); i >= 0 {
 		w.p.omu.Lock()
-		fmt.Fprintf(w.p.out, "%s%s\n", w.prefix, w.part[:i])
+		w.p.out.Write(w.part[:i+1])
 		w.p.omu.Unlock()
-		w.part = w.part[i+1:]
+		w.part = append(w.part[:0], w.part[i+1:]...)
 	}
+	return len(b), nil
 }
