@@ -39,7 +39,9 @@
 #   (g) rdpdvc echo -xrdp against the plugin's own echo feature (the new
 #       xfreerdp of (f) runs without /echo);
 #   (p) go test -tags freerdp|freerdp3 ./freerdp/plugin: the plugin's tests
-#       against the row's FreeRDP headers.
+#       against the row's FreeRDP headers;
+#   (t) the traces (b) and (c) took with -trace, and the plugin with
+#       trace=FILE, decode with rdpdvc decode -trace.
 # It always stops everything it started and removes what it created.
 # Exit status: 0 when every check of every row passed, 1 otherwise.
 #
@@ -64,7 +66,7 @@ while [ $# -gt 0 ]; do
 	--stack=*) STACK=${1#--stack=}; shift ;;
 	--clean) CLEAN=1; shift ;;
 	--inside) INSIDE=1; shift ;; # set by this script when it re-runs itself in a chroot
-	-h | --help) sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,47p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "e2e: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
@@ -448,8 +450,9 @@ PNP_ARGS="pnp=file:$PNP/rw.img:hwid=RDPDVC"'\E2E-RW'",pnp=file:$PNP/ro.img:ro:hw
 # 0.10 in /run/xrdp/sockdir/<uid>, upstream's 0.10 in /run/xrdp/<uid>.
 xrdpapi_sockets() { find /run/xrdp /var/run/xrdp -maxdepth 3 -type s -name 'xrdpapi_*' 2>/dev/null | sort -u; }
 before=$(xrdpapi_sockets)
+# trace=: the plugin records every channel message (check (t)).
 start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info $XFREERDP /v:"127.0.0.1:$XRDP_PORT" \
-	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS"
+	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS",trace="$WORK/plugin-trace.jsonl"
 
 new_session_socket() {
 	local s
@@ -475,6 +478,11 @@ SESSION_SOCKET=$(new_session_socket)
 SESSION_DISPLAY=${SESSION_SOCKET##*/xrdpapi_}
 SOCKET_DIR=${SESSION_SOCKET%/*}
 log "session is on display :$SESSION_DISPLAY (socket $SESSION_SOCKET)"
+
+# Where the session user's programs write their traces.
+TRACE_DIR=$WORK/traces
+mkdir -p "$TRACE_DIR"
+chown "$E2E_USER:" "$TRACE_DIR"
 
 # as_user CMD...: run in the session's environment, as the session user.
 as_user() {
@@ -512,7 +520,7 @@ until server ECHO 1 >"$WORK/warmup.log" 2>&1; do
 done
 
 check_a() { server ECHO 20 >"$WORK/check-a.log" 2>&1 && all_back "$WORK/check-a.log" 20; }
-check_b() { server dvc::sample::simpleplugin 20 >"$WORK/check-b.log" 2>&1 && all_back "$WORK/check-b.log" 20; }
+check_b() { server dvc::sample::simpleplugin 20 -trace "$TRACE_DIR/server-trace.jsonl" >"$WORK/check-b.log" 2>&1 && all_back "$WORK/check-b.log" 20; }
 check_b_refused() {
 	! server rdpdvc::no-such-listener 1 >"$WORK/check-b-refused.log" 2>&1 &&
 		grep -qi "$NO_LISTENER" "$WORK/check-b-refused.log"
@@ -576,7 +584,7 @@ close rw
 close ro
 close mem
 SCRIPT
-	as_user "$BIN/rdpdvc" pnp-server -xrdp -script - <"$PNP/script.txt" >"$WORK/check-c.out" 2>"$WORK/check-c.log" || {
+	as_user "$BIN/rdpdvc" pnp-server -xrdp -trace "$TRACE_DIR/pnp-trace.jsonl" -script - <"$PNP/script.txt" >"$WORK/check-c.out" 2>"$WORK/check-c.log" || {
 		log "     pnp-server failed:"
 		sed 's/"data":"\([0-9a-f]\{64\}\)[0-9a-f]*"/"data":"\1..."/' "$WORK/check-c.out" "$WORK/check-c.log" | sed "s/^/e2e[$STACK]:   /" >&2
 		return 1
@@ -596,6 +604,27 @@ SCRIPT
 	return "$ok"
 }
 check "(c) rdpdvc pnp-server -xrdp writes and reads back a device redirected by librdpdvc-client.so" check_c
+
+# (t) Traces taken on both sides of the real stack decode: the Simple
+# server's (-trace, over backend/xrdp) and pnp-server's, and the plugin's
+# (trace=, inside xfreerdp), each with its messages decoded by protocol.
+decodes() { # FILE CHANNEL MIN PATTERN: rdpdvc decode -trace FILE -channel CHANNEL prints >= MIN lines matching PATTERN
+	"$BIN/rdpdvc" decode -trace "$1" -channel "$2" >"$1.decoded" 2>&1 || { log "     rdpdvc decode -trace $1 failed: $(tail -n 3 "$1.decoded")"; return 1; }
+	local n
+	n=$(grep -c -- "$4" "$1.decoded" || true)
+	[ "$n" -ge "$3" ] || { log "     $1, channel $2: $n lines matching '$4', want >= $3"; return 1; }
+}
+check_t() {
+	local ok=0
+	decodes "$TRACE_DIR/server-trace.jsonl" dvc::sample::simpleplugin 20 'server→client dvc::sample::simpleplugin#[0-9]* data 5140 {"frames"' || ok=1
+	decodes "$TRACE_DIR/server-trace.jsonl" dvc::sample::simpleplugin 20 'client→server dvc::sample::simpleplugin#[0-9]* data 5140 {"frames"' || ok=1
+	decodes "$TRACE_DIR/pnp-trace.jsonl" FileRedirectorChannel 3 '"message":"Read Reply Message' || ok=1
+	decodes "$WORK/plugin-trace.jsonl" dvc::sample::simpleplugin 20 'client→server dvc::sample::simpleplugin#[0-9]* data 5140 {"frames"' || ok=1
+	decodes "$WORK/plugin-trace.jsonl" PNPDR 2 'PNPDR#[0-9]* data' || ok=1
+	[ "$ok" = 0 ] && log "     $(wc -l <"$TRACE_DIR/server-trace.jsonl") + $(wc -l <"$TRACE_DIR/pnp-trace.jsonl") server records and $(wc -l <"$WORK/plugin-trace.jsonl") plugin records decoded"
+	return "$ok"
+}
+check "(t) traces from rdp-simple-plugin-server, pnp-server and the plugin decode with rdpdvc decode -trace" check_t
 
 # (d): many short runs, alternating baseline and rdpdvc so that the noise
 # of a shared machine hits both alike; compare the medians of the per-run
