@@ -111,8 +111,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: rdp-simple-plugin-server [-listen host:port | -xrdp | -filehandle] [flags]\n\nmodes: %s\n\n", strings.Join(modeNames(), ", "))
 		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nExit status: 0 when every ping came back intact (Ctrl+C included), 1 when one was lost or mismatched or the server failed, 2 for bad usage.")
 	}
-	log, code, ok := o.log.ParseFlags(fs, args, stdout)
+	log, code, ok := o.log.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -392,5 +393,30 @@ func TestServeTraced(t *testing.T) {
 	}
 	if counts["open server"] != 1 || counts["data server"] != 3 || counts["data client"] != 3 || counts["close server"] != 1 {
 		t.Fatalf("trace: %v", counts)
+	}
+}
+
+// Logs go to stderr, the summary alone to stdout (issue: they were mixed).
+func TestLogsOnStderrSummaryOnStdout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	er, ew := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-count", "1"}, &out, ew)
+		ew.Close()
+	}()
+	sc := bufio.NewScanner(er)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "listening (portable transport)") {
+			cancel() // Ctrl+C, with no client
+			break
+		}
+	}
+	go io.Copy(io.Discard, er)
+	<-done
+	if s := out.String(); strings.Contains(s, " INFO ") || strings.Contains(s, "listening") || !strings.Contains(s, "ping statistics") {
+		t.Fatalf("stdout:\n%s", s)
 	}
 }

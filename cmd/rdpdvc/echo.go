@@ -73,7 +73,11 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&p.Timeout, "timeout", 0, "count a request lost after this long (default max(5×interval, 5s))")
 	lf.Register(fs)
 	tf.Register(fs)
-	fs.Usage = func() { fmt.Fprint(stderr, echoUsage); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, echoUsage)
+		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "\nExit status: 0 when every request came back intact (Ctrl+C included), 1 otherwise, 2 for bad usage.")
+	}
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code

@@ -55,6 +55,9 @@ func NormalizeArgs(fs *flag.FlagSet, args []string) []string {
 	return out
 }
 
+// ExitStatus is what every program's -h says of its exit status.
+const ExitStatus = "Exit status: 0 success (and Ctrl+C), 1 failure, 2 bad usage."
+
 // isHelp reports whether a asks for help in a spelling Go's flag package
 // does not know (it knows -h, -help and --help).
 func isHelp(a string) bool {
@@ -94,6 +97,7 @@ func Parse(fs *flag.FlagSet, args []string) error {
 		} else {
 			fmt.Fprintf(fs.Output(), "usage of %s:\n", fs.Name())
 			fs.PrintDefaults()
+			fmt.Fprintln(fs.Output(), "\n"+ExitStatus)
 		}
 	case err != nil:
 		fmt.Fprintf(fs.Output(), "Run '%s -h' for the flags.\n", fs.Name())
