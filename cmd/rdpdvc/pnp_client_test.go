@@ -149,6 +149,7 @@ func pcRead(t *testing.T, ctx context.Context, c dvc.Conn) []byte {
 	return m
 }
 
+// pcSyncBuffer is a bytes.Buffer safe for the goroutines of the programs under test.
 type pcSyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -9,31 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/simple"
 )
-
-// syncBuffer is a strings.Builder safe for the proxy's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestProxyForwardsAndTraces puts rdpdvc proxy between a real portable
 // client and server: the Simple pings must go through unchanged, the
@@ -52,7 +33,7 @@ func TestProxyForwardsAndTraces(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	pctx, stopProxy := context.WithCancel(ctx)
-	var out syncBuffer
+	var out pcSyncBuffer
 	errR, errW := io.Pipe()
 	proxyDone := make(chan int, 1)
 	go func() {
