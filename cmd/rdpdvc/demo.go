@@ -13,6 +13,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/internal/cli"
 	"github.com/rdpdvc/rdpdvc/portable"
 	"github.com/rdpdvc/rdpdvc/simple"
+	"github.com/rdpdvc/rdpdvc/trace"
 )
 
 func init() {
@@ -35,6 +36,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		payload  int
 		withPNP  bool
 		lf       cli.LogFlags
+		tf       cli.TraceFlag
 	)
 	fs := flag.NewFlagSet("rdpdvc demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,6 +45,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&payload, "payload", simple.DefaultPayload, "payload `bytes` per ping")
 	fs.BoolVar(&withPNP, "pnp", true, "after the pings, redirect devices over MS-RDPEPNP and drive them from the server side (-pnp=false skips it)")
 	lf.Register(fs)
+	tf.Register(fs)
 	log, code, ok := lf.ParseFlags(fs, args, stderr)
 	if !ok {
 		return code
@@ -61,7 +64,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	clientLF.Quiet = !lf.Verbose
 	clientLog, _ := clientLF.Logger(stderr)
 
-	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client")})
+	rec, err := tf.Recorder(trace.Server)
+	if err != nil {
+		fmt.Fprintln(stderr, "rdpdvc demo:", err)
+		return 1
+	}
+	defer rec.Close()
+	st, err := demo(ctx, demoConfig{count: count, interval: interval, payload: payload, log: log, clientLog: clientLog.With("side", "client"), rec: rec})
 	code = lf.Finish(stdout, log, simple.ChannelName, &st, err, "demo failed")
 	if code != 0 || !withPNP || ctx.Err() != nil {
 		return code
@@ -78,6 +87,7 @@ type demoConfig struct {
 	interval       time.Duration
 	payload        int
 	log, clientLog *slog.Logger
+	rec            *trace.Recorder // -trace: the server side's channel; nil without
 }
 
 func demo(ctx context.Context, c demoConfig) (simple.Stats, error) {
@@ -116,7 +126,7 @@ func demo(ctx context.Context, c demoConfig) (simple.Stats, error) {
 		<-clientErr
 		return simple.Stats{}, err
 	}
-	conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
+	conn, err := c.rec.Opener(srv).Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
 	if err != nil {
 		srv.Close()
 		<-clientErr

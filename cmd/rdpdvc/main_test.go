@@ -71,9 +71,15 @@ func TestDemo(t *testing.T) {
 }
 
 func TestDemoWithoutPNP(t *testing.T) {
-	code, out, errs := runArgs(t, "demo", "-count", "1", "-interval", "10ms", "-pnp=false")
+	tracePath := filepath.Join(t.TempDir(), "demo.jsonl")
+	code, out, errs := runArgs(t, "demo", "-count", "1", "-interval", "10ms", "-pnp=false", "-trace", tracePath)
 	if code != 0 || strings.Contains(out+errs, "PNP:") {
 		t.Fatalf("exit %d, output:\n%s\n%s", code, out, errs)
+	}
+	// -trace: the ping and its echo, decoded as Simple frames.
+	code, decoded, derrs := runArgs(t, "decode", "-trace", tracePath)
+	if code != 0 || strings.Count(decoded, `{"frames":[{"offset":0,"frameLen":5136,"sequenceNumber":1`) != 2 {
+		t.Fatalf("decode -trace: exit %d\n%s%s", code, decoded, derrs)
 	}
 }
 
