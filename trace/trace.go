@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/dvc/kit"
 	"github.com/rdpdvc/rdpdvc/hresult"
 )
 
@@ -356,10 +357,19 @@ type registrar struct {
 	r   *Recorder
 }
 
+// OnTerminate passes f on to the wrapped registrar when it has such a
+// hook (freerdp.Host: features close their state when the plugin ends),
+// and otherwise drops it.
+func (g *registrar) OnTerminate(f func()) {
+	if t, ok := g.reg.(interface{ OnTerminate(func()) }); ok {
+		t.OnTerminate(f)
+	}
+}
+
 func (g *registrar) Listen(name string, l dvc.Listener) error {
 	return g.reg.Listen(name, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
 		tc := &channel{Channel: ch, r: g.r}
-		h, err := l.Accept(tc)
+		h, err := kit.Accept(l, tc) // neither a Handler nor an error is a refusal
 		if err != nil {
 			g.r.Record(Event{Kind: Refuse, From: Client, Channel: ch.Name(), ID: ch.ID(), Status: dvc.StatusOf(err)})
 			return nil, err

@@ -186,3 +186,49 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A listener that returns neither a Handler nor an error refuses, as
+// kit.Accept has it, instead of handing the backend a nil Handler.
+func TestRegistrarNilHandlerRefuses(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	var buf bytes.Buffer
+	rec := New(&buf, Client)
+	if err := rec.Registrar(hub).Listen("t::nil", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, nil })); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Open(context.Background(), "t::nil"); err == nil {
+		t.Fatal("open accepted by a listener that returned no Handler")
+	}
+	if e, err := NewReader(&buf).Next(); err != nil || e.Kind != Refuse {
+		t.Fatalf("recorded %+v, %v; want a refusal", e, err)
+	}
+}
+
+type terminator struct {
+	dvc.Registrar
+	fs []func()
+}
+
+func (t *terminator) OnTerminate(f func()) { t.fs = append(t.fs, f) }
+
+// The wrapper keeps a registrar's OnTerminate hook (freerdp.Host's).
+func TestRegistrarForwardsOnTerminate(t *testing.T) {
+	hub := loopback.New()
+	defer hub.Close()
+	inner := &terminator{Registrar: hub}
+	reg := New(io.Discard, Client).Registrar(inner)
+	ot, ok := reg.(interface{ OnTerminate(func()) })
+	if !ok {
+		t.Fatal("the trace registrar hides OnTerminate")
+	}
+	called := false
+	ot.OnTerminate(func() { called = true })
+	if len(inner.fs) != 1 {
+		t.Fatalf("OnTerminate not passed on: %d", len(inner.fs))
+	}
+	inner.fs[0]()
+	if !called {
+		t.Fatal("the hook did not run")
+	}
+}

@@ -236,6 +236,12 @@ func joinInts(ns []int) string {
 // is waited for: xrdp keeps the session, a client may reconnect to it, and
 // its devices then arrive again on a new PNPDR.
 func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg server.Config, rec *trace.Recorder, r *script.Runner, stderr io.Writer) int {
+	var prev *clientOpener // the watch of the reconnected client, if any
+	defer func() {
+		if prev != nil {
+			prev.stop()
+		}
+	}()
 	for {
 		srv.SubscribeAll(func(e server.CustomEvent) {
 			r.Print(map[string]any{"event": "custom-event", "guid": e.GUID, "device": e.DeviceID, "data": fmt.Sprintf("%x", e.Data)})
@@ -253,8 +259,11 @@ func monitorPNP(ctx context.Context, srv *server.Server, xo *xrdp.Opener, cfg se
 			return 0
 		}
 		r.Print(map[string]any{"event": "waiting", "for": "a client to reconnect to the session"})
+		if prev != nil {
+			prev.stop() // the previous client's watch: one at a time, not one per reconnect
+		}
 		co := watchClient(ctx, xo, xo.WhenConnected())
-		defer co.stop()
+		prev = co
 		var serr error
 		srv, serr = server.Start(ctx, rec.Opener(co), cfg)
 		if serr != nil {

@@ -166,10 +166,12 @@ func (p *proxy) pipe(log *slog.Logger, n int, from trace.Side, dst, src net.Conn
 		if err == nil {
 			cl, err = reasm.NextChunkLen(h, portable.ChunkSize)
 		}
+		got := 0
 		if err == nil {
-			_, err = io.ReadFull(src, buf[chanpdu.HeaderSize:chanpdu.HeaderSize+cl])
+			got, err = io.ReadFull(src, buf[chanpdu.HeaderSize:chanpdu.HeaderSize+cl])
 		}
-		if _, werr := dst.Write(buf[:chanpdu.HeaderSize+cl]); werr != nil {
+		// Only what arrived goes on: a chunk cut short is forwarded cut.
+		if _, werr := dst.Write(buf[:chanpdu.HeaderSize+got]); werr != nil {
 			return
 		}
 		if err != nil {

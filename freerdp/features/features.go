@@ -69,7 +69,7 @@ func ParseArgs(args []string) ([]Argument, error) {
 // is a name not in features or a repeat of a feature that is not
 // Repeatable: a mistyped /dvc option must not connect silently without
 // its channel.
-func Configure(r dvc.Registrar, features []Feature, args []string) error {
+func Configure(r dvc.Registrar, features []Feature, args []string) (err error) {
 	parsed, err := ParseArgs(args)
 	if err != nil {
 		return err
@@ -99,10 +99,18 @@ func Configure(r dvc.Registrar, features []Feature, args []string) error {
 	if tracePath != "" {
 		// Open for the life of the process, like the plugin itself: each
 		// record is written whole as it happens (docs/trace.md).
-		rec, err := trace.Create(tracePath, trace.Client)
-		if err != nil {
-			return fmt.Errorf("freerdp: %s=%s: %w", TraceOption, tracePath, err)
+		rec, cerr := trace.Create(tracePath, trace.Client)
+		if cerr != nil {
+			return fmt.Errorf("freerdp: %s=%s: %w", TraceOption, tracePath, cerr)
 		}
+		if t, ok := r.(interface{ OnTerminate(func()) }); ok {
+			t.OnTerminate(func() { rec.Close() }) // the plugin's end closes the file
+		}
+		defer func() {
+			if err != nil {
+				rec.Close()
+			}
+		}()
 		r = rec.Registrar(r)
 	}
 	var order []string
