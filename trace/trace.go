@@ -309,37 +309,25 @@ func (o *opener) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 		return nil, err
 	}
 	o.r.event(Open, Server, c, nil, nil)
-	return &conn{Conn: c, r: o.r}, nil
+	return &conn{channel: &channel{Channel: c, r: o.r, side: Server}, in: c}, nil
 }
 
+// conn is a traced server-side channel: Write and Close as channel's,
+// and Read, whose messages come from the client.
 type conn struct {
-	dvc.Conn
-	r    *Recorder
-	once sync.Once
-}
-
-func (c *conn) Write(ctx context.Context, msg []byte) error {
-	err := c.Conn.Write(ctx, msg)
-	if err == nil {
-		c.r.event(Data, Server, c.Conn, msg, nil)
-	}
-	return err
+	*channel
+	in dvc.Conn
 }
 
 func (c *conn) Read(ctx context.Context) ([]byte, error) {
-	msg, err := c.Conn.Read(ctx)
+	msg, err := c.in.Read(ctx)
 	switch {
 	case err == nil:
-		c.r.event(Data, Client, c.Conn, msg, nil)
+		c.r.event(Data, c.side.Other(), c.in, msg, nil)
 	case errors.Is(err, io.EOF) || errors.Is(err, dvc.ErrConnectionLost):
-		c.once.Do(func() { c.r.event(Close, Client, c.Conn, nil, err) })
+		c.once.Do(func() { c.r.event(Close, c.side.Other(), c.in, nil, err) })
 	}
 	return msg, err
-}
-
-func (c *conn) Close() error {
-	c.once.Do(func() { c.r.event(Close, Server, c.Conn, nil, nil) })
-	return c.Conn.Close()
 }
 
 // Registrar returns reg, recording every channel its listeners accept:
@@ -368,7 +356,7 @@ func (g *registrar) OnTerminate(f func()) {
 
 func (g *registrar) Listen(name string, l dvc.Listener) error {
 	return g.reg.Listen(name, dvc.ListenerFunc(func(ch dvc.Channel) (dvc.Handler, error) {
-		tc := &channel{Channel: ch, r: g.r}
+		tc := &channel{Channel: ch, r: g.r, side: Client}
 		h, err := kit.Accept(l, tc) // neither a Handler nor an error is a refusal
 		if err != nil {
 			g.r.Record(Event{Kind: Refuse, From: Client, Channel: ch.Name(), ID: ch.ID(), Status: dvc.StatusOf(err)})
@@ -379,22 +367,25 @@ func (g *registrar) Listen(name string, l dvc.Listener) error {
 	}))
 }
 
+// channel is a traced channel instance of this program's side: what it
+// writes and its own Close are recorded as side's.
 type channel struct {
 	dvc.Channel
 	r    *Recorder
-	once sync.Once
+	side Side
+	once sync.Once // one Close record, whoever closes first
 }
 
 func (c *channel) Write(ctx context.Context, msg []byte) error {
 	err := c.Channel.Write(ctx, msg)
 	if err == nil {
-		c.r.event(Data, Client, c.Channel, msg, nil)
+		c.r.event(Data, c.side, c.Channel, msg, nil)
 	}
 	return err
 }
 
 func (c *channel) Close() error {
-	c.once.Do(func() { c.r.event(Close, Client, c.Channel, nil, nil) })
+	c.once.Do(func() { c.r.event(Close, c.side, c.Channel, nil, nil) })
 	return c.Channel.Close()
 }
 
@@ -404,11 +395,11 @@ type handler struct {
 }
 
 func (h *handler) Received(msg []byte) {
-	h.ch.r.event(Data, Server, h.ch.Channel, msg, nil)
+	h.ch.r.event(Data, h.ch.side.Other(), h.ch.Channel, msg, nil)
 	h.h.Received(msg)
 }
 
 func (h *handler) Closed(err error) {
-	h.ch.once.Do(func() { h.ch.r.event(Close, Server, h.ch.Channel, nil, err) })
+	h.ch.once.Do(func() { h.ch.r.event(Close, h.ch.side.Other(), h.ch.Channel, nil, err) })
 	h.h.Closed(err)
 }
