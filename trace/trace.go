@@ -9,6 +9,7 @@ package trace
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -50,6 +51,10 @@ const (
 	Refuse Kind = "refuse" // an open the client refused (Status)
 	Data   Kind = "data"   // one message (From: who sent it)
 	Close  Kind = "close"  // the instance closed (From: who closed it, or Err)
+	// Fail follows the Data record of a Write that failed (Err): the
+	// message was recorded as it went to the backend, before the outcome
+	// was known, so that nothing the peer sent in answer precedes it.
+	Fail Kind = "fail"
 )
 
 // Channel is the name proxy records MS-RDPEDYC PDUs under (the static
@@ -108,9 +113,9 @@ func Parse(line []byte) (Event, error) {
 		return Event{}, fmt.Errorf("trace: record: %w", err)
 	}
 	switch e.Kind {
-	case Open, Refuse, Data, Close:
+	case Open, Refuse, Data, Close, Fail:
 	default:
-		return Event{}, fmt.Errorf("trace: record.event: %q is not open, refuse, data or close", e.Kind)
+		return Event{}, fmt.Errorf("trace: record.event: %q is not open, refuse, data, close or fail", e.Kind)
 	}
 	if e.From != Server && e.From != Client {
 		return Event{}, fmt.Errorf("trace: record.from: %q is not server or client", e.From)
@@ -126,37 +131,90 @@ func Parse(line []byte) (Event, error) {
 
 // Reader reads records one by one.
 type Reader struct {
-	sc   *bufio.Scanner
+	br   *bufio.Reader
 	line int
+	err  error // the read error that ended the input
 }
+
+// RecordError is a record Reader could not take: a line that does not
+// parse, or one over MaxLine. Next returns it and goes on with the next
+// line; any other error from Next is the input's own and ends it.
+type RecordError struct {
+	Line int // 1-based
+	Err  error
+}
+
+func (e *RecordError) Error() string { return fmt.Sprintf("line %d: %v", e.Line, e.Err) }
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// ErrLineTooLong is a RecordError's Err for a line over MaxLine bytes.
+var ErrLineTooLong = fmt.Errorf("trace: record over %d bytes", MaxLine)
 
 // NewReader reads records from r; a record may be at most MaxLine bytes.
 func NewReader(r io.Reader) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), MaxLine)
-	return &Reader{sc: sc}
+	return &Reader{br: bufio.NewReaderSize(r, 64<<10)}
 }
 
-// Next returns the next record, io.EOF after the last, or an error naming
-// the line of a record that does not parse (Next may be called again to
-// go on after it).
+// Next returns the next record, io.EOF after the last, a *RecordError for
+// a line that is not a record (Next may be called again to go on after
+// it), or the error that stopped reading the input.
 func (r *Reader) Next() (Event, error) {
-	for r.sc.Scan() {
+	for {
+		b, tooLong, err := r.readLine()
+		if b == nil && !tooLong {
+			return Event{}, err
+		}
 		r.line++
-		b := r.sc.Bytes()
+		if tooLong {
+			return Event{}, &RecordError{Line: r.line, Err: ErrLineTooLong}
+		}
 		if len(b) == 0 {
 			continue
 		}
-		e, err := Parse(b)
-		if err != nil {
-			return Event{}, fmt.Errorf("line %d: %w", r.line, err)
+		e, perr := Parse(b)
+		if perr != nil {
+			return Event{}, &RecordError{Line: r.line, Err: perr}
 		}
 		return e, nil
 	}
-	if err := r.sc.Err(); err != nil {
-		return Event{}, fmt.Errorf("line %d: %w", r.line+1, err)
+}
+
+// readLine returns the next line without its newline, or nil and the end
+// (io.EOF or the read error). A line over MaxLine is skipped to its end
+// without being held: tooLong reports it.
+func (r *Reader) readLine() (line []byte, tooLong bool, err error) {
+	if r.err != nil {
+		return nil, false, r.err
 	}
-	return Event{}, io.EOF
+	var buf []byte
+	for {
+		frag, err := r.br.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(frag) > MaxLine+1 { // +1: the newline
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, frag...)
+			}
+		}
+		switch {
+		case err == nil:
+			if tooLong {
+				return nil, true, nil
+			}
+			return bytes.TrimSuffix(buf[:len(buf)-1], []byte("\r")), false, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			r.err = err
+			if tooLong {
+				return nil, true, nil
+			}
+			if len(buf) > 0 { // a last line without a newline
+				return buf, false, nil
+			}
+			return nil, false, err
+		}
+	}
 }
 
 // Recorder writes events, one JSON line each, safe for concurrent use.
@@ -376,10 +434,14 @@ type channel struct {
 	once sync.Once // one Close record, whoever closes first
 }
 
+// Write records msg before passing it on: a peer may answer before
+// Write returns, and its answer must not come first in the trace. A
+// failed Write adds a Fail record.
 func (c *channel) Write(ctx context.Context, msg []byte) error {
+	c.r.event(Data, c.side, c.Channel, msg, nil)
 	err := c.Channel.Write(ctx, msg)
-	if err == nil {
-		c.r.event(Data, c.side, c.Channel, msg, nil)
+	if err != nil {
+		c.r.event(Fail, c.side, c.Channel, nil, err)
 	}
 	return err
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -232,3 +234,117 @@ func TestRegistrarForwardsOnTerminate(t *testing.T) {
 		t.Fatal("the hook did not run")
 	}
 }
+
+// A line over MaxLine is reported as a RecordError naming its line, and
+// the reader goes on with the records after it instead of stopping.
+func TestReaderSkipsOverlongLine(t *testing.T) {
+	good := `{"time":"2026-12-07T20:00:00Z","from":"server","event":"data","channel":"ECHO","id":3,"len":1,"data":"68"}`
+	in := good + "\n" + strings.Repeat("x", MaxLine+10) + "\n" + good + "\r\n" + good // the last without a newline
+	r := NewReader(strings.NewReader(in))
+	var kinds []string
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		var re *RecordError
+		switch {
+		case errors.As(err, &re):
+			if re.Line != 2 || !errors.Is(err, ErrLineTooLong) {
+				t.Fatalf("error %v (line %d), want line 2 too long", err, re.Line)
+			}
+			kinds = append(kinds, "long")
+		case err != nil:
+			t.Fatalf("Next: %v (not a RecordError: reading stopped)", err)
+		default:
+			kinds = append(kinds, string(e.Kind))
+		}
+	}
+	if got := strings.Join(kinds, ","); got != "data,long,data,data" {
+		t.Fatalf("records %s, want data,long,data,data", got)
+	}
+}
+
+// A read error of the input is returned as it is, not as a RecordError:
+// it ends the input.
+func TestReaderReturnsInputError(t *testing.T) {
+	boom := errors.New("disk gone")
+	r := NewReader(io.MultiReader(strings.NewReader("{}\n"), iotest.ErrReader(boom)))
+	if _, err := r.Next(); !errors.As(err, new(*RecordError)) {
+		t.Fatalf("first line: %v, want a RecordError", err)
+	}
+	if _, err := r.Next(); !errors.Is(err, boom) || errors.As(err, new(*RecordError)) {
+		t.Fatalf("second Next: %v, want the input's error", err)
+	}
+}
+
+// echoChannel answers every Write at once, before Write returns, as a
+// fast peer on another thread may: its answer goes to h.
+type echoChannel struct {
+	h    dvc.Handler
+	fail error
+}
+
+func (c *echoChannel) Name() string { return "c" }
+func (c *echoChannel) ID() uint32   { return 7 }
+func (c *echoChannel) Close() error { return nil }
+func (c *echoChannel) Write(_ context.Context, msg []byte) error {
+	if c.fail != nil {
+		return c.fail
+	}
+	c.h.Received(append([]byte("re:"), msg...))
+	return nil
+}
+
+type oneRegistrar struct{ ch *echoChannel }
+
+func (g oneRegistrar) Listen(_ string, l dvc.Listener) error {
+	h, err := l.Accept(g.ch)
+	g.ch.h = h
+	return err
+}
+
+// A message is recorded before it goes to the backend, so an answer that
+// arrives while Write is still running comes after it in the trace; a
+// Write that fails is followed by a fail record.
+func TestWriteRecordedBeforeTheAnswer(t *testing.T) {
+	var buf bytes.Buffer
+	rec := New(&buf, Client)
+	ch := &echoChannel{}
+	var own dvc.Channel
+	err := rec.Registrar(oneRegistrar{ch}).Listen("c", dvc.ListenerFunc(func(c dvc.Channel) (dvc.Handler, error) {
+		own = c
+		return nopHandler{}, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := own.Write(context.Background(), []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	ch.fail = dvc.ErrClosed
+	if err := own.Write(context.Background(), []byte("lost")); !errors.Is(err, dvc.ErrClosed) {
+		t.Fatalf("Write: %v", err)
+	}
+	r := NewReader(&buf)
+	var got []string
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s:%s:%s%s", e.From, e.Kind, e.Data, e.Err))
+	}
+	want := "server:open:,client:data:hi,server:data:re:hi,client:data:lost,client:fail:" + dvc.ErrClosed.Error()
+	if s := strings.Join(got, ","); s != want {
+		t.Fatalf("trace\n%s\nwant\n%s", s, want)
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) Received([]byte) {}
+func (nopHandler) Closed(error)    {}

@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
-	"strings"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
 	"github.com/rdpdvc/rdpdvc/echo"
@@ -29,6 +29,18 @@ import (
 // maxTraceReassembly bounds one DRDYNVC message being reassembled from
 // DATA_FIRST and DATA records: the size a trace record can hold.
 const maxTraceReassembly = 16 << 20
+
+// The decoder's state per connection is bounded too, since rdpdvc proxy
+// runs it on what a peer sends: channel names it follows (the session's
+// own ceiling, session.DefaultMaxChannels), FileRedirectorChannel requests
+// awaiting a reply, and bytes held in DRDYNVC reassembly across channels.
+// Past a ceiling the decoder only stops following (a name, a request, a
+// message): every record is still printed.
+const (
+	maxTraceNames   = 8192
+	maxTracePending = 4096
+	maxTraceHeld    = 64 << 20
+)
 
 // runDecodeTrace is rdpdvc decode -trace FILE.
 func runDecodeTrace(path, channel string, full bool, nargs int, stdout, stderr io.Writer) int {
@@ -68,6 +80,7 @@ type traceDecoder struct {
 	// 2.2.2.1.2).
 	pending map[[2]uint32]wire.FunctionID
 	parts   map[[2]uint32]*partial // DRDYNVC reassembly, by sender and ChannelId
+	held    int                    // bytes in parts
 	records int
 	errs    int
 	full    bool // print long byte strings whole (-full)
@@ -76,7 +89,9 @@ type traceDecoder struct {
 
 type partial struct {
 	total int
+	got   int
 	buf   []byte
+	skip  bool // over maxTraceHeld: counted, not kept, not decoded
 }
 
 func newTraceDecoder(out io.Writer, filter string) *traceDecoder {
@@ -95,8 +110,9 @@ func (d *traceDecoder) run(r io.Reader) error {
 			return nil
 		}
 		if err != nil {
-			if strings.Contains(err.Error(), "token too long") {
-				return err
+			var re *trace.RecordError
+			if !errors.As(err, &re) {
+				return err // the input itself failed
 			}
 			d.errs++
 			fmt.Fprintf(d.out, "# %v\n", err)
@@ -137,10 +153,31 @@ func (d *traceDecoder) record(e trace.Event) {
 		d.drdynvc(e)
 		return
 	}
+	if e.Kind == trace.Close {
+		d.forget(e.ID)
+	}
 	if d.filter != "" && d.filter != e.Channel {
 		return
 	}
 	d.line(e, e.Channel, e.ID, d.message(e.Channel, e.ID, e.From, e.Data, e.Kind))
+}
+
+// forget drops what the decoder follows for a channel instance that
+// closed: its outstanding requests (a new instance may reuse the id).
+func (d *traceDecoder) forget(id uint32) {
+	for k := range d.pending {
+		if k[0] == id {
+			delete(d.pending, k)
+		}
+	}
+}
+
+// dropPart ends the reassembly of k, if any.
+func (d *traceDecoder) dropPart(k [2]uint32) {
+	if pt, ok := d.parts[k]; ok {
+		d.held -= len(pt.buf)
+		delete(d.parts, k)
+	}
 }
 
 // line prints one record.
@@ -151,6 +188,8 @@ func (d *traceDecoder) line(e trace.Event, channel string, id uint32, decoded st
 		what = fmt.Sprintf("data %d", e.Len)
 	case trace.Refuse:
 		what = "refuse " + e.Status.String()
+	case trace.Fail:
+		what = "fail (" + e.Err + ")"
 	case trace.Close:
 		if e.Err != "" {
 			what = "close (" + e.Err + ")"
@@ -194,7 +233,7 @@ func (d *traceDecoder) message(name string, id uint32, from trace.Side, b []byte
 func (d *traceDecoder) fileRedirector(id uint32, from trace.Side, b []byte) (any, error) {
 	o := decodeOptions{from: sender(from)}
 	if from == trace.Server {
-		if h, err := wire.ParseServerIOHeader(b); err == nil {
+		if h, err := wire.ParseServerIOHeader(b); err == nil && len(d.pending) < maxTracePending {
 			d.pending[[2]uint32{id, h.RequestID}] = h.FunctionID
 		}
 		m, err := wire.ParseFileRedirector(wire.ServerToClient, b, 0)
@@ -230,35 +269,62 @@ func (d *traceDecoder) drdynvc(e trace.Event) {
 	switch q := p.(type) {
 	case drdynvc.CreateRequest:
 		id = q.ChannelID
-		d.names[id] = q.ChannelName
+		if _, ok := d.names[id]; ok || len(d.names) < maxTraceNames {
+			d.names[id] = q.ChannelName
+		}
 	case drdynvc.CreateResponse:
 		id = q.ChannelID
 	case drdynvc.Close:
 		id = q.ChannelID
+		// The name stays until the next CREATE_REQ for the id: the
+		// other side's DYNVC_CLOSE answers this one under the same name.
+		d.forget(id)
+		d.dropPart([2]uint32{0, id})
+		d.dropPart([2]uint32{1, id})
 	case drdynvc.DataFirst:
 		id = q.ChannelID
 		k := [2]uint32{sideIndex(e.From), id}
+		d.dropPart(k)
 		if int(q.Length) > maxTraceReassembly || len(q.Data) > int(q.Length) {
-			delete(d.parts, k)
 			break
 		}
 		if len(q.Data) == int(q.Length) {
 			msg = q.Data
 			break
 		}
-		d.parts[k] = &partial{total: int(q.Length), buf: bytes.Clone(q.Data)}
+		if len(d.parts) >= 2*maxTraceNames {
+			break
+		}
+		pt := &partial{total: int(q.Length), got: len(q.Data)}
+		if d.held+len(q.Data) > maxTraceHeld {
+			pt.skip = true // its DATA PDUs print, but the message is not decoded
+		} else {
+			pt.buf = bytes.Clone(q.Data)
+			d.held += len(q.Data)
+		}
+		d.parts[k] = pt
 	case drdynvc.Data:
 		id = q.ChannelID
 		k := [2]uint32{sideIndex(e.From), id}
 		if pt, ok := d.parts[k]; ok {
-			if len(pt.buf)+len(q.Data) > pt.total {
-				delete(d.parts, k)
+			if pt.got+len(q.Data) > pt.total {
+				d.dropPart(k)
 				break
 			}
-			pt.buf = append(pt.buf, q.Data...)
-			if len(pt.buf) == pt.total {
-				msg = pt.buf
-				delete(d.parts, k)
+			pt.got += len(q.Data)
+			if !pt.skip && d.held+len(q.Data) > maxTraceHeld {
+				d.held -= len(pt.buf)
+				pt.buf, pt.skip = nil, true
+			}
+			if !pt.skip {
+				pt.buf = append(pt.buf, q.Data...)
+				d.held += len(q.Data)
+			}
+			if pt.got == pt.total {
+				if !pt.skip {
+					msg = pt.buf
+				}
+				d.dropPart(k)
 			}
 		} else {
 			msg = q.Data

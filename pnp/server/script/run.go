@@ -20,6 +20,11 @@ import (
 // DefaultWait bounds the wait-* commands without a timeout.
 const DefaultWait = 30 * time.Second
 
+// DefaultIO bounds read, write and ioctl lines without a timeout, so that
+// a client that never answers cannot hold a script for ever: the call is
+// cancelled as an explicit timeout= would cancel it.
+const DefaultIO = 30 * time.Second
+
 // Bounds of what the client's custom events can make the runner hold.
 const (
 	// MaxQueuedEvents is how many received custom events wait for a
@@ -32,6 +37,10 @@ const (
 // Runner runs scripts against one Server. Create it with New before the
 // server starts, so that DeviceEvent can be its Config.OnDevice.
 type Runner struct {
+	// IOTimeout bounds read, write and ioctl lines that give no
+	// timeout=; 0 means DefaultIO. Set it before Run.
+	IOTimeout time.Duration
+
 	out io.Writer
 	mu  sync.Mutex // output lines
 
@@ -413,7 +422,11 @@ func (x *run) exec(ctx context.Context, l *line) outcome {
 		if err != nil {
 			return outcome{script: err}
 		}
-		c, cancel, _ := bound(0)
+		limit := r.IOTimeout
+		if limit <= 0 {
+			limit = DefaultIO
+		}
+		c, cancel, _ := bound(limit)
 		defer cancel()
 		f := map[string]any{"handle": l.handle}
 		var o outcome

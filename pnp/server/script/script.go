@@ -75,7 +75,9 @@
 //
 // A timeout on read, write or ioctl cancels the call when it expires: the
 // server sends a Specific IoCancel Request and the result says
-// "cancelled". wait-* and open default to a timeout of 30s (0: none).
+// "cancelled". Every command that waits for the client has a timeout by
+// default: wait-* and open 30s, read, write and ioctl 30s
+// (Runner.IOTimeout); timeout=0 means none.
 //
 // # Background jobs
 //

@@ -617,3 +617,17 @@ func TestDocExample(t *testing.T) {
 	check(t, res, 9, "hresult", "0x800703E3")
 	check(t, res, 6, "n", 4.0)
 }
+
+// A read, write or ioctl line without timeout= is still bounded
+// (Runner.IOTimeout, DefaultIO): a client that holds the call gets a
+// cancel when it expires, and the line fails as cancelled instead of
+// holding the script for ever.
+func TestIODefaultTimeout(t *testing.T) {
+	e := setup(t)
+	e.r.IOTimeout = 20 * time.Millisecond
+	failed := e.run(t, "wait-device hwid:rdpdvc\\emu\nopen e hwid:rdpdvc\\emu\nioctl e 0x0022200C 00 0\n")
+	if !slices.Equal(failed, []int{3}) {
+		t.Fatalf("failed lines %v, want [3]:\n%s", failed, e.out.String())
+	}
+	check(t, results(t, e.out.String()), 3, "cancelled", true)
+}
