@@ -486,9 +486,14 @@ chown "$E2E_USER:" "$TRACE_DIR"
 
 # as_user CMD...: run in the session's environment, as the session user.
 as_user() {
-	timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
+	${AS_USER_SETSID:-} timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
 		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKET_DIR" XRDP_SESSION=1 "$@"
 }
+# as_user_session is as_user in a session of its own (setsid), whose id
+# is the pid $! gives: signal_session SIG PID then reaches the program
+# itself, not only the timeout and runuser wrappers, and nothing else.
+as_user_session() { AS_USER_SETSID=setsid as_user "$@"; }
+signal_session() { pkill "-$1" -s "$2" 2>/dev/null || true; }
 
 check() {
 	local name=$1 t0
@@ -678,7 +683,7 @@ check_f() {
 	local slog=$WORK/check-f-simple.log pout=$WORK/check-f-pnp.out
 	as_user "$BIN/rdp-simple-plugin-server" -xrdp -interval 50ms -count 100 >"$slog" 2>&1 &
 	local spid=$!
-	as_user "$BIN/rdpdvc" pnp-server -xrdp >"$pout" 2>"$WORK/check-f-pnp.log" &
+	as_user_session "$BIN/rdpdvc" pnp-server -xrdp >"$pout" 2>"$WORK/check-f-pnp.log" &
 	local ppid=$!
 	local ok=0
 	wait_for 20 "pings before the disconnect" grep -q 'Ping#5 ' "$slog" &&
@@ -700,8 +705,7 @@ check_f() {
 		fi
 		wait_for 60 "the Simple server to finish its 100 pings on the new connection" bash -c "! kill -0 $spid" || ok=1
 	fi
-	kill -INT "$ppid" 2>/dev/null
-	pkill -INT -u "$E2E_USER" -f "rdpdvc pnp-server" 2>/dev/null
+	signal_session INT "$ppid"
 	kill "$spid" 2>/dev/null
 	wait "$spid" "$ppid" 2>/dev/null
 	local sum
