@@ -78,15 +78,7 @@ func TestRecordBothSides(t *testing.T) {
 		buf  *bytes.Buffer
 	}{{"server", &sbuf}, {"client", &cbuf}} {
 		var got []string
-		r := NewReader(tc.buf)
-		for {
-			e, err := r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, e := range readAll(t, tc.buf) {
 			if e.Channel != "t::echo" || e.Time.IsZero() {
 				t.Errorf("%s: %+v", tc.name, e)
 			}
@@ -130,19 +122,7 @@ func TestConcurrentRecordsStayWhole(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	r := NewReader(&buf)
-	n := 0
-	for {
-		_, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != 800 {
+	if n := len(readAll(t, &buf)); n != 800 {
 		t.Fatalf("%d records, want 800", n)
 	}
 }
@@ -326,16 +306,8 @@ func TestWriteRecordedBeforeTheAnswer(t *testing.T) {
 	if err := own.Write(context.Background(), []byte("lost")); !errors.Is(err, dvc.ErrClosed) {
 		t.Fatalf("Write: %v", err)
 	}
-	r := NewReader(&buf)
 	var got []string
-	for {
-		e, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range readAll(t, &buf) {
 		got = append(got, fmt.Sprintf("%s:%s:%s%s", e.From, e.Kind, e.Data, e.Err))
 	}
 	want := "server:open:,client:data:hi,server:data:re:hi,client:data:lost,client:fail:" + dvc.ErrClosed.Error()
@@ -348,3 +320,20 @@ type nopHandler struct{}
 
 func (nopHandler) Received([]byte) {}
 func (nopHandler) Closed(error)    {}
+
+// readAll is every record of r; any error fails the test.
+func readAll(t *testing.T, r io.Reader) []Event {
+	t.Helper()
+	var out []Event
+	tr := NewReader(r)
+	for {
+		e, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+}
