@@ -486,13 +486,16 @@ chown "$E2E_USER:" "$TRACE_DIR"
 
 # as_user CMD...: run in the session's environment, as the session user.
 as_user() {
-	${AS_USER_SETSID:-} timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
+	${AS_USER_EXEC:-} timeout 120 runuser -u "$E2E_USER" 9>&- -- env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin \
 		DISPLAY=":$SESSION_DISPLAY" XRDP_SOCKET_PATH="$SOCKET_DIR" XRDP_SESSION=1 "$@"
 }
-# as_user_session is as_user in a session of its own (setsid), whose id
-# is the pid $! gives: signal_session SIG PID then reaches the program
-# itself, not only the timeout and runuser wrappers, and nothing else.
-as_user_session() { AS_USER_SETSID=setsid as_user "$@"; }
+# as_user_session, only ever run in the background (&), is as_user in a
+# session of its own: the background subshell execs setsid, which (not a
+# group leader) makes itself the session leader in place, so the pid $!
+# gives is the session's id. signal_session SIG PID then reaches the
+# program itself, not only the timeout and runuser wrappers, and nothing
+# else.
+as_user_session() { AS_USER_EXEC="exec setsid" as_user "$@"; }
 signal_session() { pkill "-$1" -s "$2" 2>/dev/null || true; }
 
 check() {
