@@ -442,10 +442,14 @@ type channelCallback struct {
 	obj *object
 	ch  *channel
 	s   *kit.Serial
-	// panicked is set when the protocol's Received panicked, for the
-	// OnDataReceived whose call it was to answer E_FAIL; later data is
-	// dropped (the instance has ended) with S_OK.
-	panicked atomic.Bool
+	// panicked is the first byte of the message whose Received panicked,
+	// for the OnDataReceived that passed that buffer to answer E_FAIL. A
+	// host may call OnDataReceived from several threads: a message that
+	// arrived during another's Received is copied, queued and delivered on
+	// that other call's thread, and its own call has returned by then, so
+	// neither call is told E_FAIL for it. Later data is dropped (the
+	// instance has ended) with S_OK.
+	panicked atomic.Pointer[byte]
 }
 
 // ending is the Handler the Serial calls: the channel pointer goes before
@@ -461,7 +465,7 @@ type ending struct {
 // with (the Serial delivers that End after this call returns).
 func (e *ending) Received(msg []byte) {
 	if perr := guarded(e.cb.ch.log, "Received", func() { e.h.Received(msg) }); perr != nil {
-		e.cb.panicked.Store(true)
+		e.cb.panicked.Store(unsafe.SliceData(msg))
 		e.cb.s.End(perr) // first: a host may answer Close with OnClose on the spot
 		_ = e.cb.ch.Close()
 	}
@@ -502,10 +506,10 @@ func onDataReceived(this, size, buf uintptr) uintptr {
 	if n > 0 {
 		msg = unsafe.Slice((*byte)(ptr(buf)), n)
 	} else {
-		msg = []byte{}
+		msg = make([]byte, 0, 1) // an address of its own, for panicked
 	}
 	_ = cb.s.Put(context.Background(), msg) // dropped once the channel closed
-	if cb.panicked.Swap(false) {
+	if cb.panicked.CompareAndSwap(unsafe.SliceData(msg), nil) {
 		return uintptr(hresult.E_FAIL) // this call's Received panicked: the channel is closed
 	}
 	return uintptr(hresult.S_OK)
