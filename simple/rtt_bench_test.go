@@ -134,6 +134,7 @@ func portableEcho(b *testing.B) dvc.Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
+	go srv.Run(context.Background())
 	b.Cleanup(func() { srv.Close(); <-clientDone })
 	conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
 	if err != nil {

@@ -64,6 +64,7 @@ func main() {
 	ctx := context.Background()
 	srv, err := ln.Accept(ctx)
 	must(err)
+	go srv.Run(context.Background())
 	conn, err := srv.Open(ctx, simple.ChannelName)
 	must(err)
 
