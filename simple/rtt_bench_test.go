@@ -24,7 +24,7 @@ import (
 //
 //	go test -run '^$' -bench PingRTT -benchtime 2000x ./simple
 func BenchmarkPingRTT(b *testing.B) {
-	frame, _ := simple.AppendFrame(nil, &simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)})
+	frame := simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)}.Append(nil)
 
 	for _, paced := range []bool{false, true} {
 		name := "rawTCP"

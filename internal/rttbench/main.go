@@ -68,8 +68,7 @@ func main() {
 	conn, err := srv.Open(ctx, simple.ChannelName)
 	must(err)
 
-	frame, err := simple.AppendFrame(nil, &simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)})
-	must(err)
+	frame := simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)}.Append(nil)
 	big := simple.Pattern(1 << 20)
 	rbuf := make([]byte, 1<<20)
 
