@@ -24,11 +24,12 @@ import (
 // ChannelName is the dynamic virtual channel every Simple sample listens on.
 const ChannelName = "dvc::sample::simpleplugin"
 
-// CLSID is the COM class the Windows client plugin registers under
-// (README "Quick Facts"); the RDP client finds the plugin through it.
+// CLSID is the COM class the Windows client plugin registers under (the
+// Simple sample's README, "Quick Facts"); the RDP client finds the plugin
+// through it.
 const CLSID = "{D9B80669-C06A-4BD1-9CB1-3B7168C9E3A3}"
 
-// Frame layout (README "Wire Protocol"), little-endian:
+// Frame layout (the Simple sample's README, "Wire Protocol"), little-endian:
 //
 //	[frameLen:u32][sequenceNumber:u32][utcTicks:i64][payloadLen:u32][payload...]
 //
@@ -98,7 +99,7 @@ var (
 
 // Error says which field of a Simple frame is wrong: the shape all
 // rdpdvc codecs share, with Codec "simple", Message "frame" and Field the
-// README's field name (frameLen, payloadLen, ...).
+// sample README's field name (frameLen, payloadLen, ...).
 type Error = codec.Error
 
 func frameErr(field string, kind error, format string, args ...any) error {

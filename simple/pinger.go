@@ -22,8 +22,8 @@ const (
 	MinTimeout = roundtrip.MinTimeout
 )
 
-// Pinger is the Simple server role (README "Server Application Flow"):
-// over an open channel it sends a ping every Interval, checks every echo
+// Pinger is the Simple server role (the Simple sample's README, "Server
+// Application Flow"): over an open channel it sends a ping every Interval, checks every echo
 // byte for byte and by sequence number, logs one line per ping and keeps
 // Stats.
 //
