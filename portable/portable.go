@@ -248,7 +248,8 @@ func (l *link) next() ([]byte, error) {
 		}
 		if _, _, active := l.reasm.InProgress(); !active && h.First() && h.Last() {
 			if h.Flags&chanpdu.FlagPacketCompressed != 0 {
-				return nil, errors.New("portable: CHANNEL_PDU_HEADER.flags: bulk compression is not used on this transport")
+				return nil, fmt.Errorf("portable: %w", &chanpdu.Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags",
+					Err: chanpdu.ErrUnsupported, Detail: "bulk compression is not used on this transport"})
 			}
 			return chunk, nil
 		}
