@@ -17,8 +17,9 @@ package chanpdu
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+
+	"github.com/rdpdvc/rdpdvc/codec"
 )
 
 // HeaderSize is the size of a CHANNEL_PDU_HEADER on the wire.
@@ -76,7 +77,7 @@ type Header struct {
 // the first HeaderSize are not looked at.
 func ParseHeader(b []byte) (Header, error) {
 	if len(b) < HeaderSize {
-		return Header{}, &Error{Field: "CHANNEL_PDU_HEADER", Err: ErrTruncated,
+		return Header{}, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "", Err: ErrTruncated,
 			Detail: fmt.Sprintf("%d bytes, need %d", len(b), HeaderSize)}
 	}
 	return Header{
@@ -105,38 +106,30 @@ func (h Header) String() string {
 	return fmt.Sprintf("CHANNEL_PDU_HEADER{length=%d flags=0x%08x}", h.Length, h.Flags)
 }
 
-// Errors wrapped by *Error, so callers can tell the cases apart with
-// errors.Is without parsing messages.
+// Kinds of error, wrapped by every *Error, so callers can tell the cases
+// apart with errors.Is without parsing messages. The first three are the
+// kinds every rdpdvc codec shares (package codec).
 var (
 	// ErrTruncated: fewer bytes than the structure needs.
-	ErrTruncated = errors.New("truncated")
+	ErrTruncated = codec.ErrTruncated
 	// ErrTooLarge: a length over the configured ceiling.
-	ErrTooLarge = errors.New("too large")
-	// ErrSequence: a chunk out of sequence (no FIRST, a second FIRST, LAST
-	// too early, data past the announced length, length changing).
-	ErrSequence = errors.New("chunk out of sequence")
+	ErrTooLarge = codec.ErrTooLarge
 	// ErrUnsupported: a chunk whose data is bulk-compressed, which rdpdvc
 	// does not negotiate and so cannot decompress.
-	ErrUnsupported = errors.New("unsupported")
+	ErrUnsupported = codec.ErrUnsupported
+	// ErrInvalid: a field breaks a rule of MS-RDPBCGR.
+	ErrInvalid = codec.ErrInvalid
+	// ErrSequence: a chunk out of sequence (no FIRST, a second FIRST, LAST
+	// too early, data past the announced length, length changing); an
+	// ErrInvalid.
+	ErrSequence = codec.NewKind("chunk out of sequence", codec.ErrInvalid)
 )
 
-// Error reports bad chunk input: which field, which rule (Err, one of the
-// Err* values above), and the values involved.
-type Error struct {
-	Field  string // "CHANNEL_PDU_HEADER", "CHANNEL_PDU_HEADER.length", "CHANNEL_PDU_HEADER.flags", "virtualChannelData"
-	Err    error
-	Detail string
-}
-
-func (e *Error) Error() string {
-	if e.Detail == "" {
-		return "chanpdu: " + e.Field + ": " + e.Err.Error()
-	}
-	return "chanpdu: " + e.Field + " " + e.Detail
-}
-
-// Unwrap returns the Err* value.
-func (e *Error) Unwrap() error { return e.Err }
+// Error reports bad chunk input: the shape all rdpdvc codecs share. Codec
+// is "chanpdu"; Message is "CHANNEL_PDU_HEADER" (Field "length" or
+// "flags") or "CHANNEL_PDU" (Field "virtualChannelData"); Err is one of
+// the kinds above; Detail gives the values involved.
+type Error = codec.Error
 
 // Chunker splits messages into chunks (MS-RDPBCGR 3.1.5.2.1). The zero
 // value sends 1600-byte chunks with no extra flags.
@@ -167,7 +160,7 @@ func (c Chunker) size() int {
 // ErrTooLarge without calling fn.
 func (c Chunker) Chunks(msg []byte, fn func(h Header, chunk []byte) error) error {
 	if uint64(len(msg)) > 0xFFFFFFFF {
-		return &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrTooLarge,
+		return &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrTooLarge,
 			Detail: fmt.Sprintf("%d exceeds 4294967295", len(msg))}
 	}
 	size := c.size()
@@ -234,23 +227,23 @@ func ChunkLen(h Header, received uint32, chunkSize int) (int, error) {
 		chunkSize = ChunkLength
 	}
 	if h.First() && received != 0 {
-		return 0, &Error{Field: "CHANNEL_PDU_HEADER.flags", Err: ErrSequence,
+		return 0, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags", Err: ErrSequence,
 			Detail: fmt.Sprintf("0x%08x: CHANNEL_FLAG_FIRST after %d bytes of a message", h.Flags, received)}
 	}
 	if received > h.Length {
-		return 0, &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrSequence,
+		return 0, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrSequence,
 			Detail: fmt.Sprintf("%d is less than the %d bytes already received", h.Length, received)}
 	}
 	rest := uint64(h.Length - received)
 	if h.Last() {
 		if rest > uint64(chunkSize) {
-			return 0, &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrSequence,
+			return 0, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrSequence,
 				Detail: fmt.Sprintf("%d leaves %d bytes for the last chunk, more than the chunk size %d", h.Length, rest, chunkSize)}
 		}
 		return int(rest), nil
 	}
 	if rest < uint64(chunkSize) {
-		return 0, &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrSequence,
+		return 0, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrSequence,
 			Detail: fmt.Sprintf("%d leaves %d bytes, too few for a non-last chunk of %d", h.Length, rest, chunkSize)}
 	}
 	return chunkSize, nil
@@ -310,7 +303,7 @@ func (r *Reassembler) NextChunkLen(h Header, chunkSize int) (int, error) {
 }
 
 func (r *Reassembler) tooLarge(n uint32) error {
-	return &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrTooLarge,
+	return &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrTooLarge,
 		Detail: fmt.Sprintf("%d exceeds ceiling %d", n, r.max())}
 }
 
@@ -344,12 +337,12 @@ func (r *Reassembler) Push(h Header, chunk []byte) (msg []byte, done bool, err e
 
 func (r *Reassembler) push(h Header, chunk []byte) ([]byte, bool, error) {
 	if h.Flags&FlagPacketCompressed != 0 {
-		return nil, false, &Error{Field: "CHANNEL_PDU_HEADER.flags", Err: ErrUnsupported,
+		return nil, false, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags", Err: ErrUnsupported,
 			Detail: fmt.Sprintf("0x%08x: CHANNEL_PACKET_COMPRESSED data (compression type %d) cannot be decompressed", h.Flags, h.CompressionType())}
 	}
 	if h.First() {
 		if r.active {
-			return nil, false, &Error{Field: "CHANNEL_PDU_HEADER.flags", Err: ErrSequence,
+			return nil, false, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags", Err: ErrSequence,
 				Detail: fmt.Sprintf("0x%08x: CHANNEL_FLAG_FIRST while a message of %d bytes is at %d", h.Flags, r.length, len(r.buf))}
 		}
 		if h.Length > r.max() {
@@ -363,11 +356,11 @@ func (r *Reassembler) push(h Header, chunk []byte) ([]byte, bool, error) {
 		r.active = true
 	} else {
 		if !r.active {
-			return nil, false, &Error{Field: "CHANNEL_PDU_HEADER.flags", Err: ErrSequence,
+			return nil, false, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags", Err: ErrSequence,
 				Detail: fmt.Sprintf("0x%08x: chunk without CHANNEL_FLAG_FIRST and no message in progress", h.Flags)}
 		}
 		if h.Length != r.length {
-			return nil, false, &Error{Field: "CHANNEL_PDU_HEADER.length", Err: ErrSequence,
+			return nil, false, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "length", Err: ErrSequence,
 				Detail: fmt.Sprintf("%d changed mid-message from %d", h.Length, r.length)}
 		}
 		if uint64(len(r.buf))+uint64(len(chunk)) > uint64(r.length) {
@@ -379,7 +372,7 @@ func (r *Reassembler) push(h Header, chunk []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if uint32(len(r.buf)) != r.length {
-		return nil, false, &Error{Field: "virtualChannelData", Err: ErrSequence,
+		return nil, false, &Error{Codec: "chanpdu", Message: "CHANNEL_PDU", Field: "virtualChannelData", Err: ErrSequence,
 			Detail: fmt.Sprintf("ends at %d bytes with CHANNEL_FLAG_LAST, short of CHANNEL_PDU_HEADER.length %d", len(r.buf), r.length)}
 	}
 	msg := r.buf
@@ -388,7 +381,7 @@ func (r *Reassembler) push(h Header, chunk []byte) ([]byte, bool, error) {
 }
 
 func (r *Reassembler) beyond(h Header, total int) error {
-	return &Error{Field: "virtualChannelData", Err: ErrSequence,
+	return &Error{Codec: "chanpdu", Message: "CHANNEL_PDU", Field: "virtualChannelData", Err: ErrSequence,
 		Detail: fmt.Sprintf("reaches %d bytes, beyond CHANNEL_PDU_HEADER.length %d", total, h.Length)}
 }
 

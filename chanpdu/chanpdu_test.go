@@ -283,7 +283,7 @@ func TestReassemblerErrors(t *testing.T) {
 		}},
 		{"length changes", 0, []step{
 			{Header{10, FlagFirst}, 5, nil, ""},
-			{Header{11, FlagLast}, 5, ErrSequence, "CHANNEL_PDU_HEADER.length 11 changed"},
+			{Header{11, FlagLast}, 5, ErrSequence, "CHANNEL_PDU_HEADER.length: chunk out of sequence: 11 changed"},
 		}},
 		{"first beyond length", 0, []step{{Header{4, FlagOnly}, 5, ErrSequence, "beyond CHANNEL_PDU_HEADER.length 4"}}},
 		{"middle beyond length", 0, []step{
@@ -295,8 +295,8 @@ func TestReassemblerErrors(t *testing.T) {
 			{Header{10, FlagLast}, 4, ErrSequence, "short of CHANNEL_PDU_HEADER.length 10"},
 		}},
 		{"single short", 0, []step{{Header{10, FlagOnly}, 9, ErrSequence, "short"}}},
-		{"over ceiling", 100, []step{{Header{101, FlagFirst}, 0, ErrTooLarge, "CHANNEL_PDU_HEADER.length 101 exceeds ceiling 100"}}},
-		{"over default ceiling", 0, []step{{Header{0xFFFFFFFF, FlagFirst}, 0, ErrTooLarge, "CHANNEL_PDU_HEADER.length 4294967295 exceeds ceiling 67108864"}}},
+		{"over ceiling", 100, []step{{Header{101, FlagFirst}, 0, ErrTooLarge, "CHANNEL_PDU_HEADER.length: too large: 101 exceeds ceiling 100"}}},
+		{"over default ceiling", 0, []step{{Header{0xFFFFFFFF, FlagFirst}, 0, ErrTooLarge, "CHANNEL_PDU_HEADER.length: too large: 4294967295 exceeds ceiling 67108864"}}},
 		{"compressed", 0, []step{{Header{10, FlagOnly | FlagPacketCompressed}, 10, ErrUnsupported, "CHANNEL_PACKET_COMPRESSED"}}},
 	}
 	for _, tt := range tests {

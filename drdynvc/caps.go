@@ -87,7 +87,7 @@ func ParseCapsRequest(b []byte) (CapsRequest, error) {
 	}
 	c.Version = binary.LittleEndian.Uint16(b[2:])
 	if c.Version == 0 {
-		return CapsRequest{}, &ParseError{PDU: capsPDU, Field: "Version", Reason: "0 is not a version"}
+		return CapsRequest{}, perr(capsPDU, "Version", ErrInvalid, "0 is not a version")
 	}
 	if c.Version >= Version2 {
 		if len(b) < 12 {
@@ -133,7 +133,7 @@ func ParseCapsResponse(b []byte) (CapsResponse, error) {
 	}
 	c := CapsResponse{Sp: h.Sp(), Version: binary.LittleEndian.Uint16(b[2:])}
 	if c.Version == 0 {
-		return CapsResponse{}, &ParseError{PDU: capsRspPDU, Field: "Version", Reason: "0 is not a version"}
+		return CapsResponse{}, perr(capsRspPDU, "Version", ErrInvalid, "0 is not a version")
 	}
 	return c, nil
 }

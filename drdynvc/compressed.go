@@ -46,7 +46,7 @@ func ParseDataFirstCompressed(b []byte) (DataFirstCompressed, error) {
 	}
 	lc := h.Sp()
 	if lc == 3 {
-		return DataFirstCompressed{}, &ParseError{PDU: pdu, Field: "Len", Reason: "invalid value 0x3"}
+		return DataFirstCompressed{}, perr(pdu, "Len", ErrInvalid, "0x3 is no width")
 	}
 	id, off, err := readUint(b, 1, h.CbID(), pdu, "ChannelId")
 	if err != nil {

@@ -47,11 +47,11 @@ func (r CreateRequest) String() string {
 func (r CreateRequest) Validate() error {
 	switch {
 	case r.ChannelName == "":
-		return &ParseError{PDU: createReqPDU, Field: "ChannelName", Reason: "empty"}
+		return perr(createReqPDU, "ChannelName", ErrInvalid, "empty")
 	case len(r.ChannelName) > MaxChannelNameLen:
-		return &ParseError{PDU: createReqPDU, Field: "ChannelName", Reason: fmt.Sprintf("%d bytes, longer than %d", len(r.ChannelName), MaxChannelNameLen)}
+		return perr(createReqPDU, "ChannelName", ErrTooLarge, "%d bytes, longer than %d", len(r.ChannelName), MaxChannelNameLen)
 	case strings.IndexByte(r.ChannelName, 0) >= 0:
-		return &ParseError{PDU: createReqPDU, Field: "ChannelName", Reason: "contains a NUL byte"}
+		return perr(createReqPDU, "ChannelName", ErrInvalid, "contains a NUL byte")
 	}
 	return nil
 }
@@ -84,9 +84,9 @@ func ParseCreateRequest(b []byte) (CreateRequest, error) {
 	n := bytes.IndexByte(rest, 0)
 	if n < 0 {
 		if len(rest) > MaxChannelNameLen {
-			return CreateRequest{}, &ParseError{PDU: createReqPDU, Field: "ChannelName", Reason: fmt.Sprintf("no NUL within %d bytes", MaxChannelNameLen+1)}
+			return CreateRequest{}, perr(createReqPDU, "ChannelName", ErrTooLarge, "no NUL within %d bytes", MaxChannelNameLen+1)
 		}
-		return CreateRequest{}, &ParseError{PDU: createReqPDU, Field: "ChannelName", Reason: "missing NUL terminator"}
+		return CreateRequest{}, perr(createReqPDU, "ChannelName", ErrTruncated, "missing NUL terminator")
 	}
 	return CreateRequest{ChannelID: id, Priority: h.Sp(), ChannelName: string(rest[:n])}, nil
 }

@@ -1,8 +1,9 @@
 package drdynvc
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/rdpdvc/rdpdvc/codec"
 )
 
 // MaxPDU is the largest DVC PDU, header included (MS-RDPEDYC 2.2.3,
@@ -92,7 +93,7 @@ func ParseDataFirst(b []byte) (DataFirst, error) {
 	}
 	lc := h.Sp()
 	if lc == 3 {
-		return DataFirst{}, &ParseError{PDU: dataFirstPDU, Field: "Len", Reason: "invalid value 0x3"}
+		return DataFirst{}, perr(dataFirstPDU, "Len", ErrInvalid, "0x3 is no width")
 	}
 	id, off, err := readUint(b, 1, h.CbID(), dataFirstPDU, "ChannelId")
 	if err != nil {
@@ -104,8 +105,7 @@ func ParseDataFirst(b []byte) (DataFirst, error) {
 	}
 	data := b[off:]
 	if uint64(len(data)) > uint64(length) {
-		return DataFirst{}, &ParseError{PDU: dataFirstPDU, Field: "Data",
-			Reason: fmt.Sprintf("%d bytes, more than Length %d", len(data), length)}
+		return DataFirst{}, perr(dataFirstPDU, "Data", ErrInvalid, "%d bytes, more than Length %d", len(data), length)
 	}
 	return DataFirst{ChannelID: id, Length: length, Data: data}, nil
 }
@@ -157,7 +157,7 @@ func ParseData(b []byte) (Data, error) {
 
 // ErrMessageTooLarge is returned by AppendMessage for a message longer
 // than 2^32-1 bytes, the most DYNVC_DATA_FIRST.Length can say (2.2.3).
-var ErrMessageTooLarge = errors.New("drdynvc: message longer than 4294967295 bytes")
+var ErrMessageTooLarge = codec.NewKind("drdynvc: message longer than 4294967295 bytes", codec.ErrTooLarge)
 
 // AppendMessage produces the PDUs that carry msg on channelID
 // (MS-RDPEDYC 3.1.5.1): one DYNVC_DATA if FitsInData (the exact header

@@ -19,14 +19,14 @@ func addGoldenSeeds(f *testing.F, from Sender) {
 }
 
 // checkParse is the property both directions share: no panic; errors are
-// *ParseError; a decoded PDU re-encodes to Len() bytes that decode to the
+// *Error; a decoded PDU re-encodes to Len() bytes that decode to the
 // same value and re-encode to the same bytes.
 func checkParse(t *testing.T, b []byte, from Sender) {
 	p, err := Parse(b, from)
 	if err != nil {
-		var pe *ParseError
+		var pe *Error
 		if !errors.As(err, &pe) {
-			t.Fatalf("error %v is not a *ParseError", err)
+			t.Fatalf("error %v is not a *Error", err)
 		}
 		if p != nil {
 			t.Fatalf("PDU %v with error", p)

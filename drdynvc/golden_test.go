@@ -186,7 +186,7 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// Every prefix shorter than the PDU's fixed part fails with a *ParseError
+// Every prefix shorter than the PDU's fixed part fails with a *Error
 // that names the PDU; longer prefixes of data PDUs decode with less data.
 func TestTruncated(t *testing.T) {
 	for _, g := range goldens {
@@ -197,12 +197,12 @@ func TestTruncated(t *testing.T) {
 		for n := range len(g.wire) {
 			p, err := Parse(g.wire[:n:n], g.from)
 			if n < minLen {
-				var pe *ParseError
+				var pe *Error
 				if !errors.As(err, &pe) {
-					t.Fatalf("%s: %d bytes: err = %v, want *ParseError", g.name, n, err)
+					t.Fatalf("%s: %d bytes: err = %v, want *Error", g.name, n, err)
 				}
-				if n > 0 && pe.PDU != g.want.Name() && !strings.HasPrefix(pe.PDU, "DYNVC_") {
-					t.Fatalf("%s: %d bytes: error names %q", g.name, n, pe.PDU)
+				if n > 0 && pe.Message != g.want.Name() && !strings.HasPrefix(pe.Message, "DYNVC_") {
+					t.Fatalf("%s: %d bytes: error names %q", g.name, n, pe.Message)
 				}
 				if p != nil {
 					t.Fatalf("%s: %d bytes: PDU %v with error", g.name, n, p)
@@ -231,8 +231,8 @@ func TestInvalidWidth(t *testing.T) {
 		b := append([]byte{}, g.wire...)
 		b[0] |= 3
 		_, err := Parse(b, g.from)
-		var pe *ParseError
-		if !errors.As(err, &pe) || pe.Field != "cbId" || pe.PDU != g.want.Name() {
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Field != "cbId" || pe.Message != g.want.Name() {
 			t.Fatalf("%s: cbId 3: err = %v", g.name, err)
 		}
 		switch g.want.(type) {
@@ -322,7 +322,7 @@ func TestUnknownCmd(t *testing.T) {
 	for _, b := range []byte{0x00, 0x03, 0xa0, 0xb0, 0xc1, 0xd0, 0xe0, 0xff} {
 		for _, from := range []Sender{FromServer, FromClient} {
 			_, err := Parse([]byte{b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, from)
-			var pe *ParseError
+			var pe *Error
 			if !errors.As(err, &pe) || pe.Field != "Cmd" {
 				t.Fatalf("header %#x: err = %v", b, err)
 			}
@@ -377,8 +377,8 @@ func TestParseErrors(t *testing.T) {
 		{"soft sync rsp short", FromClient, []byte{0x90, 0, 2, 0, 0, 0, 1, 0, 0, 0}, "DYNVC_SOFT_SYNC_RESPONSE", "TunnelsToSwitch", "truncated"},
 	} {
 		_, err := Parse(tt.wire, tt.from)
-		var pe *ParseError
-		if !errors.As(err, &pe) || pe.PDU != tt.pdu || pe.Field != tt.field || !strings.Contains(pe.Reason, tt.reason) {
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Message != tt.pdu || pe.Field != tt.field || !strings.Contains(err.Error(), tt.reason) {
 			t.Errorf("%s: err = %v; want %s.%s: %s", tt.name, err, tt.pdu, tt.field, tt.reason)
 		}
 		if err != nil && !strings.HasPrefix(err.Error(), "drdynvc: "+tt.pdu+"."+tt.field+": ") {
@@ -408,8 +408,8 @@ func TestChannelNameLimit(t *testing.T) {
 
 func TestTypedParseRejectsOtherCmd(t *testing.T) {
 	_, err := ParseData([]byte{0x20, 0x03, 0x00})
-	var pe *ParseError
-	if !errors.As(err, &pe) || pe.Field != "Cmd" || pe.PDU != "DYNVC_DATA" {
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Field != "Cmd" || pe.Message != "DYNVC_DATA" {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/rdpdvc/rdpdvc/codec"
 )
 
 // Cmd is the PDU type in the high 4 bits of the header byte
@@ -64,7 +66,7 @@ func (h Header) CbID() uint8 { return uint8(h) & 3 }
 // ParseHeader returns the header byte of b.
 func ParseHeader(b []byte) (Header, error) {
 	if len(b) == 0 {
-		return 0, &ParseError{PDU: "DVC PDU", Field: "header", Reason: "empty"}
+		return 0, perr("DVC PDU", "header", ErrTruncated, "empty")
 	}
 	return Header(b[0]), nil
 }
@@ -113,21 +115,33 @@ func AppendUint(b []byte, code uint8, v uint32) []byte {
 	}
 }
 
-// ParseError reports a malformed PDU, naming the PDU (by its spec name,
-// e.g. "DYNVC_DATA_FIRST") and the field. MS-RDPEDYC 3.1.5.2.4 says what
-// to do about it: terminate the DRDYNVC channel.
-type ParseError struct {
-	PDU    string `json:"pdu"`
-	Field  string `json:"field"`
-	Reason string `json:"reason"`
-}
+// Kinds of error, wrapped by every *Error this package returns, for
+// errors.Is: the kinds every rdpdvc codec shares (package codec).
+var (
+	ErrTruncated   = codec.ErrTruncated   // the PDU ends before a field
+	ErrTooLarge    = codec.ErrTooLarge    // a length or count over its ceiling
+	ErrInvalid     = codec.ErrInvalid     // a field breaks a rule of MS-RDPEDYC
+	ErrUnsupported = codec.ErrUnsupported // well-formed, but not implemented
+)
 
-func (e *ParseError) Error() string {
-	return "drdynvc: " + e.PDU + "." + e.Field + ": " + e.Reason
+// Error reports a malformed PDU, naming the PDU (by its spec name, e.g.
+// "DYNVC_DATA_FIRST") in Message, the field, and the kind (Err). It is the
+// shape all rdpdvc codecs share. MS-RDPEDYC 3.1.5.2.4 says what to do
+// about it: terminate the DRDYNVC channel.
+type Error = codec.Error
+
+// ParseError is the old name of Error.
+//
+// Deprecated: use Error.
+type ParseError = Error
+
+// perr returns the *Error for field of pdu.
+func perr(pdu, field string, kind error, format string, args ...any) error {
+	return codec.New("drdynvc", pdu, field, kind, format, args...)
 }
 
 func truncated(pdu, field string, need, have int) error {
-	return &ParseError{PDU: pdu, Field: field, Reason: fmt.Sprintf("truncated: need %d bytes, have %d", need, have)}
+	return perr(pdu, field, ErrTruncated, "need %d bytes, have %d", need, have)
 }
 
 // need checks that b holds n bytes at off.
@@ -163,10 +177,10 @@ func checkHeader(b []byte, want Cmd, pdu string, checkCbID bool) (Header, error)
 	}
 	h := Header(b[0])
 	if h.Cmd() != want {
-		return h, &ParseError{PDU: pdu, Field: "Cmd", Reason: fmt.Sprintf("is %v, want %v", h.Cmd(), want)}
+		return h, perr(pdu, "Cmd", ErrInvalid, "is %v, want %v", h.Cmd(), want)
 	}
 	if checkCbID && h.CbID() == 3 {
-		return h, &ParseError{PDU: pdu, Field: "cbId", Reason: "invalid value 0x3"}
+		return h, perr(pdu, "cbId", ErrInvalid, "0x3 is no width")
 	}
 	return h, nil
 }

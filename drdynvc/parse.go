@@ -90,7 +90,7 @@ func Parse(b []byte, from Sender) (PDU, error) {
 	case CmdSoftSyncResponse:
 		return wrap(ParseSoftSyncResponse(b))
 	}
-	return nil, &ParseError{PDU: "DVC PDU", Field: "Cmd", Reason: fmt.Sprintf("unknown value %v", h.Cmd())}
+	return nil, perr("DVC PDU", "Cmd", ErrInvalid, "unknown value %v", h.Cmd())
 }
 
 // wrap returns a nil interface, not a typed zero value, on error.

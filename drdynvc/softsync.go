@@ -103,8 +103,7 @@ func ParseSoftSyncRequest(b []byte) (SoftSyncRequest, error) {
 	}
 	length := binary.LittleEndian.Uint32(b[2:])
 	if length < 8 || uint64(length) > uint64(len(b)-2) {
-		return SoftSyncRequest{}, &ParseError{PDU: pdu, Field: "Length",
-			Reason: fmt.Sprintf("%d, want 8..%d", length, len(b)-2)}
+		return SoftSyncRequest{}, perr(pdu, "Length", ErrInvalid, "%d, want 8..%d", length, len(b)-2)
 	}
 	b = b[:2+length]
 	r := SoftSyncRequest{
@@ -117,8 +116,7 @@ func ParseSoftSyncRequest(b []byte) (SoftSyncRequest, error) {
 	n := int(r.NumberOfTunnels)
 	off := 10
 	if n > MaxSoftSyncTunnels {
-		return SoftSyncRequest{}, &ParseError{PDU: pdu, Field: "NumberOfTunnels",
-			Reason: fmt.Sprintf("%d exceeds ceiling %d", n, MaxSoftSyncTunnels)}
+		return SoftSyncRequest{}, perr(pdu, "NumberOfTunnels", ErrTooLarge, "%d exceeds ceiling %d", n, MaxSoftSyncTunnels)
 	}
 	if err := need(b, off, 6*n, pdu, "SoftSyncChannelLists"); err != nil {
 		return SoftSyncRequest{}, err
@@ -184,8 +182,7 @@ func ParseSoftSyncResponse(b []byte) (SoftSyncResponse, error) {
 	}
 	n := binary.LittleEndian.Uint32(b[2:])
 	if n > MaxSoftSyncTunnels {
-		return SoftSyncResponse{}, &ParseError{PDU: pdu, Field: "NumberOfTunnels",
-			Reason: fmt.Sprintf("%d exceeds ceiling %d", n, MaxSoftSyncTunnels)}
+		return SoftSyncResponse{}, perr(pdu, "NumberOfTunnels", ErrTooLarge, "%d exceeds ceiling %d", n, MaxSoftSyncTunnels)
 	}
 	if err := need(b, 6, 4*int(n), pdu, "TunnelsToSwitch"); err != nil {
 		return SoftSyncResponse{}, err

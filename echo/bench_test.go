@@ -21,6 +21,6 @@ func BenchmarkAppendResponse(b *testing.B) {
 	b.SetBytes(DefaultSize)
 	for b.Loop() {
 		resp := ResponseTo(req)
-		buf, _ = resp.Append(buf[:0])
+		buf = resp.Append(buf[:0])
 	}
 }

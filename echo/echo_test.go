@@ -31,14 +31,12 @@ func TestGoldenSection4(t *testing.T) {
 	if err != nil || string(req.EchoRequest) != "Hello world!" {
 		t.Fatalf("ParseRequest = %q, %v", req.EchoRequest, err)
 	}
-	b, err := req.Append(nil)
-	if err != nil || !bytes.Equal(b, goldenRequest) {
-		t.Fatalf("Request.Append = % x, %v", b, err)
+	if b := req.Append(nil); req.Validate() != nil || !bytes.Equal(b, goldenRequest) {
+		t.Fatalf("Request.Append = % x, %v", b, req.Validate())
 	}
 	resp := ResponseTo(req)
-	b, err = resp.Append(nil)
-	if err != nil || !bytes.Equal(b, goldenResponse) {
-		t.Fatalf("Response.Append = % x, %v", b, err)
+	if b := resp.Append(nil); resp.Validate() != nil || !bytes.Equal(b, goldenResponse) {
+		t.Fatalf("Response.Append = % x, %v", b, resp.Validate())
 	}
 	resp, err = ParseResponse(goldenResponse)
 	if err != nil || string(resp.EchoResponse) != "Hello world!" {
@@ -47,18 +45,18 @@ func TestGoldenSection4(t *testing.T) {
 }
 
 func TestEmptyAndHuge(t *testing.T) {
-	var pe *PDUError
-	if _, err := ParseRequest(nil); !errors.As(err, &pe) || pe.PDU != "ECHO_REQUEST_PDU" || pe.Field != "echoRequest" || !errors.Is(err, ErrEmpty) {
+	var pe *Error
+	if _, err := ParseRequest(nil); !errors.As(err, &pe) || pe.Message != "ECHO_REQUEST_PDU" || pe.Field != "echoRequest" || !errors.Is(err, ErrTruncated) {
 		t.Fatalf("empty request: %v", err)
 	}
-	if _, err := ParseResponse([]byte{}); !errors.As(err, &pe) || pe.PDU != "ECHO_RESPONSE_PDU" || !errors.Is(err, ErrEmpty) {
+	if _, err := ParseResponse([]byte{}); !errors.As(err, &pe) || pe.Message != "ECHO_RESPONSE_PDU" || !errors.Is(err, ErrTruncated) {
 		t.Fatalf("empty response: %v", err)
 	}
-	if _, err := (&Request{}).Append(nil); !errors.Is(err, ErrEmpty) {
-		t.Fatalf("encoding an empty request: %v", err)
+	if err := (Request{}).Validate(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("validating an empty request: %v", err)
 	}
-	if _, err := (&Response{}).Append(nil); !errors.Is(err, ErrEmpty) {
-		t.Fatalf("encoding an empty response: %v", err)
+	if err := (Response{}).Validate(); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("validating an empty response: %v", err)
 	}
 	huge := make([]byte, MaxSize+1)
 	if _, err := ParseRequest(huge); !errors.Is(err, ErrTooLarge) {
@@ -85,15 +83,15 @@ func FuzzParseRequest(f *testing.F) {
 			return
 		}
 		resp := ResponseTo(req)
-		out, err := resp.Append(nil)
-		if err != nil || !bytes.Equal(out, b) {
+		out := resp.Append(nil)
+		if resp.Validate() != nil || !bytes.Equal(out, b) {
 			t.Fatal("response does not echo the request")
 		}
 		back, err := ParseResponse(out)
 		if err != nil || !bytes.Equal(back.EchoResponse, b) {
 			t.Fatal("response does not round-trip")
 		}
-		re, _ := req.Append(nil)
+		re := req.Append(nil)
 		if !bytes.Equal(re, b) {
 			t.Fatal("request does not round-trip")
 		}

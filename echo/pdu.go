@@ -8,10 +8,7 @@
 // responder.go the client role.
 package echo
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/rdpdvc/rdpdvc/codec"
 
 // ChannelName is the dynamic virtual channel's name (MS-RDPEECO 2.1: the
 // null-terminated ANSI string "ECHO"; the terminator is the transport's).
@@ -37,30 +34,33 @@ type Response struct {
 	EchoResponse []byte
 }
 
-// ErrEmpty is wrapped by the error for a PDU with no bytes.
-var ErrEmpty = errors.New("empty")
+// Kinds of error, wrapped by every *Error of this package, for
+// errors.Is: the kinds every rdpdvc codec shares (package codec).
+var (
+	// ErrTruncated: a PDU with no bytes (MS-RDPEECO 3.1.5.1 requires at
+	// least one).
+	ErrTruncated = codec.ErrTruncated
+	// ErrTooLarge: a PDU over MaxSize.
+	ErrTooLarge = codec.ErrTooLarge
+	// ErrEmpty is the old name of ErrTruncated.
+	//
+	// Deprecated: use ErrTruncated.
+	ErrEmpty = ErrTruncated
+)
 
-// ErrTooLarge is wrapped by the error for a PDU over MaxSize.
-var ErrTooLarge = errors.New("over the size ceiling")
-
-// PDUError names the message and field that are wrong.
-type PDUError struct {
-	PDU   string // ECHO_REQUEST_PDU or ECHO_RESPONSE_PDU
-	Field string // echoRequest or echoResponse
-	Err   error
-}
-
-func (e *PDUError) Error() string { return "echo: " + e.PDU + "." + e.Field + ": " + e.Err.Error() }
-func (e *PDUError) Unwrap() error { return e.Err }
+// Error names the message and field that are wrong: the shape all rdpdvc
+// codecs share, with Codec "echo", Message ECHO_REQUEST_PDU or
+// ECHO_RESPONSE_PDU, Field echoRequest or echoResponse.
+type Error = codec.Error
 
 func check(pdu, field string, b []byte) error {
 	switch {
 	case len(b) == 0:
 		// MS-RDPEECO 3.1.5.1: "at least one byte in size"; a response
 		// echoes a request, so the same holds for it.
-		return &PDUError{pdu, field, fmt.Errorf("%w: MS-RDPEECO 3.1.5.1 requires at least one byte", ErrEmpty)}
+		return codec.New("echo", pdu, field, ErrTruncated, "empty; MS-RDPEECO 3.1.5.1 requires at least one byte")
 	case len(b) > MaxSize:
-		return &PDUError{pdu, field, fmt.Errorf("%d bytes: %w of %d", len(b), ErrTooLarge, MaxSize)}
+		return codec.New("echo", pdu, field, ErrTooLarge, "%d bytes exceeds ceiling %d", len(b), MaxSize)
 	}
 	return nil
 }
@@ -76,13 +76,13 @@ func ParseRequest(b []byte) (r Request, err error) {
 	return Request{EchoRequest: b}, nil
 }
 
-// Append appends the encoding of r to b.
-func (r *Request) Append(b []byte) ([]byte, error) {
-	if err := check("ECHO_REQUEST_PDU", "echoRequest", r.EchoRequest); err != nil {
-		return b, err
-	}
-	return append(b, r.EchoRequest...), nil
-}
+// Append appends the encoding of r to b. It encodes what it is given;
+// Validate says whether a client would accept it.
+func (r Request) Append(b []byte) []byte { return append(b, r.EchoRequest...) }
+
+// Validate reports a request MS-RDPEECO does not allow (empty) or one
+// over MaxSize.
+func (r Request) Validate() error { return check("ECHO_REQUEST_PDU", "echoRequest", r.EchoRequest) }
 
 // ParseResponse decodes an ECHO_RESPONSE_PDU; r.EchoResponse aliases b.
 func ParseResponse(b []byte) (r Response, err error) {
@@ -92,13 +92,13 @@ func ParseResponse(b []byte) (r Response, err error) {
 	return Response{EchoResponse: b}, nil
 }
 
-// Append appends the encoding of r to b.
-func (r *Response) Append(b []byte) ([]byte, error) {
-	if err := check("ECHO_RESPONSE_PDU", "echoResponse", r.EchoResponse); err != nil {
-		return b, err
-	}
-	return append(b, r.EchoResponse...), nil
-}
+// Append appends the encoding of r to b. It encodes what it is given;
+// Validate says whether a server would accept it.
+func (r Response) Append(b []byte) []byte { return append(b, r.EchoResponse...) }
+
+// Validate reports a response MS-RDPEECO does not allow (empty) or one
+// over MaxSize.
+func (r Response) Validate() error { return check("ECHO_RESPONSE_PDU", "echoResponse", r.EchoResponse) }
 
 // ResponseTo is the response a client sends for req (MS-RDPEECO 3.2.5.1:
 // the Echo Byte Stream is the request's bytes, sent back as they came).

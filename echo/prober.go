@@ -115,7 +115,7 @@ type exchange struct {
 
 func (x *exchange) Request(seq uint32, _ time.Time) []byte {
 	req := Request{EchoRequest: RequestBytes(seq, x.size)}
-	x.want, _ = req.Append(x.want[:0]) // size was checked in Run
+	x.want = req.Append(x.want[:0]) // size was checked in Run
 	x.got = x.got[:0]
 	return x.want
 }

@@ -58,7 +58,7 @@ func (h *responder) Received(msg []byte) {
 		return
 	}
 	resp := ResponseTo(req)
-	h.buf, _ = resp.Append(h.buf[:0]) // same size as a valid request
+	h.buf = resp.Append(h.buf[:0]) // same size as a valid request
 	h.Logger().Debug("echo", "size", len(h.buf))
 	if h.Send(h.buf) {
 		h.r.requests.Add(1)

@@ -30,6 +30,21 @@
 // does the same as the zero-length Write); a refused channel is always
 // reported to the server as 0xC0000001, whatever HRESULT the Listener's
 // error carries.
+//
+// # Goroutines and closing
+//
+// The package starts no goroutine per channel: Accept and every Handler
+// call run on FreeRDP's thread, in the callback (a deferred DYNVC_CLOSE
+// runs on a timer's goroutine). A channel's Write may be called from any
+// goroutine, including from inside Received, which is how a client
+// answers; it never waits for the server, since FreeRDP copies and queues
+// the data, so its context only matters before the call. Not from inside
+// Accept: the channel opens when Accept returns. Close is safe anywhere;
+// inside Received, Closed comes after Received returns. Host.Terminate
+// (the client disconnecting) gives every open instance
+// Closed(dvc.ErrConnectionLost) and waits for deferred closes, which
+// happen once the Handler's call in progress returns: a Handler that
+// never returns holds Terminate, and FreeRDP's thread with it.
 package freerdp
 
 import (

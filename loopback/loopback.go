@@ -6,6 +6,29 @@
 // a transport: what a handler sees through it is exactly what it sees
 // through the portable transport, xrdp or FreeRDP — named instances,
 // whole messages, serialized callbacks, Closed exactly once.
+//
+// # Goroutines
+//
+// There is nothing to start: New returns a Hub ready for Listen and Open.
+// The Listener's Accept runs on the goroutine that called Open, before
+// Open returns. Each instance then gets one goroutine of its own that
+// calls its Handler, in order and never overlapping; it ends after
+// Closed. The caller owns the goroutines that call Open, Read and Write.
+//
+// A channel's Write may be called from any goroutine, including from
+// inside Received (that is how a client answers): the client's Write
+// queues for the server's Read and waits, bounded by its context, only
+// while that inbox is full. Not from inside Accept: the instance opens
+// when Accept returns. A channel's Close is safe anywhere, Received
+// included; Closed then comes after Received returns.
+//
+// # Closing
+//
+// Hub.Close ends every instance with an error wrapping
+// dvc.ErrConnectionLost (server Reads and Writes return it, each Handler
+// gets Closed once) and waits until every Handler has had Closed. Unlike
+// the portable transport's Close, that wait has no timeout: a Handler
+// stuck in a callback holds Close.
 package loopback
 
 import (

@@ -58,6 +58,7 @@ func portablePair(b *testing.B, name string, l dvc.Listener) dvc.Conn {
 	runDone := make(chan struct{})
 	go func() { c.Run(context.Background()); close(runDone) }()
 	s := NewServer(sc, quietCfg())
+	go s.Run(context.Background())
 	b.Cleanup(func() {
 		s.Close()
 		<-runDone

@@ -30,6 +30,7 @@ func TestContract(t *testing.T) {
 		runDone := make(chan struct{})
 		go func() { c.Run(context.Background()); close(runDone) }()
 		s := NewServer(sc, quietCfg())
+		go s.Run(context.Background())
 		return dvctest.Pair{
 			Registrar: c,
 			Opener:    s,

@@ -2,6 +2,7 @@ package portable
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -167,6 +168,7 @@ func FuzzServerStream(f *testing.F) {
 		before := goleak.IgnoreCurrent()
 		a, b := net.Pipe()
 		s := NewServer(a, quietCfg())
+		go s.Run(context.Background())
 		drained := make(chan struct{})
 		go func() { io.Copy(io.Discard, b); close(drained) }()
 		b.Write(in) // fails once the server has dropped the connection
@@ -174,7 +176,7 @@ func FuzzServerStream(f *testing.F) {
 		s.Wait()
 		<-drained
 		select {
-		case <-s.Done():
+		case <-s.sess.Done():
 		default:
 			t.Fatal("the manager outlived its connection")
 		}

@@ -8,10 +8,54 @@
 // knows each chunk's length from the header and what it already has.
 // docs/portable-transport.md is the full wire description.
 //
-// The RDP-server side (Listen/Accept or NewServer) runs the DVC server
-// manager and speaks first; the RDP-client side (Dial or NewClient) runs
-// the DVC client manager. Neither authenticates nor encrypts: keep it on
-// loopback or inside something that does.
+// The RDP-server side ([Server], from [Listener.Accept] or [NewServer])
+// runs the DVC server manager and speaks first; the RDP-client side
+// ([Client], from [Dial] or [NewClient]) runs the DVC client manager.
+// Neither authenticates nor encrypts: keep it on loopback or inside
+// something that does.
+//
+// # Starting
+//
+// There is one way to start either side: construct it (nothing is sent,
+// read or started), then call Run, which serves the connection on the
+// calling goroutine until it ends:
+//
+//   - Client: [Dial] (or [NewClient]), [Client.Listen] for each channel
+//     name, then [Client.Run]. Listeners may also be added while it runs.
+//   - Server: [Listener.Accept] (or [NewServer]), then go [Server.Run],
+//     then [Server.Open] from any goroutine while Run runs; [Server.Wait]
+//     returns what Run returned.
+//
+// # Goroutines
+//
+// Run's goroutine reads the connection and runs the DVC manager. A
+// client's channel instance gets a goroutine of its own for its
+// Listener.Accept and Handler calls; once the Handler has returned
+// quickly a few times in a row, its calls move to Run's goroutine (which
+// saves a thread hand-off per message). So a dvc.Handler must not assume
+// which goroutine calls it, and should return promptly: while an inline
+// Received runs, every channel of the connection waits. Calls for one
+// instance never overlap and arrive in order (dvc.Handler).
+//
+// A channel's Write may be called from any goroutine, including from
+// inside Received (that is how a client answers; give it a context with a
+// deadline, since a Write waiting for a stalled peer holds up delivery),
+// but not from inside Listener.Accept: the channel opens when Accept
+// returns. A channel's Close is safe anywhere, Received included; its
+// Closed then comes after Received returns. The caller owns the
+// goroutine that runs Run and those that call Open, Read and Write;
+// portable owns the rest and stops them when the connection ends.
+//
+// # Closing
+//
+// The connection ends when the peer hangs up, on bad input (MS-RDPEDYC
+// 3.1.5.2.4 says to drop the connection), when Run's context is done, or
+// on Close. Then every channel fails: server-side Reads and Writes return
+// an error wrapping dvc.ErrConnectionLost, and each Handler gets Closed
+// once. Close and the end of Run wait for the Handlers at most
+// Config.CloseTimeout ([DefaultCloseTimeout]): a Handler that does not
+// return is logged and left behind, not waited for. Close never waits for
+// the peer.
 package portable
 
 import (
@@ -24,10 +68,12 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/chanpdu"
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/session"
 )
 
@@ -48,6 +94,12 @@ const DefaultMaxMessage = 64 << 10
 // writer (and every channel behind it) for ever.
 const DefaultWriteTimeout = 10 * time.Second
 
+// DefaultCloseTimeout bounds how long Close and Run wait for Handlers to
+// return once the connection has ended. Every Handler is told at once
+// (Closed); this is only for one stuck in a callback, which must not hold
+// the program's shutdown for ever.
+const DefaultCloseTimeout = 5 * time.Second
+
 // Config configures either side.
 type Config struct {
 	Session    session.Config // the DVC manager's limits; Logger is shared
@@ -56,6 +108,10 @@ type Config struct {
 	// (DefaultWriteTimeout; negative: none). A write that passes it fails
 	// the connection.
 	WriteTimeout time.Duration
+	// CloseTimeout bounds how long Close, and Run once the connection has
+	// ended, wait for the Handlers to return from their last callback
+	// (DefaultCloseTimeout; negative: do not wait).
+	CloseTimeout time.Duration
 	Logger       *slog.Logger // nil: slog.Default()
 }
 
@@ -71,6 +127,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = DefaultCloseTimeout
 	}
 	return c
 }
@@ -189,7 +248,8 @@ func (l *link) next() ([]byte, error) {
 		}
 		if _, _, active := l.reasm.InProgress(); !active && h.First() && h.Last() {
 			if h.Flags&chanpdu.FlagPacketCompressed != 0 {
-				return nil, errors.New("portable: CHANNEL_PDU_HEADER.flags: bulk compression is not used on this transport")
+				return nil, fmt.Errorf("portable: %w", &chanpdu.Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags",
+					Err: chanpdu.ErrUnsupported, Detail: "bulk compression is not used on this transport"})
 			}
 			return chunk, nil
 		}
@@ -203,15 +263,18 @@ func (l *link) next() ([]byte, error) {
 	}
 }
 
-// receiver is what the read loop feeds.
-type receiver interface {
+// manager is what Run drives: a session.Server or session.Client.
+type manager interface {
 	Receive(pdu []byte) error
 	Shutdown(err error)
+	// Done is closed when the manager fails on its own (a send failed,
+	// a peer flooded its control queue): the connection must go too.
+	Done() <-chan struct{}
 }
 
-// readLoop feeds m until the stream ends or m refuses a PDU, then shuts m
-// down and closes the connection. It returns why.
-func readLoop(l *link, m receiver, log *slog.Logger) error {
+// readLoop feeds m until the stream ends or m refuses a PDU, then closes
+// the connection. It returns why.
+func readLoop(l *link, m manager, log *slog.Logger) error {
 	var cause error
 	for {
 		pdu, err := l.next()
@@ -233,7 +296,6 @@ func readLoop(l *link, m receiver, log *slog.Logger) error {
 		}
 	}
 	l.conn.Close()
-	m.Shutdown(cause)
 	return cause
 }
 
@@ -244,82 +306,270 @@ func remote(c net.Conn) string {
 	return "?"
 }
 
-// Server is the RDP-server side of one connection: a DVC server manager
-// (and so a dvc.Opener) over the chunk stream.
-type Server struct {
-	*session.Server
-	conn net.Conn
-	done chan struct{}
-	err  error
-	once sync.Once
+// ErrClosed is the cause channels see when this end's Close ended the
+// connection (wrapped, with dvc.ErrConnectionLost), and what Run returns
+// when called after Close.
+var ErrClosed = errors.New("portable: connection closed")
+
+// ErrRunning is returned by a second call of Run.
+var ErrRunning = errors.New("portable: Run called twice")
+
+// conn is what Server and Client share: one connection, its manager, and
+// the Run/Close life cycle.
+type conn struct {
+	nc  net.Conn
+	l   *link
+	m   manager
+	cfg Config
+
+	mu      sync.Mutex
+	started bool // Run was called
+	closed  bool // Close was called
+
+	shutOnce sync.Once
+	shut     chan struct{} // closed when m.Shutdown has returned
+
+	doneOnce sync.Once
+	done     chan struct{} // closed when the connection is over (see wait)
+	err      error         // what Run returned; set before done is closed
 }
 
-// NewServer starts the server side on conn: it sends the capabilities
-// request and reads until the connection ends.
-func NewServer(conn net.Conn, cfg Config) *Server {
+func newConn(nc net.Conn, cfg Config) *conn {
 	cfg = cfg.withDefaults()
-	l := newLink(conn, cfg.MaxMessage, cfg.WriteTimeout)
-	s := &Server{Server: session.NewServer(l, cfg.Session), conn: conn, done: make(chan struct{})}
-	go func() {
-		s.err = readLoop(l, s.Server, cfg.Logger)
-		close(s.done)
-	}()
-	// Off this goroutine: on a synchronous stream (net.Pipe) the write
-	// waits for the peer to read. A failed send fails the manager, and Open
-	// reports it.
-	go s.Server.Start()
-	return s
+	return &conn{
+		nc:   nc,
+		l:    newLink(nc, cfg.MaxMessage, cfg.WriteTimeout),
+		cfg:  cfg,
+		shut: make(chan struct{}),
+		done: make(chan struct{}),
+	}
 }
 
-// RemoteAddr is the client's address.
-func (s *Server) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
-
-// Close drops the connection and waits until every channel has failed.
-func (s *Server) Close() error {
-	s.conn.Close()
-	<-s.done
-	return nil
-}
-
-// Wait blocks until the connection ends and returns why.
-func (s *Server) Wait() error {
-	<-s.done
-	return s.err
-}
-
-// Client is the RDP-client side of one connection: a DVC client manager
-// (and so a dvc.Registrar). Register listeners, then Run.
-type Client struct {
-	*session.Client
-	conn net.Conn
-	l    *link
-	log  *slog.Logger
-}
-
-// NewClient prepares the client side on conn. Nothing is read until Run.
-func NewClient(conn net.Conn, cfg Config) *Client {
-	cfg = cfg.withDefaults()
-	l := newLink(conn, cfg.MaxMessage, cfg.WriteTimeout)
-	return &Client{Client: session.NewClient(l, cfg.Session), conn: conn, l: l, log: cfg.Logger}
-}
-
-// Run serves the connection until it ends or ctx is done, and returns why
-// (an error wrapping io.EOF when the server hung up). Every Handler has had
-// Closed by the time it returns.
-func (c *Client) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+// run serves the connection; start, if set, runs on a goroutine of its
+// own once reading has begun.
+func (c *conn) run(ctx context.Context, start func()) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return ErrRunning
+	}
+	c.started = true
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		// Close already shut everything down and closed done.
+		return ErrClosed
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
 	defer stop()
-	err := readLoop(c.l, c.Client, c.log)
+	// A manager that failed while the peer is silent would leave the read
+	// loop waiting for ever: drop the connection with it.
+	var failed atomic.Bool
+	loopDone := make(chan struct{})
+	defer close(loopDone)
+	go func() {
+		select {
+		case <-c.m.Done():
+			failed.Store(true)
+			c.nc.Close()
+		case <-loopDone:
+		}
+	}()
+	if start != nil {
+		// Off this goroutine: on a synchronous stream (net.Pipe) a write
+		// waits for the peer to read, and the peer may be waiting for us
+		// to read first.
+		go start()
+	}
+	err := readLoop(c.l, c.m, c.cfg.Logger)
+	if e, ok := c.m.(interface{ Err() error }); ok && failed.Load() && e.Err() != nil {
+		err = e.Err()
+	}
+	c.shutdown(err)
+	c.waitShut()
 	if ctx.Err() != nil {
-		return ctx.Err()
+		err = ctx.Err()
+	}
+	c.finish(err)
+	return err
+}
+
+// shutdown shuts the manager down once, on a goroutine of its own: it
+// waits for the Handlers, which may never return.
+func (c *conn) shutdown(cause error) {
+	c.shutOnce.Do(func() {
+		go func() {
+			c.m.Shutdown(cause)
+			close(c.shut)
+		}()
+	})
+}
+
+// waitShut waits for shutdown, at most Config.CloseTimeout.
+func (c *conn) waitShut() bool {
+	if c.cfg.CloseTimeout < 0 {
+		return false
+	}
+	t := time.NewTimer(c.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-c.shut:
+		return true
+	case <-t.C:
+		c.cfg.Logger.Warn("portable: a Handler has not returned within Config.CloseTimeout; not waiting for it",
+			"remote", remote(c.nc), "timeout", c.cfg.CloseTimeout)
+		return false
+	}
+}
+
+func (c *conn) finish(err error) {
+	c.doneOnce.Do(func() {
+		c.err = err
+		close(c.done)
+	})
+}
+
+// close drops the connection and fails every channel with ErrClosed. It
+// waits for Run to finish, bounded as Run's own wait is.
+func (c *conn) close() error {
+	c.mu.Lock()
+	c.closed = true
+	started := c.started
+	c.mu.Unlock()
+	err := c.nc.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	// Failing the manager, not only the socket, frees a receive blocked
+	// on a full inbox.
+	c.shutdown(ErrClosed)
+	if !started {
+		c.waitShut()
+		c.finish(ErrClosed)
+		return err
+	}
+	if c.cfg.CloseTimeout < 0 {
+		return err
+	}
+	// Run's read loop ends as soon as the socket is closed unless a
+	// Handler called on it is stuck; Run itself then waits CloseTimeout
+	// for the Handlers. Waiting CloseTimeout here covers both.
+	t := time.NewTimer(c.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		c.cfg.Logger.Warn("portable: Close: a Handler has not returned within Config.CloseTimeout; not waiting for it",
+			"remote", remote(c.nc), "timeout", c.cfg.CloseTimeout)
 	}
 	return err
 }
 
-// Close drops the connection; Run returns.
-func (c *Client) Close() error { return c.conn.Close() }
+// wait blocks until Run has returned, or Close has ended a connection
+// that never ran, and returns what Run returned.
+func (c *conn) wait() error {
+	<-c.done
+	return c.err
+}
 
-// Dial connects to a portable server at addr (host:port).
+// Server is the RDP-server side of one connection: a DVC server manager
+// over the chunk stream. It is a dvc.Opener.
+type Server struct {
+	c    *conn
+	sess *session.Server
+}
+
+// NewServer prepares the server side on conn. Nothing is sent or read
+// until Run. Call Close if Run will never be called, to release it.
+func NewServer(conn net.Conn, cfg Config) *Server {
+	c := newConn(conn, cfg)
+	s := &Server{c: c, sess: session.NewServer(c.l, c.cfg.Session)}
+	c.m = s.sess
+	return s
+}
+
+// Run sends the capabilities request (the server speaks first,
+// MS-RDPEDYC 3.3.3.1) and serves the connection until it ends, ctx is
+// done or Close is called. It returns why: an error wrapping io.EOF when
+// the client hung up, ctx.Err() when ctx ended it. Open works only while
+// Run runs.
+func (s *Server) Run(ctx context.Context) error {
+	// A failed send fails the manager, and Open reports it.
+	return s.c.run(ctx, func() { _ = s.sess.Start() })
+}
+
+// Open opens a channel instance named name (MS-RDPEDYC 2.2.2.1) and
+// waits for the client's answer, at most Config.Session.OpenTimeout. It
+// returns a *dvc.OpenError when the client refuses. Several instances may
+// share a name. Call it while Run runs, from any goroutine.
+func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
+	return s.sess.Open(ctx, name, opts...)
+}
+
+// Version is the MS-RDPEDYC version the client answered with, 0 before
+// it has.
+func (s *Server) Version() uint16 { return s.sess.Version() }
+
+// RemoteAddr is the client's address.
+func (s *Server) RemoteAddr() net.Addr { return s.c.nc.RemoteAddr() }
+
+// Close drops the connection: every channel fails with an error wrapping
+// dvc.ErrConnectionLost and ErrClosed. It waits for Run to return at most
+// Config.CloseTimeout, and never for the peer.
+func (s *Server) Close() error { return s.c.close() }
+
+// Wait blocks until Run has returned (or Close has ended a Server that
+// never ran) and returns what Run returned.
+func (s *Server) Wait() error { return s.c.wait() }
+
+// Client is the RDP-client side of one connection: a DVC client manager
+// over the chunk stream. It is a dvc.Registrar. Register listeners, then
+// Run.
+type Client struct {
+	c    *conn
+	sess *session.Client
+}
+
+// NewClient prepares the client side on conn. Nothing is read until Run.
+// Call Close if Run will never be called, to release it.
+func NewClient(conn net.Conn, cfg Config) *Client {
+	c := newConn(conn, cfg)
+	cl := &Client{c: c, sess: session.NewClient(c.l, c.cfg.Session)}
+	c.m = cl.sess
+	return cl
+}
+
+// Listen registers l for channels named name; the server's create
+// requests for a name with no listener are refused. name must be one a
+// DYNVC_CREATE_REQ can carry (MS-RDPEDYC 2.2.2.1: 1..256 bytes, no NUL).
+// It may be called before or while Run runs.
+func (c *Client) Listen(name string, l dvc.Listener) error { return c.sess.Listen(name, l) }
+
+// Run serves the connection until it ends, ctx is done or Close is
+// called, and returns why (an error wrapping io.EOF when the server hung
+// up, ctx.Err() when ctx ended it). Every Handler has had Closed by the
+// time it returns, unless one was stuck in a callback for longer than
+// Config.CloseTimeout.
+func (c *Client) Run(ctx context.Context) error { return c.c.run(ctx, nil) }
+
+// Version is the negotiated MS-RDPEDYC version, 0 before the server
+// asked.
+func (c *Client) Version() uint16 { return c.sess.Version() }
+
+// RemoteAddr is the server's address.
+func (c *Client) RemoteAddr() net.Addr { return c.c.nc.RemoteAddr() }
+
+// Close drops the connection; Run returns. Every Handler gets Closed with
+// an error wrapping dvc.ErrConnectionLost. Close waits for Run at most
+// Config.CloseTimeout, and never for the peer.
+func (c *Client) Close() error { return c.c.close() }
+
+// Wait blocks until Run has returned (or Close has ended a Client that
+// never ran) and returns what Run returned.
+func (c *Client) Wait() error { return c.c.wait() }
+
+// Dial connects to a portable server at addr (host:port) and returns its
+// client side, not yet running: register listeners, then Run.
 func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -331,8 +581,11 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 
 // Listener accepts portable connections, one Server each.
 type Listener struct {
-	ln  net.Listener
+	ln  *net.TCPListener
 	cfg Config
+	// one Accept at a time: cancelling one sets the listener's deadline,
+	// which must not cut short another's wait.
+	sem chan struct{}
 }
 
 // Listen listens on addr. The transport has no authentication or
@@ -347,7 +600,7 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 		cfg.Logger.Warn("portable: listening on a non-loopback address; this transport has no authentication or encryption",
 			"addr", ln.Addr().String())
 	}
-	return &Listener{ln: ln, cfg: cfg}, nil
+	return &Listener{ln: ln.(*net.TCPListener), cfg: cfg, sem: make(chan struct{}, 1)}, nil
 }
 
 // IsLoopback reports whether a is a loopback TCP address.
@@ -359,13 +612,36 @@ func IsLoopback(a net.Addr) bool {
 // Addr is the address listened on.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Accept waits for the next connection and starts its server side.
+// longAgo is a deadline already past, to wake a blocked Accept.
+var longAgo = time.Unix(1, 0)
+
+// Accept waits for the next connection and returns its server side, not
+// yet running: call Run (go s.Run(ctx)) before Open. When ctx ends first
+// it returns ctx.Err() and the listener stays open; only Close closes it.
+// Concurrent calls take turns.
 func (l *Listener) Accept(ctx context.Context) (*Server, error) {
-	stop := context.AfterFunc(ctx, func() { l.ln.Close() })
-	defer stop()
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	woke := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		l.ln.SetDeadline(longAgo)
+		close(woke)
+	})
 	conn, err := l.ln.Accept()
+	if !stop() {
+		// ctx ended while we waited: undo the deadline for the next call.
+		<-woke
+		l.ln.SetDeadline(time.Time{})
+	}
 	if err != nil {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, ctx.Err()
 		}
 		return nil, err

@@ -50,6 +50,7 @@ func pair(t *testing.T, sc, cc net.Conn) (*Server, *Client, <-chan error) {
 	runErr := make(chan error, 1)
 	go func() { runErr <- c.Run(context.Background()) }()
 	s := NewServer(sc, quietCfg())
+	go s.Run(context.Background())
 	return s, c, runErr
 }
 
@@ -101,6 +102,7 @@ func TestEchoOverTCPAndServerOutlivesClient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		go s.Run(ctx)
 		conn, err := s.Open(ctx, "echo")
 		if err != nil {
 			t.Fatal(err)
@@ -140,6 +142,7 @@ func TestGarbageEndsOnlyThatConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer gs.Close()
+	go gs.Run(ctx)
 	gconn, err := gs.Open(ctx, "echo")
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +167,7 @@ func TestGarbageEndsOnlyThatConnection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			go s.Run(ctx)
 			raw.Write([]byte(tc.send))
 			if tc.name == "truncated header" {
 				raw.(*net.TCPConn).CloseWrite()
@@ -191,6 +195,7 @@ func TestDocumentedBytes(t *testing.T) {
 	s := NewServer(a, quietCfg())
 	defer s.Close()
 	defer b.Close()
+	go s.Run(context.Background())
 	unhex := func(s string) []byte {
 		x, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
 		if err != nil {
@@ -232,12 +237,15 @@ func TestWriteTimeoutFailsAStalledConnection(t *testing.T) {
 	defer theirs.Close()
 	srv := NewServer(ours, Config{WriteTimeout: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	defer srv.Close()
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(context.Background()) }()
+	var err error
 	select {
-	case <-srv.Server.Done():
+	case err = <-runErr:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection still waits on a peer that reads nothing")
 	}
-	if err := srv.Server.Err(); err == nil || !strings.Contains(err.Error(), "WriteTimeout") {
+	if err == nil || !strings.Contains(err.Error(), "WriteTimeout") {
 		t.Fatalf("connection ended with %v, want the write timeout", err)
 	}
 }

@@ -32,6 +32,21 @@
 // not read them (MaxCtrlBytes, past which the connection is dropped).
 // Refusals a peer can cause at will are logged a few per window, then
 // counted.
+//
+// # Goroutines and closing
+//
+// The carrier owns the receiving goroutine: it calls Receive with one PDU
+// at a time and, when the connection ends, Shutdown. A manager runs one
+// goroutine of its own for queued control PDUs, from NewServer or
+// NewClient until Shutdown. The client side gives each accepted instance
+// a goroutine for Listener.Accept and the Handler's calls; a Handler that
+// keeps returning quickly is then called on the receiving goroutine
+// instead, so Receive may run Handler code (see delivery.go). A channel's
+// Write may be called from any goroutine, Received included; Close
+// anywhere. Shutdown fails every channel (dvc.ErrConnectionLost) and, on
+// the client, waits for every Handler to return from its Closed, without
+// a timeout: a carrier that must not hang bounds that wait itself, as the
+// portable transport does (portable.Config.CloseTimeout).
 package session
 
 import (

@@ -13,8 +13,9 @@ import (
 // DefaultEchoTimeout bounds one echo Write from inside Received.
 const DefaultEchoTimeout = 5 * time.Second
 
-// Echoer is the Simple client role (README "Client Plugin Flow"): a
-// dvc.Listener whose channels send every message back unchanged. It does
+// Echoer is the Simple client role (the Simple sample's README, "Client
+// Plugin Flow"): a dvc.Listener whose channels send every message back
+// unchanged. It does
 // not require the messages to be frames, so it is also a correct
 // MS-RDPEECO client (it echoes any bytes), but it logs sequence numbers
 // when they are.

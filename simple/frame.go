@@ -15,21 +15,21 @@ package simple
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"time"
 
+	"github.com/rdpdvc/rdpdvc/codec"
 	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
 // ChannelName is the dynamic virtual channel every Simple sample listens on.
 const ChannelName = "dvc::sample::simpleplugin"
 
-// CLSID is the COM class the Windows client plugin registers under
-// (README "Quick Facts"); the RDP client finds the plugin through it.
+// CLSID is the COM class the Windows client plugin registers under (the
+// Simple sample's README, "Quick Facts"); the RDP client finds the plugin
+// through it.
 const CLSID = "{D9B80669-C06A-4BD1-9CB1-3B7168C9E3A3}"
 
-// Frame layout (README "Wire Protocol"), little-endian:
+// Frame layout (the Simple sample's README, "Wire Protocol"), little-endian:
 //
 //	[frameLen:u32][sequenceNumber:u32][utcTicks:i64][payloadLen:u32][payload...]
 //
@@ -60,36 +60,51 @@ type Frame struct {
 }
 
 // Len is the encoded size of f, the frameLen field included.
-func (f *Frame) Len() int { return HeaderSize + len(f.Payload) }
+func (f Frame) Len() int { return HeaderSize + len(f.Payload) }
 
-// AppendFrame appends f's encoding to b. It fails only for a payload over
-// MaxPayload, which no peer would accept.
-func AppendFrame(b []byte, f *Frame) ([]byte, error) {
-	if len(f.Payload) > MaxPayload {
-		return b, &FrameError{Field: "payloadLen", Err: fmt.Errorf("%d bytes is over the %d-byte ceiling: %w", len(f.Payload), MaxPayload, ErrTooLarge)}
-	}
+// Append appends f's encoding to b. It encodes what it is given; Validate
+// says whether a peer would accept it.
+func (f Frame) Append(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint32(b, uint32(MinFrameLen+len(f.Payload)))
 	b = binary.LittleEndian.AppendUint32(b, f.Seq)
 	b = binary.LittleEndian.AppendUint64(b, uint64(f.UTCTicks))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(f.Payload)))
-	return append(b, f.Payload...), nil
+	return append(b, f.Payload...)
 }
 
+// Validate reports a frame no peer would accept: a payload over
+// MaxPayload.
+func (f Frame) Validate() error {
+	if len(f.Payload) > MaxPayload {
+		return frameErr("payloadLen", ErrTooLarge, "%d bytes exceeds ceiling %d", len(f.Payload), MaxPayload)
+	}
+	return nil
+}
+
+// Kinds of error, wrapped by every *Error of this package, for errors.Is:
+// the kinds every rdpdvc codec shares (package codec).
 var (
-	// ErrShort is wrapped by errors for input that ends inside a frame.
-	ErrShort = errors.New("truncated")
-	// ErrTooLarge is wrapped by errors for lengths over MaxPayload.
-	ErrTooLarge = errors.New("over the size ceiling")
+	// ErrTruncated: input that ends inside a frame.
+	ErrTruncated = codec.ErrTruncated
+	// ErrTooLarge: a length over MaxPayload.
+	ErrTooLarge = codec.ErrTooLarge
+	// ErrInvalid: a length below the header, or two lengths that
+	// disagree.
+	ErrInvalid = codec.ErrInvalid
+	// ErrShort is the old name of ErrTruncated.
+	//
+	// Deprecated: use ErrTruncated.
+	ErrShort = ErrTruncated
 )
 
-// FrameError says which field of a Simple frame is wrong.
-type FrameError struct {
-	Field string // the README's field name: frameLen, payloadLen, ...
-	Err   error
-}
+// Error says which field of a Simple frame is wrong: the shape all
+// rdpdvc codecs share, with Codec "simple", Message "frame" and Field the
+// sample README's field name (frameLen, payloadLen, ...).
+type Error = codec.Error
 
-func (e *FrameError) Error() string { return "simple: frame " + e.Field + ": " + e.Err.Error() }
-func (e *FrameError) Unwrap() error { return e.Err }
+func frameErr(field string, kind error, format string, args ...any) error {
+	return codec.New("simple", "frame", field, kind, format, args...)
+}
 
 // FrameLen is a dvc.Framer for stream-only backends: it returns the
 // length of the whole first frame in buf (frameLen plus its own 4 bytes),
@@ -111,10 +126,10 @@ var _ dvc.Framer = FrameLen
 
 func checkFrameLen(n uint32) error {
 	if n < MinFrameLen {
-		return &FrameError{Field: "frameLen", Err: fmt.Errorf("%d is below the %d-byte header", n, MinFrameLen)}
+		return frameErr("frameLen", ErrInvalid, "%d is below the %d-byte header", n, MinFrameLen)
 	}
 	if n > MinFrameLen+MaxPayload {
-		return &FrameError{Field: "frameLen", Err: fmt.Errorf("%d is over the %d-byte ceiling: %w", n, MinFrameLen+MaxPayload, ErrTooLarge)}
+		return frameErr("frameLen", ErrTooLarge, "%d exceeds ceiling %d", n, MinFrameLen+MaxPayload)
 	}
 	return nil
 }
@@ -129,7 +144,7 @@ func Split(data []byte, atEOF bool) (advance int, token []byte, err error) {
 	}
 	if n == 0 || len(data) < n {
 		if atEOF && len(data) > 0 {
-			return 0, nil, &FrameError{Field: "frameLen", Err: fmt.Errorf("stream ends %d bytes into a frame: %w", len(data), ErrShort)}
+			return 0, nil, frameErr("frameLen", ErrTruncated, "stream ends %d bytes into a frame", len(data))
 		}
 		return 0, nil, nil
 	}
@@ -143,7 +158,7 @@ var _ bufio.SplitFunc = Split
 // left alone: a stream caller parses the next frame from b[n:].
 func ParseFrame(b []byte) (f Frame, n int, err error) {
 	if len(b) < LenFieldSize {
-		return f, 0, &FrameError{Field: "frameLen", Err: fmt.Errorf("%d bytes: %w", len(b), ErrShort)}
+		return f, 0, frameErr("frameLen", ErrTruncated, "%d bytes", len(b))
 	}
 	frameLen := binary.LittleEndian.Uint32(b)
 	if err := checkFrameLen(frameLen); err != nil {
@@ -151,14 +166,14 @@ func ParseFrame(b []byte) (f Frame, n int, err error) {
 	}
 	n = LenFieldSize + int(frameLen)
 	if len(b) < HeaderSize {
-		return f, 0, &FrameError{Field: "header", Err: fmt.Errorf("%d of %d bytes: %w", len(b), HeaderSize, ErrShort)}
+		return f, 0, frameErr("header", ErrTruncated, "%d of %d bytes", len(b), HeaderSize)
 	}
 	payloadLen := binary.LittleEndian.Uint32(b[16:])
 	if uint64(payloadLen) != uint64(frameLen)-MinFrameLen {
-		return f, 0, &FrameError{Field: "payloadLen", Err: fmt.Errorf("%d disagrees with frameLen %d (want frameLen-%d = %d)", payloadLen, frameLen, MinFrameLen, frameLen-MinFrameLen)}
+		return f, 0, frameErr("payloadLen", ErrInvalid, "%d disagrees with frameLen %d (want frameLen-%d = %d)", payloadLen, frameLen, MinFrameLen, frameLen-MinFrameLen)
 	}
 	if len(b) < n {
-		return f, 0, &FrameError{Field: "payload", Err: fmt.Errorf("%d of %d bytes: %w", len(b)-HeaderSize, payloadLen, ErrShort)}
+		return f, 0, frameErr("payload", ErrTruncated, "%d of %d bytes", len(b)-HeaderSize, payloadLen)
 	}
 	f.Seq = binary.LittleEndian.Uint32(b[4:])
 	f.UTCTicks = int64(binary.LittleEndian.Uint64(b[8:]))

@@ -43,9 +43,11 @@ func TestGoldenPing(t *testing.T) {
 	if got := Ticks(want); got != goldenTicks {
 		t.Fatalf("Ticks = %d, want %d", got, goldenTicks)
 	}
-	b, err := AppendFrame(nil, &f)
-	if err != nil || !bytes.Equal(b, goldenPing) {
-		t.Fatalf("AppendFrame = % x, %v", b, err)
+	if err := f.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if b := f.Append(nil); !bytes.Equal(b, goldenPing) {
+		t.Fatalf("Append = % x", b)
 	}
 	if f.Len() != len(goldenPing) {
 		t.Fatalf("Len = %d", f.Len())
@@ -61,7 +63,7 @@ func TestGoldenDefaultPing(t *testing.T) {
 	if f.Payload[255] != 255 || f.Payload[256] != 0 || f.Payload[5119] != byte(5119%256) {
 		t.Fatal("payload does not wrap at 256")
 	}
-	b, _ := AppendFrame(nil, &Frame{Seq: 7, UTCTicks: goldenTicks, Payload: Pattern(DefaultPayload)})
+	b := Frame{Seq: 7, UTCTicks: goldenTicks, Payload: Pattern(DefaultPayload)}.Append(nil)
 	if !bytes.Equal(b, wire) {
 		t.Fatal("re-encoding differs")
 	}
@@ -84,8 +86,8 @@ func TestParseFrameErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, _, err := ParseFrame(c.in)
-		var fe *FrameError
-		if !errors.As(err, &fe) || fe.Field != c.field || errors.Is(err, ErrShort) != c.short {
+		var fe *Error
+		if !errors.As(err, &fe) || fe.Field != c.field || errors.Is(err, ErrTruncated) != c.short {
 			t.Errorf("%s: err = %v, want field %s short %v", c.name, err, c.field, c.short)
 		}
 	}
@@ -127,8 +129,8 @@ func TestFrameLen(t *testing.T) {
 	if _, err := FrameLen(max); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("FrameLen(max+1) err = %v", err)
 	}
-	if _, err := AppendFrame(nil, &Frame{Payload: make([]byte, MaxPayload+1)}); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("AppendFrame over the ceiling: %v", err)
+	if err := (Frame{Payload: make([]byte, MaxPayload+1)}).Validate(); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Validate over the ceiling: %v", err)
 	}
 }
 
@@ -139,7 +141,7 @@ func putU32(b []byte, v uint32) {
 func TestSplitScanner(t *testing.T) {
 	var stream []byte
 	for seq := uint32(1); seq <= 3; seq++ {
-		stream, _ = AppendFrame(stream, &Frame{Seq: seq, Payload: Pattern(int(seq) * 100)})
+		stream = Frame{Seq: seq, Payload: Pattern(int(seq) * 100)}.Append(stream)
 	}
 	sc := bufio.NewScanner(&oneByteReader{r: bytes.NewReader(stream)})
 	sc.Split(Split)
@@ -158,7 +160,7 @@ func TestSplitScanner(t *testing.T) {
 	sc.Split(Split)
 	for sc.Scan() {
 	}
-	if !errors.Is(sc.Err(), ErrShort) {
+	if !errors.Is(sc.Err(), ErrTruncated) {
 		t.Fatalf("truncated stream: err %v", sc.Err())
 	}
 }
@@ -221,9 +223,11 @@ func FuzzParseFrame(f *testing.F) {
 		if n > len(b) || n != fr.Len() {
 			t.Fatalf("n = %d, len %d, frame len %d", n, len(b), fr.Len())
 		}
-		out, err := AppendFrame(nil, &fr)
-		if err != nil || !bytes.Equal(out, b[:n]) {
-			t.Fatalf("round trip: % x != % x (%v)", out, b[:n], err)
+		if err := fr.Validate(); err != nil {
+			t.Fatalf("a parsed frame does not validate: %v", err)
+		}
+		if out := fr.Append(nil); !bytes.Equal(out, b[:n]) {
+			t.Fatalf("round trip: % x != % x", out, b[:n])
 		}
 		if fl, err := FrameLen(b); err != nil || fl != n {
 			t.Fatalf("FrameLen = %d, %v; ParseFrame took %d", fl, err, n)

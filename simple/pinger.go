@@ -22,8 +22,8 @@ const (
 	MinTimeout = roundtrip.MinTimeout
 )
 
-// Pinger is the Simple server role (README "Server Application Flow"):
-// over an open channel it sends a ping every Interval, checks every echo
+// Pinger is the Simple server role (the Simple sample's README, "Server
+// Application Flow"): over an open channel it sends a ping every Interval, checks every echo
 // byte for byte and by sequence number, logs one line per ping and keeps
 // Stats.
 //
@@ -110,7 +110,7 @@ type pingsExchange struct {
 }
 
 func (x *pingsExchange) Request(seq uint32, at time.Time) []byte {
-	x.buf, _ = AppendFrame(x.buf[:0], &Frame{Seq: seq, UTCTicks: Ticks(at), Payload: x.payload}) // size was checked in Run
+	x.buf = Frame{Seq: seq, UTCTicks: Ticks(at), Payload: x.payload}.Append(x.buf[:0]) // size was checked in Run
 	return x.buf
 }
 
@@ -148,7 +148,7 @@ func (x *pingsExchange) check(t *Tracker, fr []byte, at time.Time) {
 		return
 	}
 	rep := Reply{Seq: seq, Payload: len(x.payload), RTT: at.Sub(sentAt), Outcome: Received}
-	x.want, _ = AppendFrame(x.want[:0], &Frame{Seq: seq, UTCTicks: Ticks(sentAt), Payload: x.payload})
+	x.want = Frame{Seq: seq, UTCTicks: Ticks(sentAt), Payload: x.payload}.Append(x.want[:0])
 	if !bytes.Equal(fr, x.want) {
 		rep.Outcome = Mismatched
 		rep.Err = describeMismatch(fr, x.want)

@@ -305,7 +305,7 @@ func TestPingerShortEchoIsMismatch(t *testing.T) {
 	h := start(t, &Pinger{Count: 1, Payload: 10}, func(_ dvc.Channel, seq uint32, msg []byte) [][]byte {
 		f, _, _ := ParseFrame(msg)
 		f.Payload = f.Payload[:5]
-		b, _ := AppendFrame(nil, &f)
+		b := f.Append(nil)
 		return [][]byte{b}
 	})
 	if r := h.reply(); r.Outcome != Mismatched || !strings.Contains(r.Err.Error(), "25 bytes, ping was 30") {
@@ -485,7 +485,7 @@ func FuzzPingerReceive(f *testing.F) {
 	at := time.Unix(0, 0)
 	var pings []byte
 	for seq := uint32(1); seq <= 3; seq++ {
-		pings, _ = AppendFrame(pings, &Frame{Seq: seq, UTCTicks: Ticks(at), Payload: Pattern(16)})
+		pings = Frame{Seq: seq, UTCTicks: Ticks(at), Payload: Pattern(16)}.Append(pings)
 	}
 	f.Add(pings, uint8(7))
 	f.Add(pings[:30], uint8(1))

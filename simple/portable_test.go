@@ -26,6 +26,7 @@ func pipePair(t *testing.T, name string, l dvc.Listener) (*portable.Server, *por
 	runDone := make(chan struct{})
 	go func() { cl.Run(context.Background()); close(runDone) }()
 	srv := portable.NewServer(a, portable.Config{Logger: quiet})
+	go srv.Run(context.Background())
 	t.Cleanup(func() {
 		srv.Close()
 		cl.Close()

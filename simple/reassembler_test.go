@@ -9,11 +9,7 @@ import (
 func stream(t testing.TB, seqs ...uint32) []byte {
 	var b []byte
 	for _, s := range seqs {
-		var err error
-		b, err = AppendFrame(b, &Frame{Seq: s, UTCTicks: int64(s) * 1000, Payload: Pattern(int(s) * 37)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		b = Frame{Seq: s, UTCTicks: int64(s) * 1000, Payload: Pattern(int(s) * 37)}.Append(b)
 	}
 	return b
 }
@@ -75,7 +71,7 @@ func TestReassemblerBadLengthIsSticky(t *testing.T) {
 	if fr, ok, err := r.Next(); !ok || err != nil || len(fr) != len(s)-5 {
 		t.Fatalf("first frame: %d bytes, %v, %v", len(fr), ok, err)
 	}
-	var fe *FrameError
+	var fe *Error
 	if _, _, err := r.Next(); !errors.As(err, &fe) || fe.Field != "frameLen" {
 		t.Fatalf("Next err = %v", err)
 	}

@@ -24,7 +24,7 @@ import (
 //
 //	go test -run '^$' -bench PingRTT -benchtime 2000x ./simple
 func BenchmarkPingRTT(b *testing.B) {
-	frame, _ := simple.AppendFrame(nil, &simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)})
+	frame := simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)}.Append(nil)
 
 	for _, paced := range []bool{false, true} {
 		name := "rawTCP"
@@ -134,6 +134,7 @@ func portableEcho(b *testing.B) dvc.Conn {
 	if err != nil {
 		b.Fatal(err)
 	}
+	go srv.Run(context.Background())
 	b.Cleanup(func() { srv.Close(); <-clientDone })
 	conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
 	if err != nil {

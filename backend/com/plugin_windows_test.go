@@ -140,11 +140,7 @@ func createPlugin(t *testing.T, clsid GUID) uintptr {
 
 func simpleFrame(t *testing.T, seq uint32) []byte {
 	t.Helper()
-	b, err := simple.AppendFrame(nil, &simple.Frame{Seq: seq, UTCTicks: 133_000_000_000_000_000 + int64(seq), Payload: simple.Pattern(5120)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return simple.Frame{Seq: seq, UTCTicks: 133_000_000_000_000_000 + int64(seq), Payload: simple.Pattern(5120)}.Append(nil)
 }
 
 // The plugin through the real COM runtime: CoRegisterClassObject +

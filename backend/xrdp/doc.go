@@ -103,4 +103,14 @@
 //
 // Conn.ID numbers instances within an Opener; chansrv's own channel id is
 // not visible through the socket.
+//
+// # Goroutines and closing
+//
+// This is the server side only, so there are no Handler callbacks: a
+// Conn's Read and Write run on the caller's goroutine, one Read and one
+// Write at a time each (a second waits, bounded by its context), and a
+// Read and a Write may run at once. The package starts no goroutine per
+// channel; a SessionWatch has one, which its Close stops. Conn.Close
+// closes the socket at once, whatever Read or Write is waiting (they
+// return dvc.ErrClosed); it never waits for chansrv or the client.
 package xrdp

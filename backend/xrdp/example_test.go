@@ -32,7 +32,7 @@ func ExampleNew() {
 		return
 	}
 	defer c.Close()
-	ping, _ := simple.AppendFrame(nil, &simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)})
+	ping := simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)}.Append(nil)
 	c.Write(ctx, ping)
 	echo, err := c.Read(ctx)
 	fmt.Println(len(echo), err)

@@ -169,6 +169,7 @@ func runPortable(ctx context.Context, c config) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	go server.Run(context.Background())
 	defer server.Close()
 
 	conns := make([]dvc.Conn, c.channels)

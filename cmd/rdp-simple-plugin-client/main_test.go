@@ -48,6 +48,7 @@ func TestClientEchoesThenExitsWhenServerLeaves(t *testing.T) {
 			r.err = err
 			return
 		}
+		go srv.Run(context.Background())
 		defer srv.Close()
 		ctx := context.Background()
 		conn, err := srv.Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
@@ -156,6 +157,7 @@ func TestClientCancel(t *testing.T) {
 	go func() {
 		srv, err := ln.Accept(context.Background())
 		if err == nil {
+			go srv.Run(context.Background())
 			accepted <- srv
 		}
 		cancel() // Ctrl+C once connected

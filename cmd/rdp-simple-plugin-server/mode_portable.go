@@ -59,6 +59,7 @@ func (s *portableSource) Next(ctx context.Context) (session, error) {
 			s.busy.Flush(s.log)
 			return session{}, err
 		}
+		go srv.Run(context.Background())
 		s.n++
 		c := &portableClient{srv: srv, label: fmt.Sprintf("#%d(%s)", s.n, srv.RemoteAddr())}
 		if !s.admit(c) {

@@ -126,6 +126,7 @@ func demo(ctx context.Context, c demoConfig) (simple.Stats, error) {
 		<-clientErr
 		return simple.Stats{}, err
 	}
+	go srv.Run(context.Background())
 	conn, err := c.rec.Opener(srv).Open(ctx, simple.ChannelName, dvc.WithFramer(simple.FrameLen))
 	if err != nil {
 		srv.Close()

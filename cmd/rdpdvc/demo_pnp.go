@@ -114,6 +114,7 @@ func demoPNP(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer conn.Close()
+	go conn.Run(context.Background())
 	srv, err := server.Start(ctx, conn, server.Config{Logger: quiet, OnDevice: func(e server.DeviceEvent) {
 		log.Info("PNP: "+e.Kind.String(), "id", e.Device.ClientDeviceID, "description", e.Device.DeviceDescription, "hardwareId", e.Device.HardwareIDs)
 	}})

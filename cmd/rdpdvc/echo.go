@@ -140,6 +140,7 @@ func echoOpener(ctx context.Context, o *echoOptions, log *slog.Logger, stderr io
 			return nil, nil, err
 		}
 		srv := portable.NewServer(c, portable.Config{Logger: log})
+		go srv.Run(context.Background())
 		return srv, func() { srv.Close() }, nil
 	}
 	ln, err := portable.Listen(cli.ListenAddr(o.listen, stderr), portable.Config{Logger: log})
@@ -152,5 +153,6 @@ func echoOpener(ctx context.Context, o *echoOptions, log *slog.Logger, stderr io
 	if err != nil {
 		return nil, nil, err
 	}
+	go srv.Run(context.Background())
 	return srv, func() { srv.Close() }, nil
 }

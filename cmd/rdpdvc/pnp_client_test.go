@@ -73,6 +73,7 @@ func TestPNPClientOverTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go srv.Run(context.Background())
 	defer func() {
 		srv.Close()
 		wg.Wait()
@@ -195,6 +196,7 @@ func TestPNPClientHotPlug(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go srv.Run(context.Background())
 	defer func() {
 		// The end of standard input ends the client, with the server
 		// still there.

@@ -349,6 +349,9 @@ func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// One client per run: later ones are refused, not queued. (Accept's
+	// cancellation leaves the listener open.)
+	defer ln.Close()
 	won := make(chan winner, 1)
 	acceptErr := make(chan error, 1)
 	var picked atomic.Bool
@@ -365,6 +368,7 @@ func firstClient(ctx context.Context, ln *portable.Listener, cfg server.Config, 
 				acceptErr <- err
 				return
 			}
+			go conn.Run(context.Background())
 			remote := conn.RemoteAddr().String()
 			n++
 			op := rec.Conn(n).Opener(conn) // here: n changes with the next client

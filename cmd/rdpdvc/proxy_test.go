@@ -67,6 +67,7 @@ func TestProxyForwardsAndTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go srv.Run(context.Background())
 	conn, err := srv.Open(ctx, simple.ChannelName)
 	if err != nil {
 		t.Fatal(err)

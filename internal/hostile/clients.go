@@ -50,6 +50,7 @@ func acceptPNP(ctx context.Context, e *env, ln net.Listener, n int) (*pnpPeer, e
 	}
 	p.g = newGated(c)
 	p.conn = portable.NewServer(p.g, portable.Config{Logger: e.log})
+	go p.conn.Run(context.Background())
 	if p.srv, err = server.Start(ctx, p.conn, server.Config{Logger: e.log}); err != nil {
 		return p, err
 	}

@@ -64,11 +64,11 @@ func main() {
 	ctx := context.Background()
 	srv, err := ln.Accept(ctx)
 	must(err)
+	go srv.Run(context.Background())
 	conn, err := srv.Open(ctx, simple.ChannelName)
 	must(err)
 
-	frame, err := simple.AppendFrame(nil, &simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)})
-	must(err)
+	frame := simple.Frame{Seq: 1, Payload: simple.Pattern(simple.DefaultPayload)}.Append(nil)
 	big := simple.Pattern(1 << 20)
 	rbuf := make([]byte, 1<<20)
 

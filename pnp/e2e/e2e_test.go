@@ -75,6 +75,7 @@ func connect(tb testing.TB, cfg server.Config, devs ...device.Device) *pair {
 		stop()
 		tb.Fatal(err)
 	}
+	go conn.Run(context.Background())
 	srv, err := server.Start(ctx, conn, cfg)
 	if err != nil {
 		stop()

@@ -1,66 +1,46 @@
 package wire
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/rdpdvc/rdpdvc/codec"
 
 // Kinds of decoding failure. Every error a Parse function returns is an
 // *Error wrapping exactly one of these, so callers can pick their reaction
-// with errors.Is and still log which message and field were at fault.
+// with errors.Is and still log which message and field were at fault. The
+// first four are the kinds every rdpdvc codec shares (package codec); the
+// others are narrower kinds of ErrInvalid.
 var (
 	// ErrTruncated: the input ends before a field, or before the length a
 	// length field announces.
-	ErrTruncated = errors.New("truncated")
-	// ErrTrailingData: bytes are left over after the last field.
-	ErrTrailingData = errors.New("trailing data")
+	ErrTruncated = codec.ErrTruncated
 	// ErrTooLarge: a count or length read from the wire exceeds this
 	// package's ceiling for it (see the Max constants). Nothing was
 	// allocated for it.
-	ErrTooLarge = errors.New("exceeds ceiling")
+	ErrTooLarge = codec.ErrTooLarge
 	// ErrInvalid: a field breaks a MUST of the specification, or two fields
 	// disagree (for example DataSize and the fields of a
 	// PNP_DEVICE_DESCRIPTION).
-	ErrInvalid = errors.New("invalid value")
+	ErrInvalid = codec.ErrInvalid
+	// ErrUnsupported: well-formed input rdpdvc does not implement.
+	ErrUnsupported = codec.ErrUnsupported
+	// ErrTrailingData: bytes are left over after the last field (an
+	// ErrInvalid).
+	ErrTrailingData = codec.NewKind("trailing data", codec.ErrInvalid)
 	// ErrUnknownPacket: a PNP_INFO_HEADER PacketId, or a CLIENT_IO_HEADER
-	// PacketType, that this direction does not carry.
-	ErrUnknownPacket = errors.New("unknown packet")
+	// PacketType, that this direction does not carry (an ErrInvalid).
+	ErrUnknownPacket = codec.NewKind("unknown packet", codec.ErrInvalid)
 	// ErrUnknownFunction: a SERVER_IO_HEADER FunctionId that is not one of
-	// the six the specification defines. MS-RDPEPNP 2.2.2.1.1 requires the
-	// client to close the FileRedirectorChannel instance when it sees one.
-	ErrUnknownFunction = errors.New("unknown FunctionId")
+	// the six the specification defines (an ErrInvalid). MS-RDPEPNP
+	// 2.2.2.1.1 requires the client to close the FileRedirectorChannel
+	// instance when it sees one.
+	ErrUnknownFunction = codec.NewKind("unknown FunctionId", codec.ErrInvalid)
 )
 
-// Error is the error every decoder in this package returns. Message is the
-// Go type name of the message being decoded (for example "ReadReply"),
-// Field the field's name as the specification spells it (for example
+// Error is the error every decoder in this package returns: the shape
+// all rdpdvc codecs share. Codec is "pnp/wire", Message the Go type name
+// of the message being decoded (for example "ReadReply"), Field the
+// field's name as the specification spells it (for example
 // "cbBytesRead"), Err one of the Err* kinds above.
-type Error struct {
-	Message string
-	Field   string
-	Err     error
-	Detail  string // extra context, such as the values involved; may be empty
-}
-
-func (e *Error) Error() string {
-	s := "pnp/wire: " + e.Message
-	if e.Field != "" {
-		s += "." + e.Field
-	}
-	s += ": " + e.Err.Error()
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	return s
-}
-
-// Unwrap returns the error kind, for errors.Is.
-func (e *Error) Unwrap() error { return e.Err }
+type Error = codec.Error
 
 func newError(msg, field string, kind error, format string, args ...any) *Error {
-	e := &Error{Message: msg, Field: field, Err: kind}
-	if format != "" {
-		e.Detail = fmt.Sprintf(format, args...)
-	}
-	return e
+	return codec.New("pnp/wire", msg, field, kind, format, args...)
 }
