@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 
@@ -12,21 +13,20 @@ import (
 	"github.com/rdpdvc/rdpdvc/internal/lograte"
 )
 
-type chanState uint8
-
-const (
-	statePending chanState = iota // server: CREATE_REQ sent, no CREATE_RSP yet
-	stateAbandon                  // server: Open gave up while pending
-	stateOpen                     // both: created
-	stateClosing                  // server: DYNVC_CLOSE sent, awaiting the client's
-	stateGone                     // both: closed by the peer (or the manager); writes fail
-)
-
-// core is what both managers share: the carrier, the channel table, the
-// send path and per-channel reassembly.
+// core is the driver both managers share around their machine: it owns
+// the carrier and the send path, the inboxes and their pool, the control
+// PDU queue and its writer goroutine, and the mutex that serializes every
+// call into the machine. It calls the machine, then acts on the output
+// with the mutex released: control PDUs are queued, messages are put into
+// inboxes (which may block: DRDYNVC has no other flow control), answers go
+// to waiting Opens, ends close inboxes.
 type core struct {
 	cfg     Config
 	carrier Carrier
+
+	// machine is the protocol state: the channel table, capabilities,
+	// reassembly. Guarded by mu.
+	machine
 
 	// wsem serializes the carrier. A message's PDUs are written under one
 	// hold of it, so they are never interleaved with another message's.
@@ -42,13 +42,6 @@ type core struct {
 	// to the carrier, while a lone message is still flushed at once.
 	writers atomic.Int32
 
-	// reserved counts reassembly bytes allocated up front on DATA_FIRST,
-	// against Config.ReassemblyBudget.
-	reserved budget
-	// held counts the bytes held by messages being reassembled, against
-	// Config.MaxHeldBytes: a hard cap, where reserved only decides what is
-	// allocated up front.
-	held budget
 	// pool is the unread bytes of every channel's inbox, against
 	// Config.ConnInboxBytes.
 	pool *dvc.Pool
@@ -66,23 +59,20 @@ type core struct {
 	// line each (lograte).
 	refusals *lograte.Limiter
 
-	mu       sync.Mutex // guards channels and dead
-	channels map[uint32]*channel
-	dead     error
+	mu       sync.Mutex // guards machine and deadDone
 	deadCh   chan struct{}
+	deadDone bool           // deadCh is closed
 	wg       sync.WaitGroup // ctrlLoop and client delivery goroutines
+	rout     output         // Receive's output, reused (one goroutine calls Receive)
 
-	// abort closes ch from this end because of cause, from the receive
-	// path (so without blocking on the carrier). Each role sets it: the
-	// server then waits for the client's DYNVC_CLOSE, the client does not
-	// (3.2.5.2, 3.3.5.2).
-	abort func(ch *channel, cause error)
+	ver      atomic.Uint32 // the negotiated version, for Version from any goroutine
+	capsDone chan struct{} // closed when the capabilities exchange is done
+	cl       *Client       // the client manager, nil in a server
 }
 
-func (c *core) init(cfg Config, carrier Carrier) {
+func (c *core) init(r role, cfg Config, carrier Carrier) {
 	c.cfg = cfg.withDefaults()
-	c.reserved.limit = c.cfg.ReassemblyBudget
-	c.held.limit = c.cfg.MaxHeldBytes
+	c.machine.init(r, c.cfg)
 	c.pool = dvc.NewPool(c.cfg.ConnInboxBytes)
 	c.refusals = lograte.New(0, 0)
 	c.carrier = carrier
@@ -90,10 +80,97 @@ func (c *core) init(cfg Config, carrier Carrier) {
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
 	c.kick = make(chan struct{}, 1)
 	c.wsem = make(sem, 1)
-	c.channels = map[uint32]*channel{}
 	c.deadCh = make(chan struct{})
+	c.capsDone = make(chan struct{})
 	c.wg.Add(1)
 	go c.ctrlLoop()
+}
+
+// receive is Receive for both roles: the machine handles pdu, then its
+// output is acted on. A non-nil error has failed the manager.
+func (c *core) receive(pdu []byte) error {
+	o := &c.rout
+	c.mu.Lock()
+	err := c.machine.receive(pdu, o)
+	c.attach(o)
+	c.noteDead()
+	c.mu.Unlock()
+	aerr := c.apply(o)
+	o.reset()
+	if err == nil {
+		err = aerr
+	}
+	if err == nil {
+		err = c.overflowErr()
+	}
+	if err != nil {
+		c.fail(err)
+	}
+	return err
+}
+
+// attach gives each channel the machine has just accepted its driver
+// handle, before mu is released: a fail racing with the receive path must
+// find it, and Shutdown must count its goroutine. Called with mu held.
+func (c *core) attach(o *output) {
+	for i := range o.events {
+		if ev := &o.events[i]; ev.kind == evAccept {
+			ch := newChannel(c, ev.ch)
+			c.cl.newDelivery(ch)
+			c.wg.Add(1)
+		}
+	}
+}
+
+// noteDead closes deadCh once the machine has failed. Called with mu held.
+func (c *core) noteDead() {
+	if c.dead != nil && !c.deadDone {
+		c.deadDone = true
+		close(c.deadCh)
+	}
+}
+
+// apply acts on o, with mu released: control PDUs first (the machine
+// puts a close before the end it causes), then the events in order. It
+// returns an error from a delivery that the connection cannot survive.
+func (c *core) apply(o *output) error {
+	for _, p := range o.send {
+		c.queueCtrl(p)
+	}
+	var err error
+	for i := range o.events {
+		ev := &o.events[i]
+		var ch *channel
+		if ev.ch != nil {
+			ch = ev.ch.up
+		}
+		switch ev.kind {
+		case evCaps:
+			c.ver.Store(uint32(ev.version))
+			close(c.capsDone)
+		case evDeliver:
+			if derr := ch.deliver(ev.msg); derr != nil && err == nil {
+				err = derr
+			}
+		case evOpened:
+			ch.answer(nil)
+		case evEnd:
+			if ch != nil {
+				ch.end(ev.err, ev.discard)
+			}
+		case evAccept:
+			go c.cl.run(ch, c.cl.reg.Lookup(ch.name))
+		case evRefused:
+			// A peer can ask for unknown names at will: a log line each
+			// would make every 13-byte request a 79-byte line (lograte).
+			if ev.why == "too many" {
+				c.refusals.Log(c.cfg.Logger, slog.LevelWarn, ev.why, "session: too many channels; refusing", "name", ev.name, "max", c.cfg.MaxChannels)
+			} else {
+				c.refusals.Log(c.cfg.Logger, slog.LevelInfo, ev.why, "session: no listener; refusing channel", "name", ev.name, "channelId", ev.id)
+			}
+		}
+	}
+	return err
 }
 
 // ctrlOverhead is what each queued control PDU costs besides its bytes
@@ -101,7 +178,8 @@ func (c *core) init(cfg Config, carrier Carrier) {
 // memory and not only payload: a refusal is 8 bytes on the wire.
 const ctrlOverhead = 40
 
-// queueCtrl queues one control PDU (it is copied) for ctrlLoop. Past
+// queueCtrl queues one control PDU (it is kept: the machine's PDUs are
+// each their own allocation) for ctrlLoop. Past
 // Config.MaxCtrlBytes queued, the peer is sending requests faster than it
 // reads the answers (a flood of DYNVC_CREATE_REQ with its receive side
 // stopped): the connection is failed rather than the queue grown.
@@ -115,7 +193,7 @@ func (c *core) queueCtrl(pdu []byte) {
 		return
 	}
 	c.ctrlBytes += len(pdu) + ctrlOverhead
-	c.ctrl = append(c.ctrl, append([]byte(nil), pdu...))
+	c.ctrl = append(c.ctrl, pdu)
 	c.ctrlMu.Unlock()
 	c.kickCtrl()
 }
@@ -323,164 +401,25 @@ func (c *core) writeData(head, body []byte) error {
 	return c.carrier.WritePDU(c.scratch)
 }
 
-// roleRules is what differs between the two managers' receive switches;
-// dispatch is the rest, which MS-RDPEDYC 3.1.5 makes common to both:
-// capabilities first (2.2.1), data handled alike in both directions
-// (3.1.5: "Sending and receiving messages is symmetrical"), compressed and
-// Soft-Sync PDUs refused because rdpdvc negotiates neither, and anything
-// unrecognized fatal (3.1.5.2.4).
-type roleRules struct {
-	capsDone   func() bool
-	beforeCaps string // why a PDU before capabilities is an error
-	caps       func(b []byte) error
-	create     func(b []byte) error // DYNVC_CREATE_REQ or DYNVC_CREATE_RSP
-	close      func(id uint32)
-	compressed string // why compressed PDUs are errors
-}
-
-func (c *core) dispatch(b []byte, r *roleRules) error {
-	if len(b) == 0 {
-		return protoErr("PDU", "empty virtual channel message")
-	}
-	cmd := drdynvc.Cmd(b[0] >> 4)
-	if !r.capsDone() && cmd != drdynvc.CmdCapability {
-		return protoErr(pduName(cmd), "%s", r.beforeCaps)
-	}
-	switch cmd {
-	case drdynvc.CmdCapability:
-		return r.caps(b)
-	case drdynvc.CmdCreate:
-		return r.create(b)
-	case drdynvc.CmdDataFirst:
-		return c.onDataFirst(b)
-	case drdynvc.CmdData:
-		return c.onData(b)
-	case drdynvc.CmdClose:
-		p, err := drdynvc.ParseClose(b)
-		if err != nil {
-			return decodeErr("DYNVC_CLOSE", err)
-		}
-		r.close(p.ChannelID)
-		return nil
-	case drdynvc.CmdDataFirstCompressed, drdynvc.CmdDataCompressed:
-		return protoErr(pduName(cmd), "%s", r.compressed)
-	case drdynvc.CmdSoftSyncRequest, drdynvc.CmdSoftSyncResponse:
-		return protoErr(pduName(cmd), "Soft-Sync needs multitransport, which this connection does not have (3.1.5.3)")
-	}
-	return protoErr(pduName(cmd), "unrecognized Cmd (3.1.5.2.4)")
-}
-
-func (c *core) lookupOpen(id uint32) *channel {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := c.channels[id]
-	if ch == nil || ch.state != stateOpen {
-		return nil
-	}
-	return ch
-}
-
-// onDataFirst and onData return a *ProtocolError for input that ends the
-// connection. Data for a channel that is not open (closed by this end a
-// moment ago, with PDUs still in flight) is dropped.
-func (c *core) onDataFirst(b []byte) error {
-	p, err := drdynvc.ParseDataFirst(b)
-	if err != nil {
-		return decodeErr("DYNVC_DATA_FIRST", err)
-	}
-	ch := c.lookupOpen(p.ChannelID)
-	if ch == nil {
-		c.cfg.Logger.Debug("session: DYNVC_DATA_FIRST for a channel that is not open; dropped", "channelId", p.ChannelID)
-		return nil
-	}
-	if p.Length > c.cfg.MaxMessage && !ch.rx.active {
-		c.cfg.Logger.Warn("session: message over the ceiling; closing the channel",
-			"channelId", p.ChannelID, "name", ch.name, "DYNVC_DATA_FIRST.Length", p.Length, "ceiling", c.cfg.MaxMessage)
-		// Only this channel suffers: it is closed from this end, and what
-		// is still in flight for it is dropped as data for a closed channel.
-		c.abort(ch, fmt.Errorf("session: %w: DYNVC_DATA_FIRST.Length %d exceeds the ceiling %d", dvc.ErrTooLarge, p.Length, c.cfg.MaxMessage))
-		return nil
-	}
-	msg, done, err := ch.rx.first(p)
-	if errors.Is(err, errHeld) {
-		c.overHeld(ch, "DYNVC_DATA_FIRST", err)
-		return nil
-	}
-	if err != nil || !done {
-		return err
-	}
-	return ch.deliver(msg)
-}
-
-// overHeld closes ch, whose message would take the connection's
-// reassembly bytes past Config.MaxHeldBytes: like a message over
-// MaxMessage, only this channel suffers.
-func (c *core) overHeld(ch *channel, pdu string, err error) {
-	c.cfg.Logger.Warn("session: messages being reassembled over the connection's ceiling; closing the channel",
-		"channelId", ch.id, "name", ch.name, "pdu", pdu, "ceiling", c.cfg.MaxHeldBytes)
-	c.abort(ch, fmt.Errorf("%w: %s: %w", dvc.ErrTooLarge, pdu, err))
-}
-
-func (c *core) onData(b []byte) error {
-	p, err := drdynvc.ParseData(b)
-	if err != nil {
-		return decodeErr("DYNVC_DATA", err)
-	}
-	ch := c.lookupOpen(p.ChannelID)
-	if ch == nil {
-		c.cfg.Logger.Debug("session: DYNVC_DATA for a channel that is not open; dropped", "channelId", p.ChannelID)
-		return nil
-	}
-	msg, done, err := ch.rx.data(p.ChannelID, p.Data)
-	if errors.Is(err, errHeld) {
-		c.overHeld(ch, "DYNVC_DATA", err)
-		return nil
-	}
-	if err != nil || !done {
-		return err
-	}
-	return ch.deliver(msg)
-}
-
 // fail ends the connection: every channel sees err (wrapped in
 // dvc.ErrConnectionLost), and every pending Open returns it.
 func (c *core) fail(err error) {
-	if err == nil {
-		err = ErrShutdown
-	}
+	var o output
 	c.mu.Lock()
-	if c.dead != nil {
-		c.mu.Unlock()
-		return
-	}
-	c.dead = err
-	close(c.deadCh)
-	chans := c.channels
-	c.channels = map[uint32]*channel{}
+	c.machine.fail(err, &o)
+	c.noteDead()
 	c.mu.Unlock()
-	lost := fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, err)
-	for _, ch := range chans {
-		ch.end(lost, false)
-	}
+	c.apply(&o)
 }
 
-// remove drops ch from the table if it is still there.
-func (c *core) remove(ch *channel) {
-	c.mu.Lock()
-	if c.channels[ch.id] == ch {
-		delete(c.channels, ch.id)
-	}
-	c.mu.Unlock()
-}
-
-// channel is one DVC instance as a manager sees it.
+// channel is the driver's side of one DVC instance: the inbox its reader
+// reads, the delivery to a client's Handler, the wait of a server's Open.
 type channel struct {
 	c    *core
+	m    *mchan // the machine's side; its fields only under c.mu
 	id   uint32
 	name string
 	in   *dvc.Inbox
-
-	rx reassembly // receive side; see reassembly for who touches what
 
 	// Client side only: the manager and how the Handler is fed.
 	client *Client
@@ -488,38 +427,22 @@ type channel struct {
 
 	wsem sem // one outgoing message at a time
 
-	// Guarded by c.mu.
-	state  chanState
-	result chan error // server: CREATE_RSP outcome for Open
-
-	closeOnce sync.Once
-	closed    chan struct{}
-	localDone bool // this end called Close
+	result     chan error // server: the CREATE_RSP outcome for Open, sent once
+	answerOnce sync.Once
+	closeOnce  sync.Once
 }
 
-func newChannel(c *core, id uint32, name string, st chanState) *channel {
-	ch := &channel{c: c, id: id, name: name, in: dvc.NewInboxPool(c.cfg.InboxBytes, c.pool), state: st, closed: make(chan struct{}), wsem: make(sem, 1)}
-	ch.rx.b = &c.reserved
-	ch.rx.h = &c.held
+// newChannel is the driver's handle for e. Called with c.mu held.
+func newChannel(c *core, e *mchan) *channel {
+	ch := &channel{c: c, m: e, id: e.id, name: e.name, in: dvc.NewInboxPool(c.cfg.InboxBytes, c.pool), wsem: make(sem, 1)}
+	e.up = ch
 	return ch
 }
 
 func (ch *channel) writable() error {
 	ch.c.mu.Lock()
 	defer ch.c.mu.Unlock()
-	if ch.localDone {
-		return dvc.ErrClosed
-	}
-	if ch.c.dead != nil {
-		return fmt.Errorf("session: %w: %v", dvc.ErrConnectionLost, ch.c.dead)
-	}
-	switch ch.state {
-	case stateOpen:
-		return nil
-	case statePending:
-		return fmt.Errorf("session: channel %q (%d) is not open yet: write after Accept returns", ch.name, ch.id)
-	}
-	return fmt.Errorf("session: channel %q (%d) was closed by the peer: %w", ch.name, ch.id, dvc.ErrClosed)
+	return ch.c.machine.writable(ch.m)
 }
 
 // deliver hands a complete message to the reader. It blocks while the
@@ -535,25 +458,24 @@ func (ch *channel) deliver(msg []byte) error {
 	return nil // a channel closed meanwhile drops the message
 }
 
+// answer gives a waiting Open its outcome, once.
+func (ch *channel) answer(err error) {
+	if ch.result != nil {
+		ch.answerOnce.Do(func() { ch.result <- err })
+	}
+}
+
 // end finishes ch once: its reader sees readErr (nil: io.EOF, after what is
 // queued) or, with discard, sees readErr at once; a pending Open gets
 // readErr too.
 func (ch *channel) end(readErr error, discard bool) {
 	ch.closeOnce.Do(func() {
-		ch.rx.release()
-		ch.c.mu.Lock()
-		r := ch.result
-		ch.result = nil
-		ch.c.mu.Unlock()
-		if r != nil {
-			r <- readErr
-		}
+		ch.answer(readErr)
 		if discard {
 			ch.in.Discard(readErr)
 		} else {
 			ch.in.CloseWithError(readErr)
 		}
-		close(ch.closed)
 		if ch.client != nil {
 			ch.client.endClient(ch)
 		}

@@ -21,6 +21,7 @@ type delivery struct{ s *kit.Serial }
 // newDelivery sets up ch's delivery over its inbox. The goroutine that
 // accepts ch becomes its first delivery goroutine (kit.Serial.Run).
 func (c *Client) newDelivery(ch *channel) {
+	ch.client = c
 	ch.d.s = kit.NewSerial(kit.SerialConfig{Mode: kit.Adaptive, Inbox: ch.in, Group: &c.wg})
 }
 

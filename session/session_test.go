@@ -766,7 +766,7 @@ func TestQuickHandlerDeliveredInline(t *testing.T) {
 	// The worker exits after its PromoteAfter-th quick call: wait for that
 	// (it is bound to happen; the deadline only tells stuck from slow).
 	deadline := time.Now().Add(30 * time.Second)
-	for !ch.d.s.Inline() {
+	for !ch.up.d.s.Inline() {
 		if time.Now().After(deadline) {
 			t.Fatalf("still delivering through a goroutine after %d quick calls", kit.PromoteAfter)
 		}
