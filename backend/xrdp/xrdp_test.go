@@ -297,7 +297,9 @@ func TestWriteOneMessagePerRecv(t *testing.T) {
 				close(sizes)
 				return
 			}
-			time.Sleep(200 * time.Microsecond) // a busy chansrv
+			// Simulates a busy chansrv, nothing more: it orders no
+			// goroutines, and the sizes asserted do not depend on it.
+			time.Sleep(200 * time.Microsecond)
 		}
 	})
 	c, err := f.opener(t, Options{}).Open(context.Background(), "x")
@@ -467,7 +469,18 @@ func TestCloseUnblocksRead(t *testing.T) {
 		_, err := c.Read(context.Background())
 		errc <- err
 	}()
-	time.Sleep(5 * time.Millisecond)
+	// Wait until the Read is under way: it holds rmu until it returns,
+	// so once TryLock fails it is in (or at the door of) its blocking
+	// socket read. The deadline only tells stuck from slow.
+	rc := c.(*conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for rc.rmu.TryLock() {
+		rc.rmu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("Read never started")
+		}
+		runtime.Gosched()
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,14 +28,39 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// syncBuf is an io.Writer safe for the runner's concurrent lines.
+// syncBuf is an io.Writer safe for the runner's concurrent lines. Each
+// write closes and replaces changed, so a test can wait for a line
+// (waitFor) instead of polling.
 type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{}
 }
 
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	return s.b.Write(p)
+}
+
+// contains reports whether the output holds str, and if not, returns a
+// channel closed by the next write.
+func (s *syncBuf) contains(str string) (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if strings.Contains(s.b.String(), str) {
+		return true, nil
+	}
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return false, s.changed
+}
+func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type env struct {
 	out *syncBuf
@@ -540,15 +565,21 @@ func TestRunCancelled(t *testing.T) {
 	check(t, res, 3, "cancelled", true)
 }
 
-// waitFor waits until the output holds s.
+// waitFor waits until the output holds s, woken by each write (the
+// deadline only tells stuck from slow).
 func waitFor(t *testing.T, out *syncBuf, s string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), s) {
-		if time.Now().After(deadline) {
+	deadline := time.After(10 * time.Second)
+	for {
+		ok, changed := out.contains(s)
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
 			t.Fatalf("no %s in:\n%s", s, out.String())
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
