@@ -6,6 +6,10 @@
 // (the portable transport, or a test) hands each received PDU to Receive
 // and gives the manager a Carrier to send through. They know nothing of
 // sockets, chunks below the PDU, or the protocols above the channel API.
+// Inside, a machine with no I/O (machine.go: no goroutines, locks or
+// clock) takes one PDU or local request and returns the PDUs to send and
+// the events to deliver; Server and Client are its driver, which owns the
+// goroutines, the carrier, the inboxes and the timers.
 //
 // Rules taken from the spec:
 //   - The server sends a capabilities request first and opens nothing
