@@ -34,14 +34,13 @@ type Replier struct {
 	what    string
 	failed  bool
 
-	ctx    context.Context // cancelled when a reply has been stuck for timeout
+	mu     sync.Mutex
+	ctx    context.Context // cancelled when a reply has been stuck for timeout; replaced under mu, read by Send
 	cancel context.CancelCauseFunc
-
-	mu    sync.Mutex
-	since time.Time // start of the reply being written; zero between replies
-	timer *time.Timer
-	armed bool // timer will fire
-	done  bool // Closed: never arm again
+	since  time.Time // start of the reply being written; zero between replies
+	timer  *time.Timer
+	armed  bool // timer will fire
+	done   bool // Closed: never arm again
 }
 
 // NewReplier starts replying on ch, each Write bounded by timeout, and
@@ -74,10 +73,16 @@ func (r *Replier) begin() {
 	}
 }
 
-func (r *Replier) end() {
+// end marks the reply written (ok) or failed. A timer that fired just as
+// a write finished in time must not fail the next one: the context is
+// renewed.
+func (r *Replier) end(ok bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.since = time.Time{}
-	r.mu.Unlock()
+	if ok && r.ctx.Err() != nil && !r.done {
+		r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	}
 }
 
 // check runs when the timer fires: a reply under way for the whole
@@ -123,7 +128,7 @@ func (r *Replier) Send(msg []byte) bool {
 	}
 	r.begin()
 	err := r.ch.Write(r.ctx, msg)
-	r.end()
+	r.end(err == nil)
 	if err == nil {
 		return true
 	}
