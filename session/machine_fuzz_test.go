@@ -45,7 +45,12 @@ func FuzzMachine(f *testing.F) {
 	f.Add(joinPDUs(0, rec(5), recv([]byte{0x50, 0x00, 0x02, 0x00}), name(1, "x")))
 	f.Add(joinPDUs(2, name(1, ""), name(1, "a\x00b"), recv([]byte{0x10, 0x01, 0x01, 0x00, 0x00, 0xc0})))
 
-	f.Fuzz(func(t *testing.T, in []byte) {
+	f.Fuzz(machineRun)
+}
+
+// machineRun is FuzzMachine's body: one input, every check.
+func machineRun(t *testing.T, in []byte) {
+	{
 		defer watchdog("FuzzMachine", in)()
 		mode, recs := splitPDUs(in)
 		cfg := fuzzCfg()
@@ -190,7 +195,7 @@ func FuzzMachine(f *testing.F) {
 		if h, b := m.held.used.Load(), m.reserved.used.Load(); h != 0 || b != 0 {
 			t.Fatalf("after fail: %d bytes held, %d reserved", h, b)
 		}
-	})
+	}
 }
 
 // kitName is the client driver's registry rule for names the fuzzer
