@@ -1,0 +1,54 @@
+//go:build unix
+
+package bridge
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// listenUnix binds in a fresh folder of mode 0700 next to path, sets the
+// socket's mode to 0600 and only then renames it to path: no other user
+// can connect during the moment between bind and chmod, and the
+// process's umask (shared by every goroutine) is left alone.
+func listenUnix(path string) (net.Listener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".rdpdvc-bridge-")
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	return &unlinking{UnixListener: ln, path: path}, nil
+}
+
+// unlinking removes the socket file at its final path on Close (the
+// listener only knows the path it was bound at).
+type unlinking struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (u *unlinking) Addr() net.Addr { return &net.UnixAddr{Name: u.path, Net: "unix"} }
+
+func (u *unlinking) Close() error {
+	err := u.UnixListener.Close()
+	u.once.Do(func() { os.Remove(u.path) })
+	return err
+}
