@@ -2,8 +2,11 @@ package bridge
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
 // Framing is how a bridge cuts the local socket's bytes into channel
@@ -104,4 +107,35 @@ func ParseSpec(s string) (Spec, error) {
 	}
 	sp.Addr = a
 	return sp, nil
+}
+
+// Register parses each of specs (see Spec) and registers a Client for
+// it on r: what the client-side plugins do with their bridge settings.
+// Nothing is registered unless every spec parses; a channel named twice
+// is an error.
+func Register(r dvc.Registrar, specs []string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	parsed := make([]Spec, 0, len(specs))
+	seen := map[string]bool{}
+	for _, s := range specs {
+		sp, err := ParseSpec(s)
+		if err != nil {
+			return err
+		}
+		if seen[sp.Channel] {
+			return fmt.Errorf("bridge: channel %q is bridged twice", sp.Channel)
+		}
+		seen[sp.Channel] = true
+		parsed = append(parsed, sp)
+	}
+	for _, sp := range parsed {
+		c := NewClient(ClientConfig{Addr: sp.Addr, Framing: sp.Framing, Logger: log.With("bridge", sp.Channel)})
+		if err := r.Listen(sp.Channel, c.Listener()); err != nil {
+			return fmt.Errorf("bridge: %s: %w", sp, err)
+		}
+		log.Info("bridge", "channel", sp.Channel, "socket", sp.Addr.String(), "framing", sp.Framing.String())
+	}
+	return nil
 }

@@ -37,5 +37,7 @@ func plugFeatures(log *slog.Logger) []features.Feature {
 		},
 		// pnp=SPEC, once per device (features.PNP).
 		features.PNP(log),
+		// bridge=NAME=[FRAMING:]unix:PATH, once per channel (features.Bridge).
+		features.Bridge(log),
 	}
 }
