@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/windows/registry"
 
 	"github.com/rdpdvc/rdpdvc/backend/com"
+	"github.com/rdpdvc/rdpdvc/bridge"
 	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/echo"
 	"github.com/rdpdvc/rdpdvc/hresult"
@@ -47,12 +48,14 @@ const (
 	valLogFile  = "LogFile"  // REG_SZ or REG_EXPAND_SZ: default %TEMP%\rdpdvc-plugin.log
 	valLogLevel = "LogLevel" // REG_SZ: debug, info (default), warn, error
 	valTrace    = "Trace"    // REG_SZ or REG_EXPAND_SZ: record every channel message in this file (docs/trace.md)
+	valBridge   = "Bridge"   // REG_MULTI_SZ, one NAME=[FRAMING:]unix:PATH|tcp:HOST:PORT per string, or REG_SZ/REG_EXPAND_SZ with one (docs/bridge.md)
 )
 
 type config struct {
 	channels []string // tokens, in order
 	logFile  string
 	trace    string // empty: no trace
+	bridges  []string
 	level    slog.Level
 	notes    []string // what could not be used, logged once the log is open
 }
@@ -79,6 +82,33 @@ func lookup(name string) (string, bool) {
 	return "", false
 }
 
+// lookupStrings reads a REG_MULTI_SZ value, or a string value as a list
+// of one, from HKCU, then HKLM.
+func lookupStrings(name string) ([]string, bool) {
+	for _, root := range []registry.Key{registry.CURRENT_USER, registry.LOCAL_MACHINE} {
+		k, err := registry.OpenKey(root, com.AddInsParent+`\`+AddInName, registry.QUERY_VALUE)
+		if err != nil {
+			continue
+		}
+		vs, _, err := k.GetStringsValue(name)
+		if err != nil {
+			var v string
+			var typ uint32
+			if v, typ, err = k.GetStringValue(name); err == nil && typ == registry.EXPAND_SZ {
+				if x, xerr := registry.ExpandString(v); xerr == nil {
+					v = x
+				}
+			}
+			vs = []string{v}
+		}
+		k.Close()
+		if err == nil {
+			return vs, true
+		}
+	}
+	return nil, false
+}
+
 func readConfig() config {
 	c := config{channels: []string{"simple", "echo"}, logFile: filepath.Join(os.TempDir(), "rdpdvc-plugin.log")}
 	if v, ok := lookup(valChannels); ok {
@@ -89,6 +119,13 @@ func readConfig() config {
 	}
 	if v, ok := lookup(valTrace); ok {
 		c.trace = v
+	}
+	if vs, ok := lookupStrings(valBridge); ok {
+		for _, v := range vs {
+			if v = strings.TrimSpace(v); v != "" {
+				c.bridges = append(c.bridges, v)
+			}
+		}
 	}
 	if v, ok := lookup(valLogLevel); ok {
 		if err := c.level.UnmarshalText([]byte(v)); err != nil {
@@ -230,6 +267,11 @@ func start() (*com.InProc, *slog.Logger) {
 		for i, n := range names {
 			if err := reg.Listen(n, ls[i]); err != nil {
 				c.notes = append(c.notes, err.Error())
+			}
+		}
+		if len(c.bridges) > 0 {
+			if err := bridge.Register(reg, c.bridges, log); err != nil {
+				c.notes = append(c.notes, fmt.Sprintf("%s: %v", valBridge, err))
 			}
 		}
 		for _, n := range c.notes {
