@@ -220,8 +220,8 @@ func TestOversizeLength(t *testing.T) {
 	// Each side logs as it ends the connection, which the program may
 	// see first.
 	for _, want := range []string{
-		fmt.Sprintf("from the local socket: bridge: message header: length %d is over the %d-byte ceiling", MaxMessage+1, MaxMessage),
-		fmt.Sprintf("from the local socket: bridge: message header: length %d is over the %d-byte ceiling", uint32(0xFFFFFFFF), MaxMessage),
+		fmt.Sprintf("bridge: message header: length %d is over the %d-byte ceiling, from the local socket", MaxMessage+1, MaxMessage),
+		fmt.Sprintf("bridge: message header: length %d is over the %d-byte ceiling, from the local socket", uint32(0xFFFFFFFF), MaxMessage),
 	} {
 		waitFor(t, want, func() bool { return strings.Contains(r.logs.String(), want) })
 	}

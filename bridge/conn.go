@@ -65,7 +65,7 @@ func readMessages(c io.Reader, f Framing, send func([]byte) error) error {
 		}
 		n, _, err := ParseHeader(buf)
 		if err != nil {
-			return fmt.Errorf("bridge: from the local socket: %w", err)
+			return fmt.Errorf("%w, from the local socket", err)
 		}
 		if cap(buf) < HeaderLen+n {
 			nb := make([]byte, HeaderLen, HeaderLen+n)
