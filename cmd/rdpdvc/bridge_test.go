@@ -70,18 +70,6 @@ func (e *eventLog) wait(t *testing.T, name string) map[string]any {
 	}
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncWriter) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestBridgeCommands runs docs/bridge.md's example: rdpdvc bridge and
 // rdpdvc bridge-client over the portable transport, the example echo
 // program (Python) on the client side, and the example clients, in Python
@@ -114,7 +102,7 @@ func TestBridgeCommands(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srvOut, srvErr, cliErr := newEventLog(), &syncWriter{}, &syncWriter{}
+	srvOut, srvErr, cliErr := newEventLog(), &pcSyncBuffer{}, &pcSyncBuffer{}
 	var wg sync.WaitGroup
 	codes := make(chan string, 2)
 	const channel = "rdpdvc::example::bridge"
@@ -128,7 +116,7 @@ func TestBridgeCommands(t *testing.T) {
 		t.Fatalf("socket event %v, want unix:%s", s, in)
 	}
 	wg.Go(func() {
-		if c := run(ctx, []string{"bridge-client", "-connect", addr, "-channel", channel, "-socket", "unix:" + out, "-framing", "message"}, &syncWriter{}, cliErr); c != 0 {
+		if c := run(ctx, []string{"bridge-client", "-connect", addr, "-channel", channel, "-socket", "unix:" + out, "-framing", "message"}, &pcSyncBuffer{}, cliErr); c != 0 {
 			codes <- fmt.Sprint("bridge-client exited ", c)
 		}
 	})
