@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -237,7 +238,7 @@ func (s *clientSlot) serve(ctx context.Context, pl *portable.Listener, out *json
 	for {
 		srv, err := pl.Accept(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 				log.Error("portable listener failed", "err", err)
 			}
 			s.mu.Lock()

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,5 +191,78 @@ func TestBridgeUsage(t *testing.T) {
 func TestBridgeChunkIsXRDPs(t *testing.T) {
 	if bridge.MaxChunk != xrdp.MaxWrite {
 		t.Fatalf("bridge.MaxChunk %d, xrdp.MaxWrite %d", bridge.MaxChunk, xrdp.MaxWrite)
+	}
+}
+
+// TestBridgeWaitsForClient: on the portable transport a local connection
+// made before any RDP client waits for one (here with tcp sockets and
+// stream framing), and one that finds none within -timeout is closed.
+func TestBridgeWaitsForClient(t *testing.T) {
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tw sync.WaitGroup
+	defer tw.Wait()
+	defer target.Close()
+	tw.Go(func() {
+		for {
+			c, err := target.Accept()
+			if err != nil {
+				return
+			}
+			tw.Go(func() { io.Copy(c, c); c.Close() })
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	srvOut, srvErr := newEventLog(), &pcSyncBuffer{}
+	wg.Go(func() {
+		run(ctx, []string{"bridge", "-listen", "127.0.0.1:0", "-channel", "x", "-socket", "tcp:127.0.0.1:0", "-timeout", "20s"}, srvOut, srvErr)
+	})
+	addr := srvOut.wait(t, "listening")["addr"].(string)
+	sock := strings.TrimPrefix(srvOut.wait(t, "socket")["socket"].(string), "tcp:")
+	early, err := net.Dial("tcp", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	early.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := early.Write([]byte("before the client")); err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		run(ctx, []string{"bridge-client", "-connect", addr, "-channel", "x", "-socket", "tcp:" + target.Addr().String()}, &pcSyncBuffer{}, &pcSyncBuffer{})
+	})
+	got := make([]byte, len("before the client"))
+	if _, err := io.ReadFull(early, got); err != nil || string(got) != "before the client" {
+		t.Fatalf("early connection: %q, %v\n%s", got, err, srvErr)
+	}
+	cancel()
+	wg.Wait()
+
+	// No client at all, and a short -timeout: the connection is closed.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	srvOut, srvErr = newEventLog(), &pcSyncBuffer{}
+	wg.Go(func() {
+		run(ctx, []string{"bridge", "-listen", "127.0.0.1:0", "-channel", "x", "-socket", "tcp:127.0.0.1:0", "-timeout", "100ms"}, srvOut, srvErr)
+	})
+	sock = strings.TrimPrefix(srvOut.wait(t, "socket")["socket"].(string), "tcp:")
+	lone, err := net.Dial("tcp", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lone.Close()
+	lone.SetDeadline(time.Now().Add(20 * time.Second))
+	if n, err := lone.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("with no client: read %d, %v; want EOF", n, err)
+	}
+	cancel()
+	wg.Wait()
+	if !strings.Contains(srvErr.String(), "no RDP client connected") {
+		t.Errorf("the log does not say why:\n%s", srvErr)
 	}
 }
