@@ -33,7 +33,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // socket (dial it with dialServer) on one end, target, a socket the
 // test serves, on the other.
 type rig struct {
-	t       *testing.T
+	t       testing.TB
 	srvAddr Addr
 	target  net.Listener // nil with noTarget
 	client  *Client
@@ -48,7 +48,7 @@ type rigOptions struct {
 	timeout  time.Duration
 }
 
-func newRig(t *testing.T, o rigOptions) *rig {
+func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
