@@ -93,6 +93,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wg.Go(func() { ps.Run(ctx) })
 	// The server side.
 	sln, err := Listen(addr("server.sock"))
 	if err != nil {

@@ -264,9 +264,7 @@ func (s *clientSlot) serve(ctx context.Context, pl *portable.Listener, out *json
 		out.Print(map[string]any{"event": "connected", "remote": srv.RemoteAddr().String()})
 		log.Info("RDP client connected", "remote", srv.RemoteAddr().String())
 		wg.Go(func() {
-			stop := context.AfterFunc(ctx, func() { srv.Close() })
-			defer stop()
-			err := srv.Wait()
+			err := srv.Run(ctx)
 			s.mu.Lock()
 			s.cur, s.ready = nil, make(chan struct{})
 			s.mu.Unlock()
