@@ -90,3 +90,21 @@ func TestParseSpec(t *testing.T) {
 		t.Error("ParseFraming is case-insensitive")
 	}
 }
+
+// FuzzParseSpec: any plugin argument either fails or parses to a Spec
+// whose canonical form parses back to itself.
+func FuzzParseSpec(f *testing.F) {
+	for _, s := range []string{"a=unix:/x", "a=message:tcp:127.0.0.1:9", "a=stream:unix:message:x", "=", "a=tcp:[::1]:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := ParseSpec(in)
+		if err != nil {
+			return
+		}
+		again, err := ParseSpec(s.String())
+		if err != nil || again != s {
+			t.Fatalf("%q parsed to %v, whose form %q parses to %v, %v", in, s, s.String(), again, err)
+		}
+	})
+}
