@@ -15,7 +15,11 @@ import (
 )
 
 // Server is the server side of a bridge: each connection accepted on the
-// local socket opens one instance of Channel and is joined to it.
+// local socket opens one instance of Channel and is joined to it. In
+// Message framing it opens with Framer, so that stream-only backends
+// recover frames; over xrdp, make the Opener with SplitLarge, since a
+// frame may be larger than chansrv forwards whole (the client side joins
+// the pieces).
 type Server struct {
 	Opener  dvc.Opener
 	Channel string
