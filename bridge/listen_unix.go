@@ -11,11 +11,12 @@ import (
 )
 
 // listenUnix binds in a fresh folder of mode 0700 next to path, sets the
-// socket's mode to 0600 and only then renames it to path: no other user
+// socket's mode to 0600 and only then links it at path: no other user
 // can connect during the moment between bind and chmod, and the
-// process's umask (shared by every goroutine) is left alone.
+// process's umask (shared by every goroutine) is left alone. The folder
+// and the name in it are removed before listenUnix returns.
 func listenUnix(path string) (net.Listener, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".rdpdvc-bridge-")
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".rdpdvc-")
 	if err != nil {
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
@@ -30,7 +31,9 @@ func listenUnix(path string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	// A hard link, not a rename: it fails if a file appeared at path
+	// since removeStale looked, where a rename would replace it.
+	if err := os.Link(tmp, path); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
