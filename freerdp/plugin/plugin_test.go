@@ -7,6 +7,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +106,7 @@ var pkgConfig = map[int][]string{2: {"freerdp2", "winpr2"}, 3: {"freerdp3", "win
 // FreeRDP's drdynvc compiled against the same FreeRDP headers, so the
 // structures on both sides are the ones FreeRDP of this major declares:
 // a Simple and an MS-RDPEECO channel echo a message through the plugin's
-// callbacks, and the plugin refuses a process that reports the other
+// callbacks, so does a bridged channel whose socket echoes, and the plugin refuses a process that reports the other
 // major, or an unknown feature, from DVCPluginEntry.
 func TestHarness(t *testing.T) {
 	so := sharedObject(t)
@@ -121,6 +123,23 @@ func TestHarness(t *testing.T) {
 		t.Fatalf("gcc %v: %v\n%s", args, err, out)
 	}
 
+	// The bridge feature's socket: a TCP echo, so the bridged channel
+	// answers "ping" as the others do.
+	echoSock, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echoSock.Close()
+	go func() {
+		for {
+			c, err := echoSock.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+
 	other := 5 - builtMajor // 2 <-> 3
 	for _, c := range []struct {
 		name    string
@@ -135,6 +154,8 @@ func TestHarness(t *testing.T) {
 			[]string{"registered rdpdvc", "listener ECHO", "echoed 4 bytes: ping", "ok"}, ""},
 		{"simple", builtMajor, "dvc::sample::simpleplugin", []string{"simple"}, 0,
 			[]string{"listener dvc::sample::simpleplugin", "echoed 4 bytes: ping", "ok"}, ""},
+		{"bridge", builtMajor, "rdpdvc::test::bridge", []string{"bridge=rdpdvc::test::bridge=tcp:" + echoSock.Addr().String()}, 0,
+			[]string{"listener rdpdvc::test::bridge", "echoed 4 bytes: ping", "ok"}, ""},
 		{"other major", other, "-", []string{"simple"}, 3,
 			[]string{"entry rc=1306"},
 			fmt.Sprintf("rdpdvc: this librdpdvc-client.so was built for FreeRDP %d but is loaded by FreeRDP %d.99.1 (%s); rebuild with -tags %s\n",
