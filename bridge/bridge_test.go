@@ -223,7 +223,7 @@ func TestOversizeLength(t *testing.T) {
 		fmt.Sprintf("bridge: message header: length %d is over the %d-byte ceiling, from the local socket", MaxMessage+1, MaxMessage),
 		fmt.Sprintf("bridge: message header: length %d is over the %d-byte ceiling, from the local socket", uint32(0xFFFFFFFF), MaxMessage),
 	} {
-		waitFor(t, want, func() bool { return strings.Contains(r.logs.String(), want) })
+		r.logs.waitFor(t, want)
 	}
 }
 
@@ -297,10 +297,7 @@ func TestStalledProgram(t *testing.T) {
 	}
 	// The client side logs it as it ends the connection, which the
 	// server side's program may see first.
-	waitFor(t, "the log of the stalled connection", func() bool {
-		l := r.logs.String()
-		return strings.Contains(l, "read nothing for 200ms") || strings.Contains(l, "unread for 200ms")
-	})
+	r.logs.waitFor(t, "read nothing for 200ms", "unread for 200ms")
 	other.Write([]byte("still here"))
 	got := make([]byte, len("still here"))
 	if _, err := io.ReadFull(ob, got); err != nil || string(got) != "still here" {
@@ -395,15 +392,5 @@ func TestListenUnixMode(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "keep me" {
 		t.Error("the regular file was changed")
-	}
-}
-
-// waitFor is for states a test reaches through the other goroutines.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for start := time.Now(); !cond(); time.Sleep(time.Millisecond) {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,17 +18,47 @@ import (
 
 const testChannel = "rdpdvc::test::bridge"
 
+// syncBuffer is the rig's log, written by every goroutine; waitFor wakes
+// at each write.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at each write
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{changed: make(chan struct{})} }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
 	return s.b.Write(p)
 }
+
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// waitFor waits until the log holds one of wants: each side logs as it
+// ends a connection, which the programs may see first.
+func (s *syncBuffer) waitFor(t testing.TB, wants ...string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		text, changed := s.b.String(), s.changed
+		s.mu.Unlock()
+		for _, w := range wants {
+			if strings.Contains(text, w) {
+				return
+			}
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("the log never showed %q", wants)
+		}
+	}
+}
 
 // rig is a bridge over the portable transport on loopback: Server's
 // socket (dial it with dialServer) on one end, target, a socket the
@@ -50,7 +81,7 @@ type rigOptions struct {
 
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := newSyncBuffer()
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r := &rig{t: t, logs: logs}
 	dir := t.TempDir()
