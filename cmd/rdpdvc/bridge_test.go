@@ -90,6 +90,7 @@ func TestBridgeCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { echo.Process.Kill(); echo.Wait() }()
+	// echo.py binds in another process, which says nothing: look for the file.
 	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
 		if _, err := os.Stat(out); err == nil {
 			break
