@@ -145,7 +145,7 @@ bookworm)
 	PACKAGES=(xrdp xorgxrdp xvfb freerdp3-x11 freerdp3-dev libwinpr3-dev zlib1g-dev libssl-dev) ;;
 esac
 # xauth: xrdp 0.10's sesman runs it to start the session's X server.
-PACKAGES+=(xauth pkg-config gcc libc6-dev iproute2 procps util-linux passwd)
+PACKAGES+=(xauth pkg-config gcc libc6-dev iproute2 procps util-linux passwd curl python3)
 command -v go >/dev/null || die "go is not on PATH"
 
 # One run at a time on a machine: a second one waits (sesman's port, the
@@ -442,6 +442,26 @@ cp "$PNP/ro.img" "$PNP/ro.orig"
 head -c 100000 /dev/urandom >"$PNP/big.bin"
 chmod 755 "$PNP"
 chmod 644 "$PNP"/*
+# (h)'s and (s)'s client-side peers, started before xfreerdp since a
+# bridged channel connects once, as it opens: bridge/testdata/echo.py
+# echoes each message on the bridge's socket, and an HTTP server on
+# loopback is what the tunnel's SOCKS proxy in the session fetches from.
+mkdir -p "$WORK/bridge" "$WORK/www"
+BRIDGE_SOCK=$WORK/bridge/out.sock
+start bridge-echo python3 "$ROOT/bridge/testdata/echo.py" "$BRIDGE_SOCK"
+head -c 5000000 /dev/urandom >"$WORK/www/big.bin"
+HTTP_PORT="" REFUSED_PORT=""
+for p in $(seq 38080 38180); do
+	port_free "$p" || continue
+	if [ -z "$HTTP_PORT" ]; then HTTP_PORT=$p; elif [ -z "$REFUSED_PORT" ]; then REFUSED_PORT=$p; else break; fi
+done
+[ -n "$REFUSED_PORT" ] || die "no two free ports in 38080-38180"
+start http python3 -m http.server --bind 127.0.0.1 --directory "$WORK/www" "$HTTP_PORT"
+# The tunnel allows only the HTTP server's port on loopback, by address:
+# check (s) asks for "localhost", which the client resolves and checks.
+BRIDGE_ARGS="bridge=rdpdvc::e2e::bridge=message:unix:$BRIDGE_SOCK"
+TUNNEL_ARGS="tunnel=allow:127.0.0.0/8:$HTTP_PORT"
+
 # No commas inside a /dvc argument: options follow colons (docs/linux.md).
 PNP_ARGS="pnp=file:$PNP/rw.img:hwid=RDPDVC"'\E2E-RW'",pnp=file:$PNP/ro.img:ro:hwid=RDPDVC"'\E2E-RO'",pnp=mem:1MiB:hwid=RDPDVC"'\E2E-MEM'
 
@@ -452,7 +472,7 @@ xrdpapi_sockets() { find /run/xrdp /var/run/xrdp -maxdepth 3 -type s -name 'xrdp
 before=$(xrdpapi_sockets)
 # trace=: the plugin records every channel message (check (t)).
 start xfreerdp env DISPLAY=":$XVFB_DISPLAY" RDPDVC_LOG=info $XFREERDP /v:"127.0.0.1:$XRDP_PORT" \
-	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS",trace="$WORK/plugin-trace.jsonl"
+	/u:"$E2E_USER" /p:"$PASSWORD" /cert:ignore /size:1024x768 /echo /dvc:rdpdvc,simple,"$PNP_ARGS","$BRIDGE_ARGS","$TUNNEL_ARGS",trace="$WORK/plugin-trace.jsonl"
 
 new_session_socket() {
 	local s
@@ -633,6 +653,78 @@ check_t() {
 	return "$ok"
 }
 check "(t) traces from rdp-simple-plugin-server, pnp-server and the plugin decode with rdpdvc decode -trace" check_t
+
+# wait_event FILE EVENT SECS: a program's stdout (JSON lines) says it is ready.
+wait_event() { wait_for "$3" "\"event\":\"$2\" in $1" grep -q "\"event\":\"$2\"" "$1"; }
+
+# (h) A bridge with a Python program on each end: rdpdvc bridge -xrdp in the
+# session makes channel rdpdvc::e2e::bridge a local socket; the plugin's
+# bridge feature joins each instance to echo.py's socket on the client.
+# Message framing: each message comes back whole, sizes up to 200,000
+# bytes (chansrv splits anything over 32,768).
+check_h() {
+	local out=$TRACE_DIR/bridge.out sock=$TRACE_DIR/in.sock ok=0
+	as_user_session "$BIN/rdpdvc" bridge -xrdp -channel rdpdvc::e2e::bridge -socket "unix:$sock" -framing message >"$out" 2>"$WORK/check-h.log" &
+	local pid=$!
+	if wait_event "$out" socket 20; then
+		local got
+		got=$(as_user python3 "$ROOT/bridge/testdata/client.py" "$sock" "hello through xrdp" 2>&1) || true
+		[ "$got" = "hello through xrdp" ] || { log "     bridge/testdata/client.py printed '$got'"; ok=1; }
+		# Several messages on one connection, each checked whole.
+		as_user python3 - "$sock" <<-'PY' >"$WORK/check-h.py.log" 2>&1 || { log "     $(tail -n 2 "$WORK/check-h.py.log")"; ok=1; }
+			import os, socket, struct, sys
+			s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(30)
+			def recv(n):
+			    b = b""
+			    while len(b) < n:
+			        c = s.recv(n - len(b))
+			        if not c: sys.exit("bridge closed after %d of %d bytes" % (len(b), n))
+			        b += c
+			    return b
+			for size in (0, 1, 1000, 32768, 40000, 200000):
+			    m = os.urandom(size)
+			    s.sendall(struct.pack("<I", size) + m)
+			    n = struct.unpack("<I", recv(4))[0]
+			    if n != size or recv(n) != m: sys.exit("message of %d bytes came back as %d bytes, or changed" % (size, n))
+			print("6 messages echoed whole")
+		PY
+	else
+		ok=1
+	fi
+	signal_session INT "$pid"
+	wait "$pid" 2>/dev/null
+	[ "$ok" = 0 ] && log "     client.py's message and $(cat "$WORK/check-h.py.log") (0 to 200000 bytes) through echo.py on the client"
+	return "$ok"
+}
+check "(h) rdpdvc bridge -xrdp: Python programs on each end, joined by the plugin's bridge feature" check_h
+
+# (s) TCP through the RDP connection: rdpdvc tunnel -xrdp runs a SOCKS5
+# proxy in the session; curl --socks5-hostname fetches a file from the
+# HTTP server on the client side, byte for byte, by a name the client
+# resolves; a port no rule allows is refused (SOCKS reply 2), logged by
+# the plugin, and the tunnel goes on.
+check_s() {
+	local out=$TRACE_DIR/tunnel.out ok=0 socks=""
+	for p in $(seq 31080 31180); do port_free "$p" && { socks=$p; break; }; done
+	as_user_session "$BIN/rdpdvc" tunnel -xrdp -socks "127.0.0.1:$socks" >"$out" 2>"$WORK/check-s.log" &
+	local pid=$!
+	if wait_for 20 "the SOCKS proxy on 127.0.0.1:$socks" bash -c "! [ -z \"\$(ss -Htln 'sport = :$socks')\" ]"; then
+		as_user curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$HTTP_PORT/big.bin" -o "$TRACE_DIR/got.bin" 2>"$WORK/check-s.curl.log" || { log "     curl: $(cat "$WORK/check-s.curl.log")"; ok=1; }
+		cmp -s "$TRACE_DIR/got.bin" "$WORK/www/big.bin" || { log "     the file fetched through the tunnel differs from the client's"; ok=1; }
+		if as_user curl -sS --max-time 30 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$REFUSED_PORT/" -o /dev/null 2>"$WORK/check-s.refused.log"; then
+			log "     a port no rule allows was reached"; ok=1
+		fi
+		grep -q 'denied\|refus' "$WORK/xfreerdp.log" || { log "     the plugin logged no refusal"; ok=1; }
+		as_user curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$HTTP_PORT/big.bin" -o /dev/null 2>>"$WORK/check-s.curl.log" || { log "     the tunnel did not go on after the refusal"; ok=1; }
+	else
+		ok=1
+	fi
+	signal_session INT "$pid"
+	wait "$pid" 2>/dev/null
+	[ "$ok" = 0 ] && log "     5000000 bytes fetched byte for byte through SOCKS5 by a name resolved on the client; a port no rule allows refused ($(tail -n 1 "$WORK/check-s.refused.log"))"
+	return "$ok"
+}
+check "(s) rdpdvc tunnel -xrdp: curl --socks5-hostname in the session fetches a file from the client's side" check_s
 
 # (d): many short runs, alternating baseline and rdpdvc so that the noise
 # of a shared machine hits both alike; compare the medians of the per-run
