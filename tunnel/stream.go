@@ -81,6 +81,7 @@ type Stream struct {
 	ended      bool          // the instance is gone, or Close was called
 	endErr     error         // why, for writes; reads drain rq first
 	closedHere bool          // Close was called on this end
+	closing    bool          // Close or abort has taken on closing the instance
 
 	rdl, wdl deadline
 }
@@ -437,10 +438,14 @@ func (s *Stream) Close() error {
 	if !(s.peerEOF && s.sentEOF) {
 		reason = wire.CloseReset
 	}
-	already := s.ended
+	already, closing := s.ended, s.closing
+	s.closing = true
 	s.endLocked(net.ErrClosed)
 	s.rq, s.rbytes = nil, 0
 	s.mu.Unlock()
+	if closing {
+		return nil // abort is sending CLOSE, then closes the instance
+	}
 	if !already {
 		s.sendClose(reason)
 	}
@@ -463,10 +468,11 @@ func (s *Stream) sendClose(reason uint8) {
 // on a goroutine of their own.
 func (s *Stream) abort(err error, reason uint8) {
 	s.mu.Lock()
-	if s.ended {
+	if s.ended || s.closing {
 		s.mu.Unlock()
 		return
 	}
+	s.closing = true
 	s.endLocked(err)
 	s.mu.Unlock()
 	go func() {
