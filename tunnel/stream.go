@@ -265,7 +265,8 @@ func (s *Stream) Read(p []byte) (int, error) {
 // small message per quarter window.
 func (s *Stream) consumedLocked(n int) int {
 	s.unacked += n
-	if s.ended || s.unacked < max(s.window/4, 1) {
+	// After the peer's EOF no DATA comes, so no credit is owed.
+	if s.ended || s.peerEOF || s.unacked < max(s.window/4, 1) {
 		return 0
 	}
 	inc := s.unacked
@@ -279,7 +280,10 @@ func (s *Stream) sendCredit(inc int) {
 		return
 	}
 	m, _ := wire.Credit{Increment: uint32(inc)}.Append(nil)
-	if err := s.writeMsg(m); err != nil {
+	if err := s.writeMsg(m); err != nil && errors.Is(err, context.DeadlineExceeded) {
+		// A carrier stalled for WriteTimeout. Other failures are the
+		// instance closing, which ends the stream by its own path once
+		// what arrived before the close has been read.
 		s.abort(fmt.Errorf("tunnel: send CREDIT: %w", err), wire.CloseReset)
 	}
 }
