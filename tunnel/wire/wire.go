@@ -370,6 +370,14 @@ func (r *reader) addr(field string) Addr {
 		}
 		if b := r.take(field+".Address", n); b != nil {
 			a.Host = string(b)
+			// A name that is an IP literal is that address (encoders
+			// send it as one); a zone cannot be meant.
+			if ip, err := netip.ParseAddr(a.Host); err == nil {
+				if ip.Zone() != "" {
+					r.fail(field+".Address", ErrInvalid, "%q: a scoped address", a.Host)
+				}
+				a.Host = ip.Unmap().String()
+			}
 		}
 	default:
 		r.fail(field+".Type", ErrInvalid, "0x%02x (want 1, 3 or 4)", t)
