@@ -195,7 +195,8 @@ func parseRule(s string) (rule, error) {
 }
 
 // validName accepts what a DNS name or a hosts-file name may be: labels of
-// letters, digits, '-' and '_', 1 to 63 bytes, 253 in all. A '*' anywhere
+// letters, digits, '-' and '_', 1 to 63 bytes, not starting or ending
+// with '-', 253 in all. A '*' anywhere
 // but a leading "*." is refused, so that a typo does not read as a
 // wildcard.
 func validName(n string) bool {
@@ -203,7 +204,7 @@ func validName(n string) bool {
 		return false
 	}
 	for label := range strings.SplitSeq(n, ".") {
-		if label == "" || len(label) > 63 {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
 		for _, c := range []byte(label) {
