@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/lograte"
 	"github.com/rdpdvc/rdpdvc/tunnel/wire"
 )
 
@@ -60,6 +61,7 @@ type Client struct {
 	closed  bool
 	wg      sync.WaitGroup
 	stopped chan struct{} // closed by Close
+	lim     *lograte.Limiter
 }
 
 func (c *Client) init() {
@@ -85,6 +87,7 @@ func (c *Client) init() {
 		}
 		c.insts = make(map[*instance]struct{})
 		c.stopped = make(chan struct{})
+		c.lim = lograte.New(0, 0)
 		c.rev.init()
 	})
 }
@@ -144,6 +147,7 @@ func (c *Client) Close() error {
 	}
 	c.rev.closeAll()
 	c.wg.Wait()
+	c.lim.Flush(c.Logger)
 	return nil
 }
 
@@ -207,7 +211,7 @@ func (in *instance) Received(msg []byte) {
 		}
 	case stateStream:
 		if err := st.deliver(m, true); err != nil {
-			in.log().Warn("tunnel: closing a stream", "target", st.remote.String(), "err", err)
+			in.c.lim.Log(in.log(), slog.LevelWarn, "protocol", "tunnel: closing a stream", "target", st.remote.String(), "err", err)
 			st.abort(err, wire.CloseProtocol)
 		}
 	case stateListen:
@@ -225,7 +229,7 @@ func (in *instance) Received(msg []byte) {
 
 // fail ends the instance for a protocol error: CLOSE, then close.
 func (in *instance) fail(err error) {
-	in.log().Warn("tunnel: closing a channel instance", "err", err)
+	in.c.lim.Log(in.log(), slog.LevelWarn, "protocol", "tunnel: closing a channel instance", "err", err)
 	in.mu.Lock()
 	st := in.stream
 	in.mu.Unlock()
@@ -317,7 +321,7 @@ func (in *instance) reply(code uint8, window int, bound net.Addr) error {
 func (in *instance) open(o wire.Open) {
 	log := in.log().With("target", o.Target.String())
 	if !in.takeSlot() {
-		log.Warn("tunnel: refusing a stream: too many open", "max", in.c.MaxStreams)
+		in.c.lim.Log(log, slog.LevelWarn, "too many", "tunnel: refusing a stream: too many open", "max", in.c.MaxStreams)
 		in.c.goTracked(func() { in.reply(wire.ReplyGeneralFailure, 0, nil) })
 		return
 	}
@@ -330,7 +334,9 @@ func (in *instance) open(o wire.Open) {
 			if code == wire.ReplySucceeded {
 				code = wire.ReplyGeneralFailure
 			}
-			log.Info("tunnel: connect failed", "err", err, "reply", ReplyText(code))
+			// Once per refusal, with the rules that refused it (in
+			// err), but rate-limited: the server can ask at will.
+			in.c.lim.Log(log, slog.LevelWarn, "connect failed", "tunnel: connect failed", "err", err, "reply", ReplyText(code))
 			in.reply(code, 0, nil)
 			return
 		}
