@@ -61,8 +61,7 @@ func Join(conn net.Conn, st *Stream) error {
 			cw.CloseWrite()
 		}
 	}()
-	buf := make([]byte, st.maxData)
-	_, err := io.CopyBuffer(onlyWriter{st}, onlyReader{conn}, buf)
+	err := copyToStream(st, conn)
 	switch {
 	case err == nil:
 		st.CloseWrite()
@@ -78,7 +77,43 @@ func Join(conn net.Conn, st *Stream) error {
 	return firstErr
 }
 
-// onlyReader and onlyWriter hide ReadFrom/WriteTo so that io.CopyBuffer
-// uses the buffer given (a TCPConn's ReadFrom would call Stream.WriteTo).
-type onlyReader struct{ io.Reader }
-type onlyWriter struct{ io.Writer }
+// idleBuf is the read buffer a connection waits with: an idle stream
+// holds only this, and a busy one borrows a MaxData buffer from bigBufs
+// while its reads keep filling what they are given.
+const idleBuf = 2 << 10
+
+var bigBufs = sync.Pool{New: func() any { b := make([]byte, wire.MaxData); return &b }}
+
+// copyToStream copies conn to st until conn's EOF (nil) or an error.
+func copyToStream(st *Stream, conn net.Conn) error {
+	small := make([]byte, idleBuf)
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigBufs.Put(big)
+		}
+	}()
+	for {
+		buf := small
+		if big != nil {
+			buf = (*big)[:st.maxData]
+		}
+		n, err := conn.Read(buf)
+		if n > 0 {
+			if _, werr := st.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		case big == nil && n == len(buf):
+			big = bigBufs.Get().(*[]byte) // a full read: more is coming
+		case big != nil && n < len(buf)/4:
+			bigBufs.Put(big) // the flow has slowed: wait small again
+			big = nil
+		}
+	}
+}
