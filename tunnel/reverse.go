@@ -62,12 +62,6 @@ func (s *Server) Reverse(ctx context.Context, addr string, dial func(ctx context
 	if err != nil {
 		return nil, &DialError{Target: addr, Code: wire.ReplyAddressNotSupported, Err: err}
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return nil, ErrServerClosed
-	}
 	hctx, cancel := context.WithTimeout(ctx, s.OpenTimeout)
 	defer cancel()
 	conn, err := s.Opener.Open(hctx, wire.ChannelName, dvc.WithFramer(wire.Framer))
@@ -87,7 +81,16 @@ func (s *Server) Reverse(ctx context.Context, addr string, dial func(ctx context
 	}
 	r := &Reverse{s: s, conn: conn, bound: Addr{rep.Bound}, dial: dial, done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(ctx)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		r.cancel()
+		conn.Close()
+		return nil, ErrServerClosed
+	}
+	s.reverses[r] = struct{}{}
 	s.wg.Add(1)
+	s.mu.Unlock()
 	go r.serve()
 	return r, nil
 }
@@ -142,6 +145,11 @@ func (r *Reverse) Close() error {
 func (r *Reverse) serve() {
 	defer r.s.wg.Done()
 	defer close(r.done)
+	defer func() {
+		r.s.mu.Lock()
+		delete(r.s.reverses, r)
+		r.s.mu.Unlock()
+	}()
 	defer r.conn.Close()
 	stop := context.AfterFunc(r.ctx, func() { r.conn.Close() })
 	defer stop()
@@ -186,18 +194,15 @@ func (r *Reverse) carry(a wire.Accepted) {
 	defer cancel()
 	first, _ := wire.Attach{ID: a.ID, Window: uint32(s.Window)}.Append(nil)
 	st, err := s.handshake(ctx, a.Peer, first)
-	s.mu.Lock()
-	s.dialing--
 	if err == nil {
-		s.streams[st] = struct{}{}
+		err = s.register(st)
+	} else {
+		s.unreserve()
 	}
-	s.mu.Unlock()
 	if err != nil {
 		log.Warn("tunnel: reverse connection not carried", "err", err)
 		return
 	}
-	s.wg.Add(1)
-	go s.readLoop(st)
 	target, err := r.dial(ctx)
 	if err != nil {
 		log.Warn("tunnel: reverse target unreachable", "err", err)

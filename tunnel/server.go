@@ -45,12 +45,13 @@ type Server struct {
 	// WriteTimeout bounds each message written (DefaultWriteTimeout).
 	WriteTimeout time.Duration
 
-	once    sync.Once
-	mu      sync.Mutex
-	streams map[*Stream]struct{}
-	dialing int // Dials between their slot and their stream
-	closed  bool
-	wg      sync.WaitGroup // each stream's reader; reverse listeners
+	once     sync.Once
+	mu       sync.Mutex
+	streams  map[*Stream]struct{}
+	reverses map[*Reverse]struct{}
+	dialing  int // Dials between their slot and their stream
+	closed   bool
+	wg       sync.WaitGroup // each stream's reader; reverse listeners
 }
 
 func (s *Server) init() {
@@ -72,6 +73,7 @@ func (s *Server) init() {
 			s.WriteTimeout = DefaultWriteTimeout
 		}
 		s.streams = make(map[*Stream]struct{})
+		s.reverses = make(map[*Reverse]struct{})
 	})
 }
 
@@ -164,29 +166,42 @@ func (s *Server) DialStream(ctx context.Context, host string, port uint16) (*Str
 		return nil, &DialError{Target: target.String(), Code: wire.ReplyGeneralFailure, Err: err}
 	}
 	st, err := s.handshake(ctx, target, open)
-	s.mu.Lock()
-	s.dialing--
 	if err == nil {
-		if s.closed {
-			err = ErrServerClosed
-		} else {
-			s.streams[st] = struct{}{}
-		}
+		err = s.register(st)
+	} else {
+		s.unreserve()
 	}
-	s.mu.Unlock()
 	if err != nil {
-		if st != nil {
-			st.Close()
-		}
 		var de *DialError
 		if !errors.As(err, &de) {
 			err = &DialError{Target: target.String(), Code: wire.ReplyGeneralFailure, Err: err}
 		}
 		return nil, err
 	}
-	s.wg.Add(1)
-	go s.readLoop(st)
 	return st, nil
+}
+
+func (s *Server) unreserve() {
+	s.mu.Lock()
+	s.dialing--
+	s.mu.Unlock()
+}
+
+// register turns a reserved slot into the open stream st and starts its
+// reader; after Close it closes st instead.
+func (s *Server) register(st *Stream) error {
+	s.mu.Lock()
+	s.dialing--
+	if s.closed {
+		s.mu.Unlock()
+		st.Close()
+		return ErrServerClosed
+	}
+	s.streams[st] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.readLoop(st)
+	return nil
 }
 
 // reserve takes a stream slot.
@@ -266,8 +281,8 @@ func (s *Server) Streams() int {
 	return len(s.streams)
 }
 
-// Close ends every stream and fails later Dials; it waits for the
-// tunnel's goroutines.
+// Close ends every stream and reverse forward and fails later Dials; it
+// waits for the tunnel's goroutines.
 func (s *Server) Close() error {
 	s.init()
 	s.mu.Lock()
@@ -276,7 +291,14 @@ func (s *Server) Close() error {
 	for st := range s.streams {
 		sts = append(sts, st)
 	}
+	rs := make([]*Reverse, 0, len(s.reverses))
+	for r := range s.reverses {
+		rs = append(rs, r)
+	}
 	s.mu.Unlock()
+	for _, r := range rs {
+		r.cancel()
+	}
 	for _, st := range sts {
 		st.Close()
 	}

@@ -76,6 +76,7 @@ type Stream struct {
 	readable chan struct{} // signalled when rq grows or the stream ends
 	// Send side.
 	credit     int64 // bytes this end may still send
+	peerWindow int64 // the window the peer granted: credit never exceeds it
 	sentEOF    bool
 	writable   chan struct{} // signalled when credit grows or the stream ends
 	ended      bool          // the instance is gone, or Close was called
@@ -91,7 +92,7 @@ type Stream struct {
 func newStream(ch dvc.Channel, local, remote net.Addr, window int, peerWindow uint32, maxData int, writeTimeout time.Duration, onEnd func()) *Stream {
 	s := &Stream{
 		ch: ch, local: local, remote: remote, maxData: maxData, writeTimeout: writeTimeout, onEnd: onEnd,
-		window: window, credit: int64(peerWindow),
+		window: window, credit: int64(peerWindow), peerWindow: int64(peerWindow),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -139,8 +140,9 @@ func (s *Stream) deliver(m wire.Message, copyData bool) error {
 		signal(s.readable)
 	case wire.Credit:
 		s.credit += int64(m.Increment)
-		if s.credit > MaxWindow<<2 {
-			return fmt.Errorf("%w: credit of %d bytes, more than any window", ErrProtocol, s.credit)
+		if s.credit > s.peerWindow {
+			// The peer returned bytes it was never sent.
+			return fmt.Errorf("%w: credit of %d bytes, more than the peer's window of %d", ErrProtocol, s.credit, s.peerWindow)
 		}
 		signal(s.writable)
 	case wire.EOF:

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -475,3 +476,71 @@ type codeErr byte
 
 func (c codeErr) Error() string   { return "refused by a rule" }
 func (c codeErr) ReplyCode() byte { return byte(c) }
+
+// TestBadPeer: a server that breaks the rules on one stream (credit it was
+// never owed, a message that does not parse, a second OPEN) gets that
+// stream closed with CLOSE reason 1, and the tunnel goes on.
+func TestBadPeer(t *testing.T) {
+	host, port := echoServer(t)
+	p := newPortable(t, &Server{}, &Client{})
+	ctx := ctxT(t)
+	credit, _ := wire.Credit{Increment: 1}.Append(nil)
+	open, _ := wire.Open{Window: 1000, Target: wire.Addr{Host: host, Port: port}}.Append(nil)
+	for name, bad := range map[string][]byte{
+		"credit beyond the window": credit,
+		"garbage":                  {1, 0, 0, 0, 0x7f},
+		"a second OPEN":            open,
+	} {
+		conn, err := p.srv.Opener.Open(ctx, wire.ChannelName, dvc.WithFramer(wire.Framer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Write(ctx, open); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := readMsg(t, ctx, conn).(wire.Reply); !ok || r.Code != 0 {
+			t.Fatalf("%s: reply %#v", name, r)
+		}
+		if err := conn.Write(ctx, bad); err != nil {
+			t.Fatal(err)
+		}
+		if m := readMsg(t, ctx, conn); m != (wire.Close{Reason: wire.CloseProtocol}) {
+			t.Fatalf("%s: %#v, want CLOSE with reason 1", name, m)
+		}
+		conn.Close()
+	}
+	roundTrip(t, p.srv, host, port, 10000)
+}
+
+func TestDeadlines(t *testing.T) {
+	host, port := echoServer(t)
+	p := newPortable(t, &Server{}, &Client{})
+	c, err := p.srv.Dial(ctxT(t), host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past its deadline: %v", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	c.Write([]byte("x"))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != 'x' {
+		t.Fatalf("after the deadline was cleared: %q, %v", b, err)
+	}
+}
+
+// TestCloseWithReverse: Server.Close ends reverse forwards too.
+func TestCloseWithReverse(t *testing.T) {
+	addr := "127.0.0.1:" + strconv.Itoa(int(freePort(t)))
+	s := &Server{}
+	p := newPortable(t, s, &Client{Listen: allowOnly(addr)})
+	r, err := p.srv.Reverse(ctxT(t), addr, func(ctx context.Context) (net.Conn, error) { return nil, errors.New("unused") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	<-r.Done()
+}
