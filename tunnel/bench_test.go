@@ -128,33 +128,18 @@ func BenchmarkLatency(b *testing.B) {
 // with them: it costs no goroutine or buffer per connection, so an idle
 // stream's figure is the tunnel's own.
 func holder(b *testing.B) (string, uint16) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	var mu sync.Mutex
 	var held []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
 	b.Cleanup(func() {
-		ln.Close()
-		<-done
 		for _, c := range held {
 			c.Close()
 		}
 	})
-	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
+	return serveTCP(b, func(c net.Conn) {
+		mu.Lock()
+		held = append(held, c)
+		mu.Unlock()
+	})
 }
 
 // BenchmarkIdleStreams opens 1,000 streams and reports what each idle one

@@ -71,24 +71,12 @@ type Client struct {
 
 func (c *Client) init() {
 	c.once.Do(func() {
-		if c.Logger == nil {
-			c.Logger = slog.Default()
-		}
+		setDefaults(&c.Logger, &c.Window, &c.MaxStreams, &c.MaxData, &c.WriteTimeout)
 		if c.Code == nil {
 			c.Code = DefaultCode
 		}
-		c.Window = clampWindow(c.Window)
-		if c.MaxStreams <= 0 {
-			c.MaxStreams = DefaultMaxStreams
-		}
-		if c.MaxData <= 0 || c.MaxData > wire.MaxData {
-			c.MaxData = DefaultMaxData
-		}
 		if c.DialTimeout <= 0 {
 			c.DialTimeout = DefaultDialTimeout
-		}
-		if c.WriteTimeout <= 0 {
-			c.WriteTimeout = DefaultWriteTimeout
 		}
 		c.insts = make(map[*instance]struct{})
 		c.stopped = make(chan struct{})
