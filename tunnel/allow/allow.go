@@ -6,8 +6,7 @@
 //
 // # Rules
 //
-// One rule per argument (commas cannot be used inside FreeRDP's plugin
-// arguments, so a rule never holds a list; give several rules instead):
+// One rule per argument:
 //
 //	HOST[:PORTS]         a DNS name, matched case-insensitively against the name the session sent
 //	*.SUFFIX[:PORTS]     every name strictly below SUFFIX (a.example.com, not example.com)
@@ -15,10 +14,13 @@
 //	CIDR[:PORTS]         an address prefix: 10.0.0.0/8, fd00::/8
 //	*                    every port of every host (the caller should warn)
 //
-// PORTS is N, N-M (inclusive) or *; a rule without PORTS allows every
-// port. An IPv6 address or prefix with PORTS is written in brackets:
-// [::1]:22, [fd00::/8]:1-1024; without brackets ("::1", "fd00::/8") it
-// allows every port.
+// PORTS is N, N-M (inclusive) or *, or a list of them separated by commas
+// (80,443), which is the same as one rule per item; a rule without PORTS
+// allows every port. Commas cannot be used inside FreeRDP's plugin
+// arguments, where they separate the arguments: there, give one rule per
+// port range. An IPv6 address or prefix with PORTS is written in
+// brackets: [::1]:22, [fd00::/8]:1-1024 or [fd00::]/8:1-1024; without
+// brackets ("::1", "fd00::/8") it allows every port.
 //
 // # Matching
 //
@@ -101,11 +103,11 @@ type rule struct {
 func Parse(specs []string) (*Rules, error) {
 	r := &Rules{}
 	for _, s := range specs {
-		ru, err := parseRule(s)
+		rs, err := parseRule(s)
 		if err != nil {
 			return nil, err
 		}
-		r.rules = append(r.rules, ru)
+		r.rules = append(r.rules, rs...)
 	}
 	return r, nil
 }
@@ -114,15 +116,16 @@ func Parse(specs []string) (*Rules, error) {
 // and the rest is a port range.
 const maxRule = 300
 
-func parseRule(s string) (rule, error) {
-	bad := func(why string) (rule, error) {
-		return rule{}, fmt.Errorf("allow: rule %q: %s", s, why)
+// parseRule parses one spec into one rule per port range.
+func parseRule(s string) ([]rule, error) {
+	bad := func(why string) ([]rule, error) {
+		return nil, fmt.Errorf("allow: rule %q: %s", s, why)
 	}
 	if len(s) > maxRule {
-		return rule{}, fmt.Errorf("allow: rule of %d bytes is longer than %d", len(s), maxRule)
+		return nil, fmt.Errorf("allow: rule of %d bytes is longer than %d", len(s), maxRule)
 	}
 	if s == "*" {
-		return rule{kind: kindAll, lo: 1, hi: 65535}, nil
+		return []rule{{kind: kindAll, lo: 1, hi: 65535}}, nil
 	}
 	host, ports, hasPorts := s, "", false
 	switch {
@@ -132,7 +135,14 @@ func parseRule(s string) (rule, error) {
 			return bad("no closing ]")
 		}
 		host = s[1:end]
-		switch rest := s[end+1:]; {
+		rest := s[end+1:]
+		if len(rest) > 0 && rest[0] == '/' {
+			// [2001:db8::]/32: the prefix length outside the brackets.
+			bits, _, _ := strings.Cut(rest, ":")
+			host += bits
+			rest = rest[len(bits):]
+		}
+		switch {
 		case rest == "":
 		case rest[0] == ':':
 			ports, hasPorts = rest[1:], true
@@ -146,46 +156,60 @@ func parseRule(s string) (rule, error) {
 		host, ports, _ = strings.Cut(s, ":")
 		hasPorts = true
 	}
-	ru := rule{lo: 1, hi: 65535}
-	if hasPorts {
-		lo, hi, err := parsePorts(ports)
+	ru, err := parseHost(host)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if !hasPorts {
+		ru.lo, ru.hi = 1, 65535
+		return []rule{ru}, nil
+	}
+	// A list of ports is several rules; it cannot be used inside FreeRDP's
+	// plugin arguments, where commas separate the arguments.
+	var rs []rule
+	for p := range strings.SplitSeq(ports, ",") {
+		lo, hi, err := parsePorts(p)
 		if err != nil {
 			return bad(err.Error())
 		}
 		ru.lo, ru.hi = lo, hi
+		rs = append(rs, ru)
 	}
+	return rs, nil
+}
+
+// parseHost parses a rule's host part, without the brackets.
+func parseHost(host string) (rule, error) {
 	if host == "" {
-		return bad("no host")
+		return rule{}, errors.New("no host")
 	}
 	if strings.Contains(host, "/") {
 		p, err := netip.ParsePrefix(host)
 		if err != nil {
-			return bad("bad CIDR prefix")
+			return rule{}, errors.New("bad CIDR prefix")
 		}
 		if p.Addr().Is4In6() {
-			return bad("IPv4-mapped prefix: write the IPv4 prefix")
+			return rule{}, errors.New("IPv4-mapped prefix: write the IPv4 prefix")
 		}
-		ru.kind, ru.prefix = kindPrefix, p.Masked()
-		return ru, nil
+		return rule{kind: kindPrefix, prefix: p.Masked()}, nil
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if a.Zone() != "" {
-			return bad("an address with a zone is not supported")
+			return rule{}, errors.New("an address with a zone is not supported")
 		}
 		a = a.Unmap()
-		ru.kind, ru.prefix = kindPrefix, netip.PrefixFrom(a, a.BitLen())
-		return ru, nil
+		return rule{kind: kindPrefix, prefix: netip.PrefixFrom(a, a.BitLen())}, nil
 	}
 	if strings.Contains(host, ":") {
-		return bad("bad IPv6 address")
+		return rule{}, errors.New("bad IPv6 address")
 	}
+	ru := rule{kind: kindName}
 	name := strings.TrimSuffix(strings.ToLower(host), ".")
-	ru.kind = kindName
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
 		ru.kind, name = kindSuffix, rest
 	}
 	if !validName(name) {
-		return bad("bad host name")
+		return rule{}, errors.New("bad host name")
 	}
 	if ru.kind == kindSuffix {
 		name = "." + name
@@ -196,9 +220,8 @@ func parseRule(s string) (rule, error) {
 
 // validName accepts what a DNS name or a hosts-file name may be: labels of
 // letters, digits, '-' and '_', 1 to 63 bytes, not starting or ending
-// with '-', 253 in all. A '*' anywhere
-// but a leading "*." is refused, so that a typo does not read as a
-// wildcard.
+// with '-', 253 in all. A '*' anywhere but a leading "*." is refused, so
+// that a typo does not read as a wildcard.
 func validName(n string) bool {
 	if n == "" || len(n) > 253 {
 		return false
