@@ -255,6 +255,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		s.mu.Unlock()
 		select {
 		case <-s.readable:
+		case <-s.ctx.Done(): // ended: every waiter wakes, not only the one signalled
 		case <-s.rdl.wait():
 			return 0, os.ErrDeadlineExceeded
 		}
@@ -340,6 +341,7 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 		}
 		select {
 		case <-s.readable:
+		case <-s.ctx.Done(): // ended: every waiter wakes, not only the one signalled
 		case <-s.rdl.wait():
 			return total, os.ErrDeadlineExceeded
 		}
@@ -374,6 +376,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			select {
 			case <-s.writable:
+			case <-s.ctx.Done():
 			case <-s.wdl.wait():
 				return written, os.ErrDeadlineExceeded
 			}

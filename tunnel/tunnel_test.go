@@ -506,3 +506,26 @@ func TestCloseWithReverse(t *testing.T) {
 	s.Close()
 	<-r.Done()
 }
+
+// TestCloseWakesEveryReader: two Reads wait; Close returns both.
+func TestCloseWakesEveryReader(t *testing.T) {
+	host, port := echoServer(t)
+	p := newPortable(t, &Server{}, &Client{})
+	c, err := p.srv.Dial(ctxT(t), host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.Read(make([]byte, 10))
+			errs <- err
+		}()
+	}
+	c.Close()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after Close: %v", err)
+		}
+	}
+}
