@@ -44,6 +44,7 @@ tunnel feature) connects them if its -allow rules let it:
   -socks ADDR              a SOCKS5 proxy (RFC 1928: CONNECT to IPv4, IPv6
                            or a domain name, resolved on the client side)
   -forward LOCAL=HOST:PORT connections to LOCAL go to HOST:PORT (repeatable)
+                           (a bare port as ADDR or LOCAL is on 127.0.0.1)
   -reverse CLIENTADDR=HOST:PORT
                            the client listens on CLIENTADDR (if it allowed
                            it with -allow-listen) and each connection there
@@ -76,12 +77,21 @@ type forwardSpec struct {
 	port        uint16
 }
 
+// loopbackPort reads a bare port ("1080") as 127.0.0.1:1080, the
+// listeners' default address.
+func loopbackPort(a string) string {
+	if _, err := strconv.ParseUint(a, 10, 16); err == nil {
+		return net.JoinHostPort("127.0.0.1", a)
+	}
+	return a
+}
+
 func parseForward(flagName, s string) (forwardSpec, error) {
 	local, target, ok := strings.Cut(s, "=")
 	if !ok || local == "" || target == "" {
 		return forwardSpec{}, fmt.Errorf("%s %q: want ADDR=HOST:PORT", flagName, s)
 	}
-	if _, _, err := net.SplitHostPort(local); err != nil {
+	if _, _, err := net.SplitHostPort(loopbackPort(local)); err != nil {
 		return forwardSpec{}, fmt.Errorf("%s %q: %v", flagName, s, err)
 	}
 	host, ps, err := net.SplitHostPort(target)
@@ -159,6 +169,13 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage("%v", err)
 		}
 		rev = append(rev, f)
+	}
+	socksAddr = loopbackPort(socksAddr)
+	for i := range fwd {
+		fwd[i].local = loopbackPort(fwd[i].local)
+	}
+	for i := range rev {
+		rev[i].local = loopbackPort(rev[i].local)
 	}
 	var users map[string]string
 	if (socksUser == "") != (passFile == "") {
