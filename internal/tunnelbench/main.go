@@ -88,7 +88,11 @@ func run() int {
 		fmt.Println(freeAddr().Port)
 		return 0
 	case *source != "":
-		if err := serveSource(*source); err != nil {
+		ln, err := net.Listen("tcp", *source)
+		if err == nil {
+			err = serveSource(ln)
+		}
+		if err != nil {
 			log.Error("source", "err", err)
 			return 1
 		}
@@ -460,11 +464,7 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 // serveSource is the data source: a TCP server doing nothing but the two
 // requests, in its own process so that the benchmark's client does not
 // share its scheduler.
-func serveSource(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+func serveSource(ln net.Listener) error {
 	block := make([]byte, 256<<10)
 	for i := range block {
 		block[i] = byte(i * 7)
@@ -577,8 +577,8 @@ func parseSize(s string) (int64, error) {
 			s, mult = rest, m
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > 1<<40/mult {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return n * mult, nil
