@@ -1,5 +1,5 @@
 // Command tunnelbench measures a SOCKS5 tunnel beside its baselines in the
-// same run (docs/benchmarks.md, "Tunnel"): raw TCP to the same server, and
+// same run: raw TCP to the same server, and
 // optionally OpenSSH's `ssh -D` SOCKS proxy. For each variant it measures
 // one stream's throughput (a download of -size bytes), the total of
 // -streams concurrent streams (-size bytes in all), the latency of 1-byte
