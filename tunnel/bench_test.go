@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -127,33 +128,18 @@ func BenchmarkLatency(b *testing.B) {
 // with them: it costs no goroutine or buffer per connection, so an idle
 // stream's figure is the tunnel's own.
 func holder(b *testing.B) (string, uint16) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	var mu sync.Mutex
 	var held []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
 	b.Cleanup(func() {
-		ln.Close()
-		<-done
 		for _, c := range held {
 			c.Close()
 		}
 	})
-	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
+	return serveTCP(b, func(c net.Conn) {
+		mu.Lock()
+		held = append(held, c)
+		mu.Unlock()
+	})
 }
 
 // BenchmarkIdleStreams opens 1,000 streams and reports what each idle one
@@ -186,5 +172,64 @@ func BenchmarkIdleStreams(b *testing.B) {
 			c.Close()
 		}
 		p.srv.Close()
+	}
+}
+
+// BenchmarkFairness: 7 streams' total throughput, with an eighth stream
+// idle ("all-reading") and with the eighth stalled by a target that reads
+// nothing while its writer keeps trying ("one-stopped"). The two figures
+// side by side are the fairness ratio.
+func BenchmarkFairness(b *testing.B) {
+	host, port := answerAfterEOF(b)
+	for _, stopped := range []bool{false, true} {
+		name := "all-reading"
+		if stopped {
+			name = "one-stopped"
+		}
+		b.Run(name, func(b *testing.B) {
+			stuck := make(chan net.Conn, 1)
+			cli := &Client{Dial: func(ctx context.Context, h string, p uint16) (net.Conn, error) {
+				if p == 1 {
+					a, c := net.Pipe() // nobody reads c
+					stuck <- c
+					return a, nil
+				}
+				return plainDial(ctx, h, p)
+			}}
+			p := newPortable(b, &Server{}, cli)
+			ctx := ctxT(b)
+			if stopped {
+				s, err := p.srv.DialStream(ctx, "127.0.0.1", 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer func() { s.Close(); (<-stuck).Close() }()
+				go s.Write(make([]byte, 64<<20)) // blocks once its window is spent
+				for s.creditForTest() > 0 {
+					runtime.Gosched()
+				}
+			}
+			b.SetBytes(benchChunk)
+			per := max(b.N/7, 1)
+			conns := make([]net.Conn, 7)
+			for i := range conns {
+				c, err := p.srv.Dial(ctx, host, port)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conns[i] = c
+			}
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for _, c := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					sendAndCount(b, c, per)
+				}()
+			}
+			wg.Wait()
+		})
 	}
 }

@@ -27,6 +27,11 @@ const DefaultDialTimeout = 10 * time.Second
 // (package tunnel/allow checks its rules there); nothing else is reached.
 // Set the fields before Register; the zero value of each optional one is
 // its default.
+//
+// Where the server's messages may arrive merged or split (a FreeRDP
+// client whose server is behind xrdp: chansrv joins writes made back to
+// back), register it through kit.Reframe(c, wire.Framer, wire.MaxMessage)
+// instead of Register, as freerdp/features does for PNPDR.
 type Client struct {
 	// Dial connects to a target as the server named it: an IPv4 or IPv6
 	// literal or a domain name, resolved here (required).
@@ -66,24 +71,12 @@ type Client struct {
 
 func (c *Client) init() {
 	c.once.Do(func() {
-		if c.Logger == nil {
-			c.Logger = slog.Default()
-		}
+		setDefaults(&c.Logger, &c.Window, &c.MaxStreams, &c.MaxData, &c.WriteTimeout)
 		if c.Code == nil {
 			c.Code = DefaultCode
 		}
-		c.Window = clampWindow(c.Window)
-		if c.MaxStreams <= 0 {
-			c.MaxStreams = DefaultMaxStreams
-		}
-		if c.MaxData <= 0 || c.MaxData > wire.MaxData {
-			c.MaxData = DefaultMaxData
-		}
 		if c.DialTimeout <= 0 {
 			c.DialTimeout = DefaultDialTimeout
-		}
-		if c.WriteTimeout <= 0 {
-			c.WriteTimeout = DefaultWriteTimeout
 		}
 		c.insts = make(map[*instance]struct{})
 		c.stopped = make(chan struct{})

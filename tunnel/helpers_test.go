@@ -2,8 +2,10 @@ package tunnel
 
 import (
 	"context"
+	"io"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,42 +86,41 @@ func newLoopback(t testing.TB, srv *Server, cli *Client) *pair {
 
 var _ dvc.Listener = (*Client)(nil)
 
-// echoServer accepts on 127.0.0.1 and echoes until EOF, then half-closes.
-func echoServer(t testing.TB) (addr string, port uint16) {
+// serveTCP accepts on 127.0.0.1 until the test ends, each connection
+// handled on a goroutine; the cleanup waits for the handlers.
+func serveTCP(t testing.TB, handle func(net.Conn)) (string, uint16) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			wg.Add(1)
 			go func() {
-				defer c.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(buf)
-					if n > 0 {
-						if _, werr := c.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						c.(*net.TCPConn).CloseWrite()
-						return
-					}
-				}
+				defer wg.Done()
+				handle(c)
 			}()
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	a := ln.Addr().(*net.TCPAddr)
-	return "127.0.0.1", uint16(a.Port)
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// echoServer is a target that echoes until EOF, then half-closes.
+func echoServer(t testing.TB) (string, uint16) {
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
 }
 
 func ctxT(t testing.TB) context.Context {

@@ -79,14 +79,15 @@ func Join(conn net.Conn, st *Stream) error {
 
 // idleBuf is the read buffer a connection waits with: an idle stream
 // holds only this, and a busy one borrows a MaxData buffer from bigBufs
-// while its reads keep filling what they are given.
+// while its reads keep filling what they are given. Both have room for a
+// DATA header before the bytes read (Stream.writeFramed: no copy).
 const idleBuf = 2 << 10
 
-var bigBufs = sync.Pool{New: func() any { b := make([]byte, wire.MaxData); return &b }}
+var bigBufs = sync.Pool{New: func() any { b := make([]byte, wire.MaxMessage); return &b }}
 
 // copyToStream copies conn to st until conn's EOF (nil) or an error.
 func copyToStream(st *Stream, conn net.Conn) error {
-	small := make([]byte, idleBuf)
+	small := make([]byte, wire.HeaderLen+idleBuf)
 	var big *[]byte
 	defer func() {
 		if big != nil {
@@ -96,11 +97,11 @@ func copyToStream(st *Stream, conn net.Conn) error {
 	for {
 		buf := small
 		if big != nil {
-			buf = (*big)[:st.maxData]
+			buf = (*big)[:wire.HeaderLen+st.maxData]
 		}
-		n, err := conn.Read(buf)
+		n, err := conn.Read(buf[wire.HeaderLen:])
 		if n > 0 {
-			if _, werr := st.Write(buf[:n]); werr != nil {
+			if _, werr := st.writeFramed(buf[:wire.HeaderLen+n]); werr != nil {
 				return werr
 			}
 		}
@@ -109,9 +110,9 @@ func copyToStream(st *Stream, conn net.Conn) error {
 			return nil
 		case err != nil:
 			return err
-		case big == nil && n == len(buf):
+		case big == nil && n == len(buf)-wire.HeaderLen:
 			big = bigBufs.Get().(*[]byte) // a full read: more is coming
-		case big != nil && n < len(buf)/4:
+		case big != nil && n < (len(buf)-wire.HeaderLen)/4:
 			bigBufs.Put(big) // the flow has slowed: wait small again
 			big = nil
 		}

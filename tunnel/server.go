@@ -56,32 +56,33 @@ type Server struct {
 
 func (s *Server) init() {
 	s.once.Do(func() {
-		if s.Logger == nil {
-			s.Logger = slog.Default()
-		}
-		s.Window = clampWindow(s.Window)
-		if s.MaxStreams <= 0 {
-			s.MaxStreams = DefaultMaxStreams
-		}
-		if s.MaxData <= 0 || s.MaxData > wire.MaxData {
-			s.MaxData = DefaultMaxData
-		}
+		setDefaults(&s.Logger, &s.Window, &s.MaxStreams, &s.MaxData, &s.WriteTimeout)
 		if s.OpenTimeout <= 0 {
 			s.OpenTimeout = DefaultOpenTimeout
-		}
-		if s.WriteTimeout <= 0 {
-			s.WriteTimeout = DefaultWriteTimeout
 		}
 		s.streams = make(map[*Stream]struct{})
 		s.reverses = make(map[*Reverse]struct{})
 	})
 }
 
-func clampWindow(w int) int {
-	if w <= 0 {
-		return DefaultWindow
+// setDefaults gives the settings both sides share their defaults.
+func setDefaults(log **slog.Logger, window, maxStreams, maxData *int, writeTimeout *time.Duration) {
+	if *log == nil {
+		*log = slog.Default()
 	}
-	return min(w, MaxWindow)
+	if *window <= 0 {
+		*window = DefaultWindow
+	}
+	*window = min(*window, MaxWindow)
+	if *maxStreams <= 0 {
+		*maxStreams = DefaultMaxStreams
+	}
+	if *maxData <= 0 || *maxData > wire.MaxData {
+		*maxData = DefaultMaxData
+	}
+	if *writeTimeout <= 0 {
+		*writeTimeout = DefaultWriteTimeout
+	}
 }
 
 // DialError is the error of a Dial the client answered with a failure, or

@@ -255,6 +255,7 @@ func (s *Stream) Read(p []byte) (int, error) {
 		s.mu.Unlock()
 		select {
 		case <-s.readable:
+		case <-s.ctx.Done(): // ended: every waiter wakes, not only the one signalled
 		case <-s.rdl.wait():
 			return 0, os.ErrDeadlineExceeded
 		}
@@ -291,7 +292,8 @@ func (s *Stream) sendCredit(inc int) {
 }
 
 // WriteTo writes what the peer sends to w until EOF, without a buffer of
-// its own (io.Copy uses it): the client side's pump to its socket.
+// its own (io.Copy uses it): Join's pump to its socket. It must not run
+// beside a Read of the same stream.
 func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	for {
@@ -303,6 +305,10 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 			n, err := w.Write(chunk)
 			total += int64(n)
 			s.mu.Lock()
+			if s.closedHere { // Close dropped rq meanwhile
+				s.mu.Unlock()
+				return total, net.ErrClosed
+			}
 			if n == len(chunk) {
 				s.rq[0] = nil
 				s.rq = s.rq[1:]
@@ -340,6 +346,7 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 		}
 		select {
 		case <-s.readable:
+		case <-s.ctx.Done(): // ended: every waiter wakes, not only the one signalled
 		case <-s.rdl.wait():
 			return total, os.ErrDeadlineExceeded
 		}
@@ -348,7 +355,16 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 
 // Write sends p, waiting for credit as needed, in DATA messages of at most
 // the stream's MaxData bytes.
-func (s *Stream) Write(p []byte) (int, error) {
+func (s *Stream) Write(p []byte) (int, error) { return s.send(p, nil) }
+
+// writeFramed is Write of buf[wire.HeaderLen:] without a copy: the first
+// HeaderLen bytes of buf are room for the first DATA header, and each
+// later message's header overwrites the last bytes of the one before,
+// already sent (a channel keeps nothing of a message after Write).
+func (s *Stream) writeFramed(buf []byte) (int, error) { return s.send(buf[wire.HeaderLen:], buf) }
+
+// send is Write, or writeFramed when framed is p with its header room.
+func (s *Stream) send(p, framed []byte) (int, error) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	written := 0
@@ -374,6 +390,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 			s.mu.Unlock()
 			select {
 			case <-s.writable:
+			case <-s.ctx.Done():
 			case <-s.wdl.wait():
 				return written, os.ErrDeadlineExceeded
 			}
@@ -383,7 +400,12 @@ func (s *Stream) Write(p []byte) (int, error) {
 		s.credit -= int64(n)
 		s.mu.Unlock()
 		var err error
-		msg, err = wire.Data{Payload: p[written : written+n]}.Append(msg[:0])
+		if framed != nil {
+			msg = framed[written : written+wire.HeaderLen+n]
+			err = wire.PutDataHeader(msg, n)
+		} else {
+			msg, err = wire.Data{Payload: p[written : written+n]}.Append(msg[:0])
+		}
 		if err == nil {
 			err = s.writeMsg(msg)
 		}

@@ -75,30 +75,11 @@ func TestHTTPGet(t *testing.T) {
 // answerAfterEOF is a target that reads until EOF and only then answers
 // with the count: it answers only if the half-close was carried.
 func answerAfterEOF(t testing.TB) (string, uint16) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				n, _ := io.Copy(io.Discard, c)
-				fmt.Fprintf(c, "read %d bytes", n)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c)
+		fmt.Fprintf(c, "read %d bytes", n)
+	})
 }
 
 func TestHalfClose(t *testing.T) {
@@ -247,34 +228,15 @@ func readMsg(t testing.TB, ctx context.Context, conn dvc.Conn) wire.Message {
 
 // flooder is a target that writes to every connection until it fails.
 func flooder(t testing.TB) (string, uint16) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return serveTCP(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 32<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
+	})
 }
 
 // waitFor polls cond until it holds (the test's deadline bounds it): for
@@ -543,4 +505,27 @@ func TestCloseWithReverse(t *testing.T) {
 	}
 	s.Close()
 	<-r.Done()
+}
+
+// TestCloseWakesEveryReader: two Reads wait; Close returns both.
+func TestCloseWakesEveryReader(t *testing.T) {
+	host, port := echoServer(t)
+	p := newPortable(t, &Server{}, &Client{})
+	c, err := p.srv.Dial(ctxT(t), host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.Read(make([]byte, 10))
+			errs <- err
+		}()
+	}
+	c.Close()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read after Close: %v", err)
+		}
+	}
 }

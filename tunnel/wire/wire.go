@@ -457,6 +457,18 @@ func (p Reply) Append(b []byte) ([]byte, error) {
 	return finish(b, s)
 }
 
+// PutDataHeader writes the header of a DATA message with an n-byte
+// payload into b[:HeaderLen], for a sender that has the payload in place
+// after it (no copy); b must be HeaderLen+n bytes.
+func PutDataHeader(b []byte, n int) error {
+	if n < 0 || n > MaxData || len(b) != HeaderLen+n {
+		return errf("DATA", "Payload", ErrTooLarge, "%d bytes in a %d-byte message (want at most %d)", n, len(b), MaxData)
+	}
+	binary.LittleEndian.PutUint32(b, uint32(n+1))
+	b[4] = byte(TypeData)
+	return nil
+}
+
 // Append encodes DATA.
 func (d Data) Append(b []byte) ([]byte, error) {
 	if len(d.Payload) > MaxData {
