@@ -95,7 +95,7 @@ pids+=($!)
 echo "bench-tunnel: sshd on 127.0.0.1:$sshd_port, ssh -D on 127.0.0.1:$socks_port ($(ssh -V 2>&1))" >&2
 
 status=0
-"$dir/tunnelbench" -ssh "127.0.0.1:$socks_port" "$@" || status=$?
+"$dir/tunnelbench" -ssh "127.0.0.1:$socks_port" -ssh-pids "${pids[0]},${pids[1]}" "$@" || status=$?
 if [ "$status" != 0 ]; then
 	echo "bench-tunnel: tunnelbench failed; sshd's and ssh's logs:" >&2
 	cat "$dir/sshd.log" "$dir/ssh.log" >&2

@@ -1,12 +1,15 @@
 // Command tunnelbench measures a SOCKS5 tunnel beside its baselines in the
-// same run (docs/benchmarks.md, "Tunnel"): raw TCP to the same server, and
+// same run: raw TCP to the same server, and
 // optionally OpenSSH's `ssh -D` SOCKS proxy. For each variant it measures
 // one stream's throughput (a download of -size bytes), the total of
 // -streams concurrent streams (-size bytes in all), the latency of 1-byte
 // request/response exchanges (p50, p99), and fairness: with -streams
 // streams downloading, one stream's reader stops, and the figure is the
 // others' throughput after the stop over theirs before it (a tunnel
-// without head-of-line blocking keeps at least 0.9). The variants
+// without head-of-line blocking keeps at least 0.9). Beside the
+// throughputs it reports the CPU time the proxy's processes (and their
+// children) spent per GiB, which the machine's other load moves much less
+// than it moves the throughput. The variants
 // alternate in rounds, so the machine's noise hits all alike; the figures
 // are medians over the rounds, the ratios medians of each round's ratios.
 //
@@ -35,12 +38,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rdpdvc/rdpdvc/internal/cpumeter"
 	"github.com/rdpdvc/rdpdvc/tunnel/socks"
 )
 
@@ -48,6 +54,7 @@ func main() { os.Exit(run()) }
 
 type options struct {
 	socksAddr, sshAddr   string
+	socksPids, sshPids   string
 	serverCmd, clientCmd string
 	size                 int64
 	streams              int
@@ -63,6 +70,8 @@ func run() int {
 	fs.StringVar(&o.serverCmd, "rdpdvc-server", "", "or start the tunnel's server side with this `command` ({socks}, {listen} replaced)")
 	fs.StringVar(&o.clientCmd, "rdpdvc-client", "", "and its client side with this `command` ({listen} replaced)")
 	fs.StringVar(&o.sshAddr, "ssh", "", "the `ssh -D` baseline's SOCKS5 address (scripts/bench-tunnel.sh starts one)")
+	fs.StringVar(&o.socksPids, "socks-pids", "", "the -socks tunnel's processes, `PID,...`: their CPU time (and their children's) is reported")
+	fs.StringVar(&o.sshPids, "ssh-pids", "", "the ssh -D baseline's processes (ssh and sshd), `PID,...`")
 	size := fs.String("size", "64MiB", "bytes of the one-stream download, and of the concurrent streams in all (`N`, NKiB, NMiB)")
 	fs.IntVar(&o.streams, "streams", 8, "concurrent streams")
 	fs.IntVar(&o.requests, "requests", 2000, "1-byte request/response exchanges per variant and round")
@@ -79,7 +88,11 @@ func run() int {
 		fmt.Println(freeAddr().Port)
 		return 0
 	case *source != "":
-		if err := serveSource(*source); err != nil {
+		ln, err := net.Listen("tcp", *source)
+		if err == nil {
+			err = serveSource(ln)
+		}
+		if err != nil {
 			log.Error("source", "err", err)
 			return 1
 		}
@@ -122,9 +135,17 @@ func bench(log *slog.Logger, o options) error {
 
 	variants := []variant{{name: "raw TCP", dial: func() (net.Conn, error) { return net.Dial("tcp", srcAddr.String()) }}}
 	if o.sshAddr != "" {
-		variants = append(variants, socksVariant("ssh -D", o.sshAddr, srcAddr))
+		pids, err := parsePids(o.sshPids)
+		if err != nil {
+			return fmt.Errorf("-ssh-pids: %w", err)
+		}
+		variants = append(variants, socksVariant("ssh -D", o.sshAddr, srcAddr, pids))
 	}
 	tunnelAddr := o.socksAddr
+	tunnelPids, err := parsePids(o.socksPids)
+	if err != nil {
+		return fmt.Errorf("-socks-pids: %w", err)
+	}
 	if o.serverCmd != "" {
 		socksAddr, listenAddr := freeAddr().String(), freeAddr().String()
 		expand := func(s string) []string {
@@ -142,9 +163,10 @@ func bench(log *slog.Logger, o options) error {
 		}
 		defer stop(cl)
 		tunnelAddr = socksAddr
+		tunnelPids = []int{srv.Process.Pid, cl.Process.Pid}
 	}
 	if tunnelAddr != "" {
-		variants = append(variants, socksVariant("rdpdvc", tunnelAddr, srcAddr))
+		variants = append(variants, socksVariant("rdpdvc", tunnelAddr, srcAddr, tunnelPids))
 	}
 	for _, v := range variants {
 		if err := ready(v, 20*time.Second); err != nil {
@@ -172,10 +194,52 @@ func bench(log *slog.Logger, o options) error {
 type variant struct {
 	name string
 	dial func() (net.Conn, error)
+	pids []int // the processes between the client and the source, whose CPU time is counted
 }
 
-func socksVariant(name, proxy string, target *net.TCPAddr) variant {
-	return variant{name: name, dial: func() (net.Conn, error) {
+// cpu returns the CPU time v's processes and their descendants have used
+// (an sshd serves each connection from a child): a figure that moves much
+// less with the machine's other load than throughput does.
+func (v variant) cpu() time.Duration {
+	var sum time.Duration
+	var walk func(pid int)
+	walk = func(pid int) {
+		if d, ok := cpumeter.Of(pid); ok {
+			sum += d
+		}
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+		for _, t := range tasks {
+			b, _ := os.ReadFile(t)
+			for _, c := range strings.Fields(string(b)) {
+				if n, err := strconv.Atoi(c); err == nil {
+					walk(n)
+				}
+			}
+		}
+	}
+	for _, p := range v.pids {
+		walk(p)
+	}
+	return sum
+}
+
+func parsePids(s string) ([]int, error) {
+	var pids []int
+	for f := range strings.SplitSeq(s, ",") {
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad PID %q", f)
+		}
+		pids = append(pids, n)
+	}
+	return pids, nil
+}
+
+func socksVariant(name, proxy string, target *net.TCPAddr, pids []int) variant {
+	return variant{name: name, pids: pids, dial: func() (net.Conn, error) {
 		c, err := net.Dial("tcp", proxy)
 		if err != nil {
 			return nil, err
@@ -210,24 +274,30 @@ func ready(v variant, within time.Duration) error {
 
 type figures struct {
 	one, many float64       // MiB/s
+	cpuOne    float64       // CPU ms per GiB of v's processes, one stream
+	cpuMany   float64       // and many
 	p50, p99  time.Duration // 1-byte exchange
 	fair      float64       // the others' throughput after one reader stopped, over before
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("1 stream %.0f MiB/s, streams %.0f MiB/s, p50 %.0f µs, p99 %.0f µs, fairness %.2f",
-		f.one, f.many, us(f.p50), us(f.p99), f.fair)
+	return fmt.Sprintf("1 stream %.0f MiB/s (%.0f CPU ms/GiB), streams %.0f MiB/s (%.0f CPU ms/GiB), p50 %.0f µs, p99 %.0f µs, fairness %.2f",
+		f.one, f.cpuOne, f.many, f.cpuMany, us(f.p50), us(f.p99), f.fair)
 }
 
 func measure(v variant, o options) (figures, error) {
 	var f figures
 	var err error
+	perGiB := func(d time.Duration) float64 { return float64(d.Milliseconds()) / (float64(o.size) / (1 << 30)) }
+	c0 := v.cpu()
 	if f.one, err = throughput(v, 1, o.size); err != nil {
 		return f, fmt.Errorf("one stream: %w", err)
 	}
+	c1 := v.cpu()
 	if f.many, err = throughput(v, o.streams, o.size); err != nil {
 		return f, fmt.Errorf("%d streams: %w", o.streams, err)
 	}
+	f.cpuOne, f.cpuMany = perGiB(c1-c0), perGiB(v.cpu()-c1)
 	c, err := v.dial()
 	if err != nil {
 		return f, err
@@ -394,11 +464,7 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 // serveSource is the data source: a TCP server doing nothing but the two
 // requests, in its own process so that the benchmark's client does not
 // share its scheduler.
-func serveSource(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+func serveSource(ln net.Listener) error {
 	block := make([]byte, 256<<10)
 	for i := range block {
 		block[i] = byte(i * 7)
@@ -438,13 +504,18 @@ func serveSource(addr string) error {
 func report(w io.Writer, o options, variants []variant, results [][]figures) {
 	fmt.Fprintf(w, "%d rounds; one stream: %s; %d streams: %s in all; %d 1-byte exchanges; fairness windows %v\n\n",
 		o.rounds, sizeString(o.size), o.streams, sizeString(o.size), o.requests, o.fairness)
-	fmt.Fprintf(w, "%-8s  %14s  %15s  %8s  %8s  %8s\n", "variant", "1 stream MiB/s", fmt.Sprintf("%d streams MiB/s", o.streams), "p50 µs", "p99 µs", "fairness")
+	fmt.Fprintf(w, "%-8s  %14s  %15s  %8s  %8s  %8s  %s\n", "variant", "1 stream MiB/s", fmt.Sprintf("%d streams MiB/s", o.streams),
+		"p50 µs", "p99 µs", "fairness", "CPU ms/GiB 1 stream, streams")
 	for k, v := range variants {
 		rs := results[k]
-		fmt.Fprintf(w, "%-8s  %14.0f  %15.0f  %8.1f  %8.1f  %8.2f\n", v.name,
+		cpu := "-"
+		if len(v.pids) > 0 {
+			cpu = fmt.Sprintf("%.0f, %.0f", med(rs, func(f figures) float64 { return f.cpuOne }), med(rs, func(f figures) float64 { return f.cpuMany }))
+		}
+		fmt.Fprintf(w, "%-8s  %14.0f  %15.0f  %8.1f  %8.1f  %8.2f  %s\n", v.name,
 			med(rs, func(f figures) float64 { return f.one }), med(rs, func(f figures) float64 { return f.many }),
 			med(rs, func(f figures) float64 { return us(f.p50) }), med(rs, func(f figures) float64 { return us(f.p99) }),
-			med(rs, func(f figures) float64 { return f.fair }))
+			med(rs, func(f figures) float64 { return f.fair }), cpu)
 	}
 	last := len(variants) - 1
 	if last == 0 {
@@ -459,9 +530,14 @@ func report(w io.Writer, o options, variants []variant, results [][]figures) {
 			}
 			return median(v)
 		}
-		fmt.Fprintf(w, "%s / %s: 1 stream %.2f, %d streams %.2f, p50 %.2f, p99 %.2f\n", variants[last].name, variants[base].name,
+		fmt.Fprintf(w, "%s / %s: 1 stream %.2f, %d streams %.2f, p50 %.2f, p99 %.2f", variants[last].name, variants[base].name,
 			ratio(func(f figures) float64 { return f.one }), o.streams, ratio(func(f figures) float64 { return f.many }),
 			ratio(func(f figures) float64 { return us(f.p50) }), ratio(func(f figures) float64 { return us(f.p99) }))
+		if len(variants[base].pids) > 0 && len(variants[last].pids) > 0 {
+			fmt.Fprintf(w, ", CPU per GiB 1 stream %.2f, %d streams %.2f",
+				ratio(func(f figures) float64 { return f.cpuOne }), o.streams, ratio(func(f figures) float64 { return f.cpuMany }))
+		}
+		fmt.Fprintln(w)
 	}
 }
 
@@ -501,8 +577,8 @@ func parseSize(s string) (int64, error) {
 			s, mult = rest, m
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscan(s, &n); err != nil || n <= 0 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > 1<<40/mult {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return n * mult, nil

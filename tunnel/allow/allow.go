@@ -43,6 +43,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrDenied is what every refusal Is: errors.Is(err, ErrDenied).
@@ -432,8 +433,9 @@ func (r *Rules) anyAddrRule(port uint16) bool {
 
 // Dial connects to host:port if the rules allow it. host is an IP literal
 // (not resolved) or a name, resolved here with Lookup; the addresses the
-// rules allow are dialled in the resolver's order until one answers, and
-// the connection has TCP_NODELAY set. A refusal is a *DeniedError (which
+// rules allow are dialled in the resolver's order until one answers (one
+// after another, each with its share of ctx's time; no Happy Eyeballs),
+// and the connection has TCP_NODELAY set. A refusal is a *DeniedError (which
 // Is ErrDenied); a failed lookup or dial returns the resolver's or the
 // dialer's error, for the caller to map (socks.ReplyFor).
 func (r *Rules) Dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
@@ -460,8 +462,8 @@ func (r *Rules) Dial(ctx context.Context, host string, port uint16) (net.Conn, e
 		d = &net.Dialer{}
 	}
 	var first error
-	for _, a := range ok {
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a, port).String())
+	for i, a := range ok {
+		c, err := dialShare(ctx, d, netip.AddrPortFrom(a, port), len(ok)-i)
 		if err == nil {
 			if tc, isTCP := c.(*net.TCPConn); isTCP {
 				// Go sets TCP_NODELAY by default; say so here, where
@@ -478,6 +480,20 @@ func (r *Rules) Dial(ctx context.Context, host string, port uint16) (net.Conn, e
 		}
 	}
 	return nil, first
+}
+
+// dialShare dials one of the left addresses, giving it its share of the
+// time ctx has left (at least 2 s), as net.Dialer does for the addresses
+// of a name, so that one address that never answers does not use up the
+// time of those after it.
+func dialShare(ctx context.Context, d *net.Dialer, ap netip.AddrPort, left int) (net.Conn, error) {
+	if deadline, ok := ctx.Deadline(); ok && left > 1 {
+		share := max(time.Until(deadline)/time.Duration(left), 2*time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, share)
+		defer cancel()
+	}
+	return d.DialContext(ctx, "tcp", ap.String())
 }
 
 func (r *Rules) lookup(ctx context.Context, host string) ([]netip.Addr, error) {

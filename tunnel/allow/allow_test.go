@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -315,4 +316,22 @@ func FuzzParse(f *testing.F) {
 			_ = l.String()
 		}
 	})
+}
+
+func TestDialFallsBackToTheNextAllowedAddress(t *testing.T) {
+	port := listener(t) // on 127.0.0.1 only: 127.0.0.2 refuses
+	r := mustParse(t, "127.0.0.0/8")
+	r.Lookup = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := r.Dial(ctx, "two.test", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.RemoteAddr().(*net.TCPAddr).IP.String(); got != "127.0.0.1" {
+		t.Errorf("connected to %s, want 127.0.0.1", got)
+	}
 }

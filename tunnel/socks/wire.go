@@ -9,6 +9,9 @@
 // message and the number of bytes it used, or ErrShort with the number of
 // bytes the message has at least, so that the reader reads exactly that
 // far and never past the handshake into the data that follows it.
+//
+// The client's side (Connect, AppendRequest, ParseReply) is here for tests
+// and benchmarks.
 package socks
 
 import (
