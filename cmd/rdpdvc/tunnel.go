@@ -237,7 +237,7 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		lns = append(lns, ln)
 		front.printf("socks5 %s\n", ln.Addr())
-		front.serve(ln, front.socks)
+		front.serve(ctx, ln, func(c net.Conn) { front.socks(ctx, c) })
 	}
 	for _, f := range fwd {
 		ln, err := net.Listen("tcp", f.local)
@@ -247,7 +247,7 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		lns = append(lns, ln)
 		front.printf("forward %s %s\n", ln.Addr(), net.JoinHostPort(f.host, strconv.Itoa(int(f.port))))
-		front.serve(ln, func(c net.Conn) { front.forward(ctx, c, f) })
+		front.serve(ctx, ln, func(c net.Conn) { front.forward(ctx, c, f) })
 	}
 
 	if useXRDP || (listen == "" && tunnelXRDPDetect()) {
@@ -327,7 +327,7 @@ func (t *tunnelFront) printf(format string, a ...any) {
 
 // serve accepts on ln until it is closed, each connection on a goroutine
 // of its own.
-func (t *tunnelFront) serve(ln net.Listener, handle func(net.Conn)) {
+func (t *tunnelFront) serve(ctx context.Context, ln net.Listener, handle func(net.Conn)) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -342,6 +342,10 @@ func (t *tunnelFront) serve(ln net.Listener, handle func(net.Conn)) {
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()
+				// At exit every connection is dropped, so that none keeps
+				// the program waiting (a silent SOCKS client, say).
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				defer stop()
 				handle(c)
 			}()
 		}
@@ -360,14 +364,14 @@ func (t *tunnelFront) dial(ctx context.Context, host string, port uint16) (*tunn
 
 // socks serves one SOCKS5 client: the handshake, the tunnel's Dial, the
 // reply with its code, then the stream.
-func (t *tunnelFront) socks(c net.Conn) {
+func (t *tunnelFront) socks(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	req, err := socks.Handshake(c, socks.Config{Users: t.users})
 	if err != nil {
 		t.lim.Log(t.log, slog.LevelInfo, "socks handshake", "socks5: handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), tunnel.DefaultOpenTimeout)
+	ctx, cancel := context.WithTimeout(ctx, tunnel.DefaultOpenTimeout)
 	st, err := t.dial(ctx, req.Host, req.Port)
 	cancel()
 	target := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))
