@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/rdpdvc/rdpdvc/tunnel/socks"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestMeasure runs every measurement, small, against the source directly
+// and through a minimal SOCKS proxy: the harness itself works, whatever
+// the figures.
+func TestMeasure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcDone := make(chan struct{})
+	go func() { defer close(srcDone); _ = serveSource(ln) }()
+	defer func() { _ = ln.Close(); <-srcDone }()
+	src := ln.Addr().(*net.TCPAddr)
+
+	proxy := testProxy(t)
+	o := options{size: 1 << 20, streams: 3, requests: 20, fairness: 20 * time.Millisecond, rounds: 1}
+	for _, v := range []variant{
+		{name: "raw", dial: func() (net.Conn, error) { return net.Dial("tcp", src.String()) }},
+		socksVariant("socks", proxy, src, nil),
+	} {
+		if err := ready(v, 5*time.Second); err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		f, err := measure(v, o)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		if f.one <= 0 || f.many <= 0 || f.p50 <= 0 || f.p99 < f.p50 || f.fair <= 0 {
+			t.Errorf("%s: figures %+v", v.name, f)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"64MiB": 64 << 20, "3KiB": 3 << 10, "1GiB": 1 << 30, "100": 100} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "-1MiB", "MiB", "1TB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) accepted", in)
+		}
+	}
+}
+
+// testProxy serves SOCKS5 with socks.Handshake and net.Dial until the test ends.
+func testProxy(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				req, err := socks.Handshake(c, socks.Config{})
+				if err != nil {
+					return
+				}
+				out, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port))))
+				if err != nil {
+					_ = socks.WriteReply(c, socks.ReplyFor(err), netip.AddrPort{})
+					return
+				}
+				defer out.Close()
+				_ = socks.WriteReply(c, socks.Succeeded, netip.AddrPort{})
+				go func() { _, _ = io.Copy(out, c); _ = out.Close() }()
+				_, _ = io.Copy(c, out)
+			})
+		}
+	})
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
