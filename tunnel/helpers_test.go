@@ -45,6 +45,7 @@ func newPortable(t testing.TB, srv *Server, cli *Client) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go ps.Run(ctx)
 	if cli.Dial == nil {
 		cli.Dial = plainDial
 	}

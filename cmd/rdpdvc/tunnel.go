@@ -283,6 +283,7 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 1
 		}
 		log.Info("client connected", "remote", srv.RemoteAddr().String())
+		go srv.Run(ctx) // its end is Wait's (srvDone)
 		ts := newServer(rec.Conn(n).Opener(srv))
 		front.current.Store(ts)
 		closeRev := front.reverse(ctx, ts, rev)
