@@ -191,14 +191,18 @@ func listenPipe(path string) (*pipeListener, error) {
 }
 
 // Accept waits for the one client and returns the connection.
-func (l *pipeListener) Accept() (io.ReadWriteCloser, error) {
+func (l *pipeListener) Accept() (*overlapped.File, error) {
 	ov := windows.Overlapped{HEvent: l.ev}
 	err := windows.ConnectNamedPipe(l.h, &ov)
 	switch {
 	case err == nil, errors.Is(err, windows.ERROR_PIPE_CONNECTED):
 	case errors.Is(err, windows.ERROR_IO_PENDING):
-		if _, err := windows.WaitForSingleObject(l.ev, windows.INFINITE); err != nil {
-			return nil, err
+		// ConnectNamedPipe reset the event: a Close that set it before
+		// is seen through closed.
+		if !l.closed.Load() {
+			if _, err := windows.WaitForSingleObject(l.ev, windows.INFINITE); err != nil {
+				return nil, err
+			}
 		}
 		if l.closed.Load() {
 			windows.CancelIoEx(l.h, &ov)
