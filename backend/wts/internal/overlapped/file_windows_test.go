@@ -88,6 +88,27 @@ func TestCloseCancelsPendingRead(t *testing.T) {
 	}
 }
 
+// A Read being issued while Close runs: Close's CancelIoEx may come
+// before the ReadFile it was meant to cancel, and Close then waited for
+// that read forever (the Wine stage's rare hang in backend/wts). Many
+// rounds, so that some land in that window.
+func TestCloseRacingRead(t *testing.T) {
+	for i := range 300 {
+		s, _ := pipePair(t)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := s.Read(make([]byte, 16))
+			errc <- err
+		}()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Fatalf("round %d: Read racing Close: %v", i, err)
+		}
+	}
+}
+
 func TestContextCancelsRead(t *testing.T) {
 	s, c := pipePair(t)
 	ctx, cancel := context.WithCancel(context.Background())
