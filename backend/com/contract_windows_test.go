@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,8 +25,8 @@ import (
 // LocalServer (CoRegisterClassObject, then CoCreateInstance, as for
 // rdp-simple-plugin-client) and InProc (VirtualChannelGetInstance, as for
 // rdpdvc-plugin.dll). The stand-in keeps to what the interfaces
-// (tsvirtualchannels.h) say and what the package doc and plugin.go assume
-// of mstsc:
+// (tsvirtualchannels.h) say and what the package doc and
+// plugin_windows.go assume of mstsc:
 //
 //   - one channel thread: every call into the plugin (Initialize,
 //     OnNewChannelConnection, OnDataReceived, OnClose, Terminated) is
@@ -158,10 +157,8 @@ type rdc struct {
 	ip     *InProc
 	clsid  GUID
 
-	events chan func()
-	quit   chan struct{}
-	thread sync.WaitGroup // the channel thread
-	async  sync.WaitGroup // closes waiting to be posted to the thread
+	thread *dvctest.Thread // the channel thread
+	async  sync.WaitGroup  // closes waiting to be posted to the thread
 
 	// The thread's own.
 	pi        uintptr // IWTSPlugin*, the client's reference; 0 until connected
@@ -191,41 +188,29 @@ const rdcClsid = "{0F5E7A2C-9C1B-4E55-8E0A-7D3C1B2A9F04}"
 
 func startRDC(t *testing.T, p *Plugin, inProc bool) *rdc {
 	t.Helper()
-	d := &rdc{plugin: p, inProc: inProc, events: make(chan func(), 16), quit: make(chan struct{}),
-		lcbs: map[string]uintptr{}, conns: map[*rdcConn]bool{}}
-	ready := make(chan error, 1)
-	d.thread.Go(func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if !inProc {
-			// mstsc's calls reach a LocalServer on RPC threads of the MTA.
+	d := &rdc{plugin: p, inProc: inProc, lcbs: map[string]uintptr{}, conns: map[*rdcConn]bool{}}
+	var init func() (func(), error)
+	if !inProc {
+		// mstsc's calls reach a LocalServer on RPC threads of the MTA.
+		init = func() (func(), error) {
 			if h := coInitializeEx(0); h.Failed() {
-				ready <- hresult.New("CoInitializeEx", h)
-				return
+				return nil, hresult.New("CoInitializeEx", h)
 			}
-			defer coUninitialize()
+			return coUninitialize, nil
 		}
-		ready <- nil
-		for {
-			select {
-			case f := <-d.events:
-				f()
-			case <-d.quit:
-				return
-			}
-		}
-	})
-	if err := <-ready; err != nil {
+	}
+	th, err := dvctest.StartThread(16, init)
+	if err != nil {
 		t.Fatal(err)
 	}
+	d.thread = th
 	if inProc {
 		d.ip = NewInProc(p)
 		return d
 	}
 	srv, err := NewServer(rdcClsid, p)
 	if err != nil {
-		close(d.quit)
-		d.thread.Wait()
+		th.Stop()
 		t.Fatal(err)
 	}
 	d.srv = srv
@@ -237,32 +222,8 @@ func (d *rdc) pair(t *testing.T) dvctest.Pair {
 	return dvctest.Pair{Registrar: d.plugin, Opener: d, Kill: d.kill, Cleanup: func() { d.stop(t) }}
 }
 
-// post runs f on the channel thread, waiting for room no longer than ctx
-// allows.
-func (d *rdc) post(ctx context.Context, f func()) error {
-	select {
-	case d.events <- f:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.quit:
-		return fmt.Errorf("rdc stopped: %w", dvc.ErrConnectionLost)
-	}
-}
-
-// call runs f on the channel thread and waits for it.
-func (d *rdc) call(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	if err := d.post(ctx, func() { f(); close(done) }); err != nil {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (d *rdc) post(ctx context.Context, f func()) error { return d.thread.Post(ctx, f) }
+func (d *rdc) call(ctx context.Context, f func()) error { return d.thread.Call(ctx, f) }
 
 func (d *rdc) dead() error {
 	d.mu.Lock()
@@ -444,8 +405,7 @@ func (d *rdc) stop(t *testing.T) {
 			c.obj.release()
 		}
 	})
-	close(d.quit)
-	d.thread.Wait()
+	d.thread.Stop()
 	if d.inProc {
 		if n := d.ip.Live(); n != 0 {
 			t.Errorf("%d plugin objects alive at the end", n)

@@ -64,7 +64,7 @@ var _ dvc.Registrar = (*Client)(nil)
 // opens until Close.
 func NewClient() (*Client, error) {
 	path := fmt.Sprintf(`\\.\pipe\rdpdvc-wts-client-%d-%d`, os.Getpid(), seq.Add(1))
-	l, err := listenPipeInstance(path, true)
+	l, err := listenPipe(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("wtstest: listening on %s: %w", path, err)
 	}
@@ -92,7 +92,7 @@ func (c *Client) accept(l *pipeListener) {
 		conn, err := l.Accept()
 		var next *pipeListener
 		if err == nil {
-			next, err = listenPipeInstance(c.Path, false)
+			next, err = listenPipe(c.Path, false)
 			if err != nil {
 				conn.Close()
 			}
@@ -322,28 +322,4 @@ func (ch *clientChan) read() {
 		}
 		ch.s.Put(context.Background(), m)
 	}
-}
-
-// listenPipeInstance creates one instance of the message-mode pipe path;
-// first says it must be the first (nobody else serves the name).
-func listenPipeInstance(path string, first bool) (*pipeListener, error) {
-	p, err := windows.UTF16PtrFromString(path)
-	if err != nil {
-		return nil, err
-	}
-	mode := uint32(windows.PIPE_ACCESS_DUPLEX | windows.FILE_FLAG_OVERLAPPED)
-	if first {
-		mode |= windows.FILE_FLAG_FIRST_PIPE_INSTANCE
-	}
-	h, err := windows.CreateNamedPipe(p, mode, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT,
-		windows.PIPE_UNLIMITED_INSTANCES, 1<<16, 1<<16, 0, nil)
-	if err != nil {
-		return nil, err
-	}
-	ev, err := windows.CreateEvent(nil, 1, 0, nil)
-	if err != nil {
-		windows.CloseHandle(h)
-		return nil, err
-	}
-	return &pipeListener{h: h, ev: ev}, nil
 }

@@ -58,7 +58,7 @@ func Listen(status uint32, handle Handler) (*Peer, error) {
 		handle = Echo
 	}
 	path := fmt.Sprintf(`\\.\pipe\rdpdvc-wts-test-%d-%d`, os.Getpid(), seq.Add(1))
-	l, err := listenPipe(path)
+	l, err := listenPipe(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("wtstest: listening on %s: %w", path, err)
 	}
@@ -172,13 +172,20 @@ type pipeListener struct {
 	closed atomic.Bool
 }
 
-func listenPipe(path string) (*pipeListener, error) {
+// listenPipe creates one instance of the message-mode pipe path, with
+// room for more (NewClient's); first says it must be the first: nobody
+// else serves the name.
+func listenPipe(path string, first bool) (*pipeListener, error) {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return nil, err
 	}
-	h, err := windows.CreateNamedPipe(p, windows.PIPE_ACCESS_DUPLEX|windows.FILE_FLAG_OVERLAPPED|windows.FILE_FLAG_FIRST_PIPE_INSTANCE,
-		windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT, 1, 1<<16, 1<<16, 0, nil)
+	mode := uint32(windows.PIPE_ACCESS_DUPLEX | windows.FILE_FLAG_OVERLAPPED)
+	if first {
+		mode |= windows.FILE_FLAG_FIRST_PIPE_INSTANCE
+	}
+	h, err := windows.CreateNamedPipe(p, mode, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT,
+		windows.PIPE_UNLIMITED_INSTANCES, 1<<16, 1<<16, 0, nil)
 	if err != nil {
 		return nil, err
 	}
