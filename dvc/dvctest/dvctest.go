@@ -800,6 +800,7 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 	fill := min(o.maxSize, 1<<20)
 	var filler sync.WaitGroup
 	stop := make(chan struct{})
+	var fillErr error // the filler's last Write, read after filler.Wait
 	filler.Go(func() {
 		m := pattern(fill, 1)
 		for {
@@ -808,7 +809,7 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 				return
 			default:
 			}
-			if err := c.Write(ctx, m); err != nil {
+			if fillErr = c.Write(ctx, m); fillErr != nil {
 				return
 			}
 		}
@@ -849,6 +850,12 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 	close(stop)
 	unblock()
 	filler.Wait()
+	// The filler's context ends only when the suite calls the backend
+	// stuck: if its Write ran out, the short Writes above waited behind it
+	// that long before they failed, instead of no longer than their own.
+	if errors.Is(fillErr, context.DeadlineExceeded) {
+		t.Errorf("the filler's Write ran out its %v context: a Write waited behind another for that long", stuck)
+	}
 	if err := h.waitClosed(t); err != nil {
 		t.Fatalf("Closed(%v), want nil", err)
 	}
