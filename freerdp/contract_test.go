@@ -35,57 +35,22 @@ func TestContract(t *testing.T) {
 // context.
 type drdynvcThread struct {
 	host   *Host
-	events chan func()
-	wg     sync.WaitGroup // the thread and deferred closes
+	thread *dvctest.Thread
+	wg     sync.WaitGroup // deferred closes
 
 	mu     sync.Mutex
 	nextID uint32
 	conns  map[*srvConn]bool
 	lost   error
-	quit   chan struct{}
-	once   sync.Once
 }
 
 func startDrdynvc(h *Host) *drdynvcThread {
-	d := &drdynvcThread{host: h, events: make(chan func(), 16), conns: map[*srvConn]bool{}, quit: make(chan struct{})}
-	d.wg.Go(func() {
-		for {
-			select {
-			case f := <-d.events:
-				f()
-			case <-d.quit:
-				return
-			}
-		}
-	})
-	return d
+	th, _ := dvctest.StartThread(16, nil) // fails only in init
+	return &drdynvcThread{host: h, thread: th, conns: map[*srvConn]bool{}}
 }
 
-// post runs f on the thread, waiting for room no longer than ctx allows.
-func (d *drdynvcThread) post(ctx context.Context, f func()) error {
-	select {
-	case d.events <- f:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-d.quit:
-		return fmt.Errorf("drdynvc stopped: %w", dvc.ErrConnectionLost)
-	}
-}
-
-// call runs f on the thread and waits for it.
-func (d *drdynvcThread) call(ctx context.Context, f func()) error {
-	done := make(chan struct{})
-	if err := d.post(ctx, func() { f(); close(done) }); err != nil {
-		return err
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (d *drdynvcThread) post(ctx context.Context, f func()) error { return d.thread.Post(ctx, f) }
+func (d *drdynvcThread) call(ctx context.Context, f func()) error { return d.thread.Call(ctx, f) }
 
 func (d *drdynvcThread) dead() error {
 	d.mu.Lock()
@@ -146,7 +111,7 @@ func (d *drdynvcThread) kill() {
 
 func (d *drdynvcThread) stop() {
 	d.kill()
-	d.once.Do(func() { close(d.quit) })
+	d.thread.Stop()
 	d.wg.Wait()
 	d.host.wg.Wait()
 }

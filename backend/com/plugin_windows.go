@@ -306,6 +306,14 @@ func onNewChannelConnection(this, pChannel, data, pbAccept, ppCallback uintptr) 
 	var h dvc.Handler
 	var err error
 	perr := guarded(log, "Accept", func() { h, err = kit.Accept(lc.l, ch) })
+	ch.mu.Lock()
+	if perr == nil && err == nil && ch.closing.Load() {
+		err = fmt.Errorf("com: channel %q closed inside Accept", lc.name)
+	}
+	if perr == nil && err == nil {
+		ch.opened.Store(true)
+	}
+	ch.mu.Unlock()
 	if perr != nil || err != nil {
 		ch.closing.Store(true)
 		ch.drop()
@@ -338,7 +346,11 @@ type channel struct {
 	mu      sync.Mutex
 	pch     uintptr // IWTSVirtualChannel*, one reference held; 0 once dropped
 	closing atomic.Bool
-	direct  bool // in process: call the host's pointers on any thread (callOut)
+	// opened is set (under mu) once Accept has returned and the channel is
+	// accepted: until then nothing goes to the client, whose
+	// DYNVC_CREATE_RSP must come first, and a Close is the refusal.
+	opened atomic.Bool
+	direct bool // in process: call the host's pointers on any thread (callOut)
 }
 
 func (c *channel) Name() string { return c.name }
@@ -363,6 +375,9 @@ func (c *channel) hold() uintptr {
 func (c *channel) Write(ctx context.Context, msg []byte) error {
 	if c.closing.Load() {
 		return dvc.ErrClosed
+	}
+	if !c.opened.Load() {
+		return fmt.Errorf("com: channel %q: not open yet: write after Accept returns", c.name)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -399,8 +414,15 @@ func (c *channel) Write(ctx context.Context, msg []byte) error {
 // answers with OnClose, which reports Closed(nil) to the handler and
 // drops the channel pointer.
 func (c *channel) Close() error {
+	c.mu.Lock()
 	if c.closing.Swap(true) {
+		c.mu.Unlock()
 		return nil
+	}
+	opened := c.opened.Load()
+	c.mu.Unlock()
+	if !opened {
+		return nil // inside Accept: the channel is refused
 	}
 	var r hresult.HRESULT
 	callOut(c.direct, func() hresult.HRESULT {

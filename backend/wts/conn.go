@@ -95,7 +95,10 @@ type conn struct {
 	rerr   error
 	closed chan struct{}
 	once   sync.Once
-	wmu    sync.Mutex
+	// wsem is held by the Write in progress (a semaphore, not a mutex,
+	// so that a Write waiting behind another waits no longer than its
+	// context allows).
+	wsem chan struct{}
 }
 
 var lastID atomic.Uint32
@@ -112,6 +115,7 @@ func newConn(name string, t transport, maxMessage int) *conn {
 		msgs:   make(chan []byte),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
+		wsem:   make(chan struct{}, 1),
 	}
 	go c.reader()
 	return c
@@ -186,15 +190,23 @@ func (c *conn) Read(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// Write implements dvc.Conn. The OS call itself cannot be abandoned half
-// way: ctx is checked before it, and in file-handle mode its deadline
-// bounds the pending WriteFile.
+// Write implements dvc.Conn. Waiting behind another Write is bounded by
+// ctx. The OS call itself cannot be abandoned half way: ctx is checked
+// before it, and in file-handle mode its deadline bounds the pending
+// WriteFile. After the client closed the channel, Write returns
+// dvc.ErrClosed.
 func (c *conn) Write(ctx context.Context, msg []byte) error {
 	if len(msg) > c.max {
 		return fmt.Errorf("wts: channel %q: write of %d bytes: %w (ceiling %d)", c.name, len(msg), dvc.ErrTooLarge, c.max)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
+	select {
+	case c.wsem <- struct{}{}:
+	case <-c.closed:
+		return dvc.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.wsem }()
 	select {
 	case <-c.closed:
 		return dvc.ErrClosed
@@ -215,7 +227,7 @@ func (c *conn) Write(ctx context.Context, msg []byte) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, io.EOF):
-			return fmt.Errorf("wts: channel %q: write: client closed the channel: %w", c.name, dvc.ErrConnectionLost)
+			return fmt.Errorf("wts: channel %q: write: the client closed the channel: %w", c.name, dvc.ErrClosed)
 		}
 		return fmt.Errorf("wts: channel %q: write: %w: %w", c.name, dvc.ErrConnectionLost, err)
 	}

@@ -68,6 +68,21 @@ const (
 	// pass a client's DYNVC_CLOSE on to the xrdpapi socket). It skips
 	// the rules that need the server to see the client's close.
 	NoPeerCloseEOF Exception = "PeerCloseEOF"
+	// NoLateListen: a Listen made once the client side has connected is
+	// not served on that connection; only the listeners registered before
+	// it are (COM: IWTSPlugin::Initialize creates every listener, once).
+	// It skips ListenAfterOpen.
+	NoLateListen Exception = "LateListen"
+	// NoWriteDeadline: a Write inside the platform's call cannot be
+	// abandoned, so behind a stalled peer it waits past its context, and
+	// Close waits for it (WTS API mode: WTSVirtualChannelWrite blocks, and
+	// the API's calls on a handle must not overlap). It skips
+	// WriteHonoursContext.
+	NoWriteDeadline Exception = "WriteDeadline"
+	// NoConnectionLost: the server cannot tell a dropped connection from
+	// the client's close; both end its channels as io.EOF (WTS: the
+	// channel handle is all it sees). It skips ConnectionLost.
+	NoConnectionLost Exception = "ConnectionLost"
 )
 
 // Option changes how TestContract runs.
@@ -129,13 +144,14 @@ var rules = []rule{
 	{"UnknownNameRefused", "", testUnknownName},
 	{"ReadAfterLocalClose", "", testLocalClose},
 	{"WriteAfterPeerClose", NoPeerCloseEOF, testWriteAfterPeerClose},
-	{"ConnectionLost", "", testConnectionLost},
+	{"ConnectionLost", NoConnectionLost, testConnectionLost},
 	{"AcceptMustNotWrite", "", testAcceptNoWrite},
 	{"CloseInsideAcceptRefuses", "", testCloseInAccept},
-	{"WriteHonoursContext", "", testWriteContext},
+	{"WriteHonoursContext", NoWriteDeadline, testWriteContext},
 	{"ConcurrentWritesOnChannels", "", testConcurrent},
 	{"NameRules", NoNameRules, testNameRules},
 	{"DuplicateListen", "", testDuplicateListen},
+	{"ListenAfterOpen", NoLateListen, testLateListen},
 }
 
 // handler records what a channel instance's Handler sees and checks the
@@ -543,37 +559,42 @@ func (e statusErr) Error() string            { return "refused by test" }
 func (e statusErr) HRESULT() hresult.HRESULT { return e.h }
 
 // A listener's refusal reaches Open as *dvc.OpenError with dvc.StatusOf's
-// status: the error's own HRESULT, or STATUS_UNSUCCESSFUL.
+// status: the error's own HRESULT, or STATUS_UNSUCCESSFUL. Every listener
+// is registered before the first Open (ListenAfterOpen is a rule of its
+// own).
 func testRefusal(t *testing.T, p Pair, o *options) {
 	status := dvc.StatusOf
 	if why, ok := o.except[NoRefusalStatus]; ok {
 		t.Logf("exception %s: %s; every refusal must be 0xC0000001", NoRefusalStatus, why)
 		status = func(error) hresult.HRESULT { return hresult.StatusUnsuccessful }
 	}
-	for name, err := range map[string]error{
+	refusals := map[string]error{
 		"deny":  statusErr{hresult.E_ACCESSDENIED},
 		"plain": errors.New("no"),
 		"wrap":  fmt.Errorf("wrapped: %w", statusErr{hresult.E_OUTOFMEMORY}),
-	} {
+	}
+	for name, err := range refusals {
 		if lerr := p.Registrar.Listen(name, dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, err })); lerr != nil {
 			t.Fatal(lerr)
-		}
-		_, oerr := p.Opener.Open(ctxStuck(t), name)
-		var oe *dvc.OpenError
-		if !errors.As(oerr, &oe) || oe.Status != status(err) || oe.Name != name {
-			t.Fatalf("Open(%q) = %v, want *dvc.OpenError{Name: %q, Status: %v}", name, oerr, name, status(err))
 		}
 	}
 	// A listener returning neither a Handler nor an error refuses too.
 	if err := p.Registrar.Listen("nil", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return nil, nil })); err != nil {
 		t.Fatal(err)
 	}
+	hs := accepting(t, p.Registrar, "after", true)
+	for name, err := range refusals {
+		_, oerr := p.Opener.Open(ctxStuck(t), name)
+		var oe *dvc.OpenError
+		if !errors.As(oerr, &oe) || oe.Status != status(err) || oe.Name != name {
+			t.Fatalf("Open(%q) = %v, want *dvc.OpenError{Name: %q, Status: %v}", name, oerr, name, status(err))
+		}
+	}
 	var oe *dvc.OpenError
 	if _, err := p.Opener.Open(ctxStuck(t), "nil"); !errors.As(err, &oe) {
 		t.Fatalf("Open of a (nil, nil) listener = %v, want *dvc.OpenError", err)
 	}
 	// The connection is unharmed.
-	hs := accepting(t, p.Registrar, "after", true)
 	c := open(t, p, "after")
 	take(t, hs)
 	roundTrip(t, c, []byte("still here"))
@@ -731,12 +752,12 @@ func testCloseInAccept(t *testing.T, p Pair, _ *options) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hs := accepting(t, p.Registrar, "after", true)
 	var oe *dvc.OpenError
 	if _, err := p.Opener.Open(ctxStuck(t), "shy"); !errors.As(err, &oe) {
 		t.Fatalf("Open = %v, want *dvc.OpenError", err)
 	}
 	// The connection is unharmed.
-	hs := accepting(t, p.Registrar, "after", true)
 	c := open(t, p, "after")
 	take(t, hs)
 	roundTrip(t, c, []byte("still here"))
@@ -779,6 +800,7 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 	fill := min(o.maxSize, 1<<20)
 	var filler sync.WaitGroup
 	stop := make(chan struct{})
+	var fillErr error // the filler's last Write, read after filler.Wait
 	filler.Go(func() {
 		m := pattern(fill, 1)
 		for {
@@ -787,7 +809,7 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 				return
 			default:
 			}
-			if err := c.Write(ctx, m); err != nil {
+			if fillErr = c.Write(ctx, m); fillErr != nil {
 				return
 			}
 		}
@@ -828,6 +850,12 @@ func testWriteContext(t *testing.T, p Pair, o *options) {
 	close(stop)
 	unblock()
 	filler.Wait()
+	// The filler's context ends only when the suite calls the backend
+	// stuck: if its Write ran out, the short Writes above waited behind it
+	// that long before they failed, instead of no longer than their own.
+	if errors.Is(fillErr, context.DeadlineExceeded) {
+		t.Errorf("the filler's Write ran out its %v context: a Write waited behind another for that long", stuck)
+	}
 	if err := h.waitClosed(t); err != nil {
 		t.Fatalf("Closed(%v), want nil", err)
 	}
@@ -909,4 +937,18 @@ func testDuplicateListen(t *testing.T, p Pair, _ *options) {
 	c := open(t, p, "dup")
 	take(t, hs)
 	roundTrip(t, c, []byte("first listener"))
+}
+
+// A Listen made while channels are open serves the next Open of its name:
+// the listeners are not fixed when the client side connects.
+func testLateListen(t *testing.T, p Pair, _ *options) {
+	early := accepting(t, p.Registrar, "early", true)
+	c := open(t, p, "early")
+	take(t, early)
+	roundTrip(t, c, []byte("early"))
+	late := accepting(t, p.Registrar, "late", true)
+	d := open(t, p, "late")
+	take(t, late)
+	roundTrip(t, d, []byte("late"))
+	roundTrip(t, c, []byte("early, still"))
 }

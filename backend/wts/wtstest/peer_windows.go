@@ -58,7 +58,7 @@ func Listen(status uint32, handle Handler) (*Peer, error) {
 		handle = Echo
 	}
 	path := fmt.Sprintf(`\\.\pipe\rdpdvc-wts-test-%d-%d`, os.Getpid(), seq.Add(1))
-	l, err := listenPipe(path)
+	l, err := listenPipe(path, true)
 	if err != nil {
 		return nil, fmt.Errorf("wtstest: listening on %s: %w", path, err)
 	}
@@ -172,13 +172,20 @@ type pipeListener struct {
 	closed atomic.Bool
 }
 
-func listenPipe(path string) (*pipeListener, error) {
+// listenPipe creates one instance of the message-mode pipe path, with
+// room for more (NewClient's); first says it must be the first: nobody
+// else serves the name.
+func listenPipe(path string, first bool) (*pipeListener, error) {
 	p, err := windows.UTF16PtrFromString(path)
 	if err != nil {
 		return nil, err
 	}
-	h, err := windows.CreateNamedPipe(p, windows.PIPE_ACCESS_DUPLEX|windows.FILE_FLAG_OVERLAPPED|windows.FILE_FLAG_FIRST_PIPE_INSTANCE,
-		windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT, 1, 1<<16, 1<<16, 0, nil)
+	mode := uint32(windows.PIPE_ACCESS_DUPLEX | windows.FILE_FLAG_OVERLAPPED)
+	if first {
+		mode |= windows.FILE_FLAG_FIRST_PIPE_INSTANCE
+	}
+	h, err := windows.CreateNamedPipe(p, mode, windows.PIPE_TYPE_MESSAGE|windows.PIPE_READMODE_MESSAGE|windows.PIPE_WAIT,
+		windows.PIPE_UNLIMITED_INSTANCES, 1<<16, 1<<16, 0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -191,14 +198,18 @@ func listenPipe(path string) (*pipeListener, error) {
 }
 
 // Accept waits for the one client and returns the connection.
-func (l *pipeListener) Accept() (io.ReadWriteCloser, error) {
+func (l *pipeListener) Accept() (*overlapped.File, error) {
 	ov := windows.Overlapped{HEvent: l.ev}
 	err := windows.ConnectNamedPipe(l.h, &ov)
 	switch {
 	case err == nil, errors.Is(err, windows.ERROR_PIPE_CONNECTED):
 	case errors.Is(err, windows.ERROR_IO_PENDING):
-		if _, err := windows.WaitForSingleObject(l.ev, windows.INFINITE); err != nil {
-			return nil, err
+		// ConnectNamedPipe reset the event: a Close that set it before
+		// is seen through closed.
+		if !l.closed.Load() {
+			if _, err := windows.WaitForSingleObject(l.ev, windows.INFINITE); err != nil {
+				return nil, err
+			}
 		}
 		if l.closed.Load() {
 			windows.CancelIoEx(l.h, &ov)

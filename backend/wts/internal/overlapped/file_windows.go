@@ -88,6 +88,16 @@ func (f *File) do(ctx context.Context, start func(ov *windows.Overlapped) error)
 	if err := start(&o.ov); err != nil && !errors.Is(err, windows.ERROR_IO_PENDING) && !errors.Is(err, windows.ERROR_MORE_DATA) {
 		return 0, err
 	}
+	// A Close that ran between the check above and start cancelled
+	// nothing of this operation: cancel it here, or Close waits for it
+	// forever. (Close sets closed before its CancelIoEx, so one of the
+	// two sees the other.)
+	f.mu.Lock()
+	closed := f.closed
+	f.mu.Unlock()
+	if closed {
+		windows.CancelIoEx(f.h, &o.ov)
+	}
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { windows.CancelIoEx(f.h, &o.ov) })
 		defer stop()
