@@ -23,6 +23,7 @@ import (
 	"github.com/rdpdvc/rdpdvc/hresult"
 	"github.com/rdpdvc/rdpdvc/simple"
 	"github.com/rdpdvc/rdpdvc/trace"
+	"github.com/rdpdvc/rdpdvc/tunnel"
 )
 
 // AddInName is the AddIns key the DLL registers under and reads its
@@ -49,6 +50,7 @@ const (
 	valLogLevel = "LogLevel" // REG_SZ: debug, info (default), warn, error
 	valTrace    = "Trace"    // REG_SZ or REG_EXPAND_SZ: record every channel message in this file (docs/trace.md)
 	valBridge   = "Bridge"   // REG_MULTI_SZ, one NAME=[FRAMING:]unix:PATH|tcp:HOST:PORT per string, or REG_SZ/REG_EXPAND_SZ with one (docs/bridge.md)
+	valTunnel   = "Tunnel"   // REG_MULTI_SZ, one allow:RULE or listen:HOST:PORT per string, or REG_SZ with one (docs/tunnel.md)
 )
 
 type config struct {
@@ -56,6 +58,7 @@ type config struct {
 	logFile  string
 	trace    string // empty: no trace
 	bridges  []string
+	tunnel   []string // tunnel options; none: no tunnel
 	level    slog.Level
 	notes    []string // what could not be used, logged once the log is open
 }
@@ -109,6 +112,18 @@ func lookupStrings(name string) ([]string, bool) {
 	return nil, false
 }
 
+// lookupList is lookupStrings without its empty strings.
+func lookupList(name string) []string {
+	vs, _ := lookupStrings(name)
+	var out []string
+	for _, v := range vs {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func readConfig() config {
 	c := config{channels: []string{"simple", "echo"}, logFile: filepath.Join(os.TempDir(), "rdpdvc-plugin.log")}
 	if v, ok := lookup(valChannels); ok {
@@ -120,13 +135,8 @@ func readConfig() config {
 	if v, ok := lookup(valTrace); ok {
 		c.trace = v
 	}
-	if vs, ok := lookupStrings(valBridge); ok {
-		for _, v := range vs {
-			if v = strings.TrimSpace(v); v != "" {
-				c.bridges = append(c.bridges, v)
-			}
-		}
-	}
+	c.bridges = lookupList(valBridge)
+	c.tunnel = lookupList(valTunnel)
 	if v, ok := lookup(valLogLevel); ok {
 		if err := c.level.UnmarshalText([]byte(v)); err != nil {
 			c.notes = append(c.notes, fmt.Sprintf("%s %q is not debug, info, warn or error; using info", valLogLevel, v))
@@ -272,6 +282,12 @@ func start() (*com.InProc, *slog.Logger) {
 		if len(c.bridges) > 0 {
 			if err := bridge.Register(reg, c.bridges, log); err != nil {
 				c.notes = append(c.notes, fmt.Sprintf("%s: %v", valBridge, err))
+			}
+		}
+		if len(c.tunnel) > 0 {
+			// The client lives as long as the process, like the DLL.
+			if _, err := tunnel.RegisterOptions(reg, c.tunnel, log.With("feature", "tunnel")); err != nil {
+				c.notes = append(c.notes, fmt.Sprintf("%s: %v", valTunnel, err))
 			}
 		}
 		for _, n := range c.notes {

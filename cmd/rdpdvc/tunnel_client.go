@@ -5,9 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/internal/cli"
@@ -15,7 +12,6 @@ import (
 	"github.com/rdpdvc/rdpdvc/trace"
 	"github.com/rdpdvc/rdpdvc/tunnel"
 	"github.com/rdpdvc/rdpdvc/tunnel/allow"
-	"github.com/rdpdvc/rdpdvc/tunnel/socks"
 )
 
 func init() {
@@ -121,7 +117,7 @@ func runTunnelClient(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return err
 		}
-		c := newTunnelClient(rs, ls, log)
+		c := tunnel.NewRuledClient(rs, ls, log)
 		c.Window, c.MaxStreams = window, maxStreams
 		if err := c.Register(rec.Registrar(conn)); err != nil {
 			conn.Close()
@@ -132,23 +128,4 @@ func runTunnelClient(ctx context.Context, args []string, stdout, stderr io.Write
 		c.Close()
 		return err
 	})
-}
-
-// newTunnelClient is the client side with the user's rules: connections
-// through rs.Dial, reverse listeners only at the addresses of ls, reply
-// codes by socks.ReplyFor. The FreeRDP and Windows plugins build theirs
-// the same way.
-func newTunnelClient(rs *allow.Rules, ls *allow.ListenRules, log *slog.Logger) *tunnel.Client {
-	return &tunnel.Client{
-		Dial:   rs.Dial,
-		Code:   func(err error) byte { return byte(socks.ReplyFor(err)) },
-		Logger: log,
-		Listen: func(host string, port uint16) (net.Listener, error) {
-			a := net.JoinHostPort(host, strconv.Itoa(int(port)))
-			if !ls.Allowed(a) {
-				return nil, &allow.DeniedError{Host: host, Port: port, Rule: "-allow-listen " + ls.String()}
-			}
-			return net.Listen("tcp", a)
-		},
-	}
 }

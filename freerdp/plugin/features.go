@@ -39,5 +39,7 @@ func plugFeatures(log *slog.Logger) []features.Feature {
 		features.PNP(log),
 		// bridge=NAME=[FRAMING:]unix:PATH, once per channel (features.Bridge).
 		features.Bridge(log),
+		// tunnel=allow:RULE|listen:HOST:PORT, once per rule (features.Tunnel).
+		features.Tunnel(log),
 	}
 }
