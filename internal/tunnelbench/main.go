@@ -398,10 +398,27 @@ func exchange(c net.Conn, n int) ([]time.Duration, error) {
 // other, keeps the machine's changing load from reading as (un)fairness.
 const fairnessCycles = 4
 
+// pipeBytes bounds what can wait on the way to a stalled reader after the
+// point where a tunnel multiplexes its streams: the kernel's buffers of
+// the socket between there and the reader, both ends (net.core rmem and
+// wmem maxima are a few MiB each on Linux), with room to spare.
+const pipeBytes = 32 << 20
+
+// settleTime is how long a stalled stream takes to fill pipeBytes at
+// rate bytes/s, the rate each stream had with every reader reading: only
+// then does a tunnel with head-of-line blocking show it. 0.5 s to 5 s.
+func settleTime(rate float64) time.Duration {
+	if rate <= 0 {
+		return 5 * time.Second
+	}
+	return min(max(time.Duration(pipeBytes/rate*float64(time.Second)), 500*time.Millisecond), 5*time.Second)
+}
+
 // fairness runs n endless downloads and alternates two states,
 // fairnessCycles times: every stream reading, and stream 0's reader
 // stopped (after a settling time for the buffers on its way to fill). In
 // both it counts what streams 1..n-1 receive during window/fairnessCycles;
+// the settling time is settleTime of the first reading state's rate;
 // it returns their rate in the stalled state over their rate in the other.
 // A tunnel with head-of-line blocking gives about 0.
 func fairness(v variant, n int, window time.Duration) (float64, error) {
@@ -457,7 +474,6 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 		return s
 	}
 	slot := window / fairnessCycles
-	settle := max(slot, 500*time.Millisecond)
 	measure := func() (int64, time.Duration) {
 		a, t := others(), time.Now()
 		time.Sleep(slot)
@@ -465,10 +481,14 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 	}
 	var freeBytes, stallBytes int64
 	var freeTime, stallTime time.Duration
-	time.Sleep(settle)
+	time.Sleep(500 * time.Millisecond)
+	settle := time.Duration(0)
 	for range fairnessCycles {
 		b, d := measure()
 		freeBytes, freeTime = freeBytes+b, freeTime+d
+		if settle == 0 {
+			settle = settleTime(float64(freeBytes) / freeTime.Seconds() / float64(n-1))
+		}
 		gate.Lock()
 		stalled = true
 		time.Sleep(settle)
