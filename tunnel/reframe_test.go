@@ -55,3 +55,69 @@ func TestSplitMessagesReframed(t *testing.T) {
 	host, port := echoServer(t)
 	roundTrip(t, srv, host, port, 500000)
 }
+
+// streamOpener stands in for a stream-only server backend (xrdp's
+// xrdpapi socket): what the client writes reaches the server's Read as a
+// byte stream, cut anywhere and joined, which the backend recovers with
+// the Framer given at Open, as backend/xrdp does with kit.Stream.
+type streamOpener struct {
+	dvc.Opener
+	t *testing.T
+}
+
+func (o streamOpener) Open(ctx context.Context, name string, opts ...dvc.OpenOption) (dvc.Conn, error) {
+	f := dvc.ApplyOpenOptions(opts).Framer
+	if f == nil {
+		o.t.Error("Open without a Framer: a stream-only backend could not recover messages")
+	}
+	c, err := o.Opener.Open(ctx, name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &streamConn{Conn: c, s: kit.Stream{Framer: f, Max: wire.MaxMessage}}, nil
+}
+
+type streamConn struct {
+	dvc.Conn
+	s       kit.Stream
+	pending []byte // bytes "read from the socket" not yet given to s
+}
+
+func (c *streamConn) Read(ctx context.Context) ([]byte, error) {
+	for {
+		m, err := c.s.Next()
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			return append([]byte(nil), m...), nil
+		}
+		if len(c.pending) == 0 {
+			msg, err := c.Conn.Read(ctx)
+			if err != nil {
+				return nil, err
+			}
+			c.pending = msg
+		}
+		// 7 bytes at a time: headers and bodies cut anywhere.
+		n := min(len(c.pending), 7)
+		c.s.Write(c.pending[:n])
+		c.pending = c.pending[n:]
+	}
+}
+
+func TestStreamBackendFramer(t *testing.T) {
+	hub := loopback.New()
+	cli := &Client{Dial: plainDial}
+	if err := cli.Register(hub); err != nil {
+		t.Fatal(err)
+	}
+	srv := &Server{Opener: streamOpener{hub, t}}
+	defer func() {
+		srv.Close()
+		hub.Close()
+		cli.Close()
+	}()
+	host, port := echoServer(t)
+	roundTrip(t, srv, host, port, 300000)
+}

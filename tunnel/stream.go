@@ -67,11 +67,11 @@ type Stream struct {
 
 	mu sync.Mutex
 	// Receive side.
-	rq       [][]byte // DATA payloads not read yet
-	rbytes   int      // bytes in rq
-	window   int      // this end's receive window
-	held     int      // bytes received and not credited back: at most window
-	unacked  int      // bytes read and not credited back yet
+	rq       []chunk // DATA payloads not read yet
+	rbytes   int     // bytes in rq
+	window   int     // this end's receive window
+	held     int     // bytes received and not credited back: at most window
+	unacked  int     // bytes read and not credited back yet
 	peerEOF  bool
 	readable chan struct{} // signalled when rq grows or the stream ends
 	// Send side.
@@ -99,6 +99,35 @@ func newStream(ch dvc.Channel, local, remote net.Addr, window int, peerWindow ui
 	s.rdl.init()
 	s.wdl.init()
 	return s
+}
+
+// chunk is one DATA payload held for reading; buf, when set, is the
+// pooled buffer b lives in, given back once b has been read out.
+type chunk struct {
+	b   []byte
+	buf *[]byte
+}
+
+// dataBufs are the buffers DATA payloads are copied into on the client
+// side (a Handler's message is valid only during the call): one
+// allocation less per message.
+var dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, wire.MaxData); return &b }}
+
+// copyChunk copies p, into a pooled buffer when it is large.
+func copyChunk(p []byte) chunk {
+	if len(p) < 4096 {
+		return chunk{b: append([]byte(nil), p...)}
+	}
+	bp := dataBufs.Get().(*[]byte)
+	return chunk{b: append((*bp)[:0], p...), buf: bp}
+}
+
+// release gives the buffer back. Never after Close, which drops the queue
+// while WriteTo may still be writing from its head.
+func (c chunk) release() {
+	if c.buf != nil {
+		dataBufs.Put(c.buf)
+	}
 }
 
 func signal(c chan struct{}) {
@@ -130,13 +159,13 @@ func (s *Stream) deliver(m wire.Message, copyData bool) error {
 		if len(m.Payload) == 0 {
 			return nil
 		}
-		p := m.Payload
+		c := chunk{b: m.Payload}
 		if copyData {
-			p = append([]byte(nil), p...)
+			c = copyChunk(m.Payload)
 		}
-		s.rq = append(s.rq, p)
-		s.rbytes += len(p)
-		s.held += len(p)
+		s.rq = append(s.rq, c)
+		s.rbytes += len(c.b)
+		s.held += len(c.b)
 		signal(s.readable)
 	case wire.Credit:
 		s.credit += int64(m.Increment)
@@ -222,13 +251,14 @@ func (s *Stream) Read(p []byte) (int, error) {
 		if s.rbytes > 0 {
 			n := 0
 			for n < len(p) && len(s.rq) > 0 {
-				c := copy(p[n:], s.rq[0])
+				c := copy(p[n:], s.rq[0].b)
 				n += c
-				if c == len(s.rq[0]) {
-					s.rq[0] = nil
+				if c == len(s.rq[0].b) {
+					s.rq[0].release()
+					s.rq[0] = chunk{}
 					s.rq = s.rq[1:]
 				} else {
-					s.rq[0] = s.rq[0][c:]
+					s.rq[0].b = s.rq[0].b[c:]
 				}
 			}
 			if len(s.rq) == 0 {
@@ -299,24 +329,25 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 	for {
 		s.mu.Lock()
 		if s.rbytes > 0 {
-			chunk := s.rq[0]
+			head := s.rq[0]
 			s.mu.Unlock()
-			// Only this goroutine takes from rq, so chunk stays at its head.
-			n, err := w.Write(chunk)
+			// Only this goroutine takes from rq, so head stays at its head.
+			n, err := w.Write(head.b)
 			total += int64(n)
 			s.mu.Lock()
 			if s.closedHere { // Close dropped rq meanwhile
 				s.mu.Unlock()
 				return total, net.ErrClosed
 			}
-			if n == len(chunk) {
-				s.rq[0] = nil
+			if n == len(head.b) {
+				head.release()
+				s.rq[0] = chunk{}
 				s.rq = s.rq[1:]
 				if len(s.rq) == 0 {
 					s.rq = nil
 				}
 			} else {
-				s.rq[0] = chunk[n:]
+				s.rq[0].b = head.b[n:]
 			}
 			s.rbytes -= n
 			inc := s.consumedLocked(n)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -528,4 +529,33 @@ func TestCloseWakesEveryReader(t *testing.T) {
 			t.Fatalf("Read after Close: %v", err)
 		}
 	}
+}
+
+// TestServerCloseDuringJoin: Server.Close while Join carries a busy stream
+// on the server's side (as the SOCKS front-end does) ends Join.
+func TestServerCloseDuringJoin(t *testing.T) {
+	fh, fp := flooder(t)
+	p := newPortable(t, &Server{}, &Client{})
+	st, err := p.srv.DialStream(ctxT(t), fh, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Join(a, st) }()
+	var got atomic.Int64
+	go func() { // the local program reads what the target floods
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := b.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "bytes to flow", func() bool { return got.Load() > 1<<20 })
+	p.srv.Close()
+	<-done
+	b.Close()
 }

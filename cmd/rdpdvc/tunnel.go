@@ -44,6 +44,7 @@ tunnel feature) connects them if its -allow rules let it:
   -socks ADDR              a SOCKS5 proxy (RFC 1928: CONNECT to IPv4, IPv6
                            or a domain name, resolved on the client side)
   -forward LOCAL=HOST:PORT connections to LOCAL go to HOST:PORT (repeatable)
+                           (a bare port as ADDR or LOCAL is on 127.0.0.1)
   -reverse CLIENTADDR=HOST:PORT
                            the client listens on CLIENTADDR (if it allowed
                            it with -allow-listen) and each connection there
@@ -76,12 +77,21 @@ type forwardSpec struct {
 	port        uint16
 }
 
+// loopbackPort reads a bare port ("1080") as 127.0.0.1:1080, the
+// listeners' default address.
+func loopbackPort(a string) string {
+	if _, err := strconv.ParseUint(a, 10, 16); err == nil {
+		return net.JoinHostPort("127.0.0.1", a)
+	}
+	return a
+}
+
 func parseForward(flagName, s string) (forwardSpec, error) {
 	local, target, ok := strings.Cut(s, "=")
 	if !ok || local == "" || target == "" {
 		return forwardSpec{}, fmt.Errorf("%s %q: want ADDR=HOST:PORT", flagName, s)
 	}
-	if _, _, err := net.SplitHostPort(local); err != nil {
+	if _, _, err := net.SplitHostPort(loopbackPort(local)); err != nil {
 		return forwardSpec{}, fmt.Errorf("%s %q: %v", flagName, s, err)
 	}
 	host, ps, err := net.SplitHostPort(target)
@@ -115,8 +125,8 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&socksAddr, "socks", "", "serve SOCKS5 on `host:port` (e.g. 127.0.0.1:1080)")
 	fs.StringVar(&socksUser, "socks-user", "", "require RFC 1929 authentication as `user` (with -socks-pass-file)")
 	fs.StringVar(&passFile, "socks-pass-file", "", "the password for -socks-user, the first line of `FILE`")
-	fs.Var(&forwards, "forward", "`LOCAL=HOST:PORT`: connections to LOCAL go to HOST:PORT from the client (repeatable)")
-	fs.Var(&reverses, "reverse", "`CLIENTADDR=HOST:PORT`: the client listens on CLIENTADDR, connections come to HOST:PORT from here (repeatable)")
+	fs.Var(&forwards, "forward", "connections to LOCAL go to HOST:PORT from the client (repeatable; `LOCAL=HOST:PORT`)")
+	fs.Var(&reverses, "reverse", "the client listens on CLIENTADDR, connections there come to HOST:PORT from here (repeatable; `CLIENTADDR=HOST:PORT`)")
 	fs.BoolVar(&expose, "expose", false, "allow -socks and -forward on non-loopback addresses")
 	fs.StringVar(&listen, "listen", "", "portable transport: wait for the client on `host:port` (default "+cli.DefaultAddr+" outside xrdp)")
 	fs.BoolVar(&useXRDP, "xrdp", false, "reach the client of this xrdp session through chansrv (default inside one)")
@@ -159,6 +169,13 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage("%v", err)
 		}
 		rev = append(rev, f)
+	}
+	socksAddr = loopbackPort(socksAddr)
+	for i := range fwd {
+		fwd[i].local = loopbackPort(fwd[i].local)
+	}
+	for i := range rev {
+		rev[i].local = loopbackPort(rev[i].local)
 	}
 	var users map[string]string
 	if (socksUser == "") != (passFile == "") {
@@ -220,7 +237,7 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		lns = append(lns, ln)
 		front.printf("socks5 %s\n", ln.Addr())
-		front.serve(ln, front.socks)
+		front.serve(ctx, ln, func(c net.Conn) { front.socks(ctx, c) })
 	}
 	for _, f := range fwd {
 		ln, err := net.Listen("tcp", f.local)
@@ -230,7 +247,7 @@ func runTunnel(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		lns = append(lns, ln)
 		front.printf("forward %s %s\n", ln.Addr(), net.JoinHostPort(f.host, strconv.Itoa(int(f.port))))
-		front.serve(ln, func(c net.Conn) { front.forward(ctx, c, f) })
+		front.serve(ctx, ln, func(c net.Conn) { front.forward(ctx, c, f) })
 	}
 
 	if useXRDP || (listen == "" && tunnelXRDPDetect()) {
@@ -310,7 +327,7 @@ func (t *tunnelFront) printf(format string, a ...any) {
 
 // serve accepts on ln until it is closed, each connection on a goroutine
 // of its own.
-func (t *tunnelFront) serve(ln net.Listener, handle func(net.Conn)) {
+func (t *tunnelFront) serve(ctx context.Context, ln net.Listener, handle func(net.Conn)) {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
@@ -325,6 +342,10 @@ func (t *tunnelFront) serve(ln net.Listener, handle func(net.Conn)) {
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()
+				// At exit every connection is dropped, so that none keeps
+				// the program waiting (a silent SOCKS client, say).
+				stop := context.AfterFunc(ctx, func() { c.Close() })
+				defer stop()
 				handle(c)
 			}()
 		}
@@ -343,14 +364,14 @@ func (t *tunnelFront) dial(ctx context.Context, host string, port uint16) (*tunn
 
 // socks serves one SOCKS5 client: the handshake, the tunnel's Dial, the
 // reply with its code, then the stream.
-func (t *tunnelFront) socks(c net.Conn) {
+func (t *tunnelFront) socks(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	req, err := socks.Handshake(c, socks.Config{Users: t.users})
 	if err != nil {
 		t.lim.Log(t.log, slog.LevelInfo, "socks handshake", "socks5: handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), tunnel.DefaultOpenTimeout)
+	ctx, cancel := context.WithTimeout(ctx, tunnel.DefaultOpenTimeout)
 	st, err := t.dial(ctx, req.Host, req.Port)
 	cancel()
 	target := net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port)))

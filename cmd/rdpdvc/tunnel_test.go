@@ -96,7 +96,7 @@ func TestTunnelCommands(t *testing.T) {
 	var sOut, sErr, cOut, cErr pcSyncBuffer
 	sDone, cDone := make(chan int, 1), make(chan int, 1)
 	go func() {
-		sDone <- run(ctx, []string{"tunnel", "-listen", "127.0.0.1:0", "-socks", "127.0.0.1:0", "-socks-user", "u", "-socks-pass-file", pass,
+		sDone <- run(ctx, []string{"tunnel", "-listen", "127.0.0.1:0", "-socks", "0", "-socks-user", "u", "-socks-pass-file", pass,
 			"-forward", "127.0.0.1:0=127.0.0.1:" + hport, "-reverse", revAddr + "=" + echoLn.Addr().String(),
 			"-reverse", "127.0.0.1:1=" + echoLn.Addr().String()}, &sOut, &sErr)
 	}()
