@@ -4,9 +4,10 @@
 // one stream's throughput (a download of -size bytes), the total of
 // -streams concurrent streams (-size bytes in all), the latency of 1-byte
 // request/response exchanges (p50, p99), and fairness: with -streams
-// streams downloading, one stream's reader stops, and the figure is the
-// others' throughput after the stop over theirs before it (a tunnel
-// without head-of-line blocking keeps at least 0.9). Beside the
+// streams downloading, one stream's reader stops and starts again, four
+// times, and the figure is the others' throughput while it is stopped over
+// theirs while it reads (a tunnel without head-of-line blocking keeps at
+// least 0.9). Beside the
 // throughputs it reports the CPU time the proxy's processes (and their
 // children) spent per GiB, which the machine's other load moves much less
 // than it moves the throughput. The variants
@@ -75,7 +76,7 @@ func run() int {
 	size := fs.String("size", "64MiB", "bytes of the one-stream download, and of the concurrent streams in all (`N`, NKiB, NMiB)")
 	fs.IntVar(&o.streams, "streams", 8, "concurrent streams")
 	fs.IntVar(&o.requests, "requests", 2000, "1-byte request/response exchanges per variant and round")
-	fs.DurationVar(&o.fairness, "fairness", 2*time.Second, "each of the two measuring windows of the fairness test")
+	fs.DurationVar(&o.fairness, "fairness", 2*time.Second, "the fairness test's measuring time in each of its two states")
 	fs.IntVar(&o.rounds, "rounds", 3, "alternating rounds")
 	source := fs.String("source", "", "internal: serve the data source on this listener `address`")
 	freePort := fs.Bool("free-port", false, "print a free loopback TCP port and exit (for scripts)")
@@ -392,16 +393,44 @@ func exchange(c net.Conn, n int) ([]time.Duration, error) {
 	return d, nil
 }
 
-// fairness runs n endless downloads; after a warm-up it measures streams
-// 1..n-1 for window, stops reading stream 0, waits for the buffers on its
-// way to fill (a second), and measures streams 1..n-1 again. It returns
-// the second rate over the first.
+// fairnessCycles is how many times fairness stalls and resumes its
+// stream: alternating the two states, rather than measuring one after the
+// other, keeps the machine's changing load from reading as (un)fairness.
+const fairnessCycles = 4
+
+// pipeBytes bounds what can wait on the way to a stalled reader after the
+// point where a tunnel multiplexes its streams: the kernel's buffers of
+// the socket between there and the reader, both ends (net.core rmem and
+// wmem maxima are a few MiB each on Linux), with room to spare.
+const pipeBytes = 32 << 20
+
+// settleTime is how long a stalled stream takes to fill pipeBytes at
+// rate bytes/s, the rate each stream had with every reader reading: only
+// then does a tunnel with head-of-line blocking show it. 0.5 s to 5 s.
+func settleTime(rate float64) time.Duration {
+	if rate <= 0 {
+		return 5 * time.Second
+	}
+	return min(max(time.Duration(pipeBytes/rate*float64(time.Second)), 500*time.Millisecond), 5*time.Second)
+}
+
+// fairness runs n endless downloads and alternates two states,
+// fairnessCycles times: every stream reading, and stream 0's reader
+// stopped (after a settling time for the buffers on its way to fill). In
+// both it counts what streams 1..n-1 receive during window/fairnessCycles;
+// the settling time is settleTime of the first reading state's rate;
+// it returns their rate in the stalled state over their rate in the other.
+// A tunnel with head-of-line blocking gives about 0.
 func fairness(v variant, n int, window time.Duration) (float64, error) {
 	conns := make([]net.Conn, n)
-	var counts = make([]atomic.Int64, n)
-	stopped := make(chan struct{})
+	counts := make([]atomic.Int64, n)
+	var gate sync.Mutex // held while stream 0 is stalled
+	stalled := false
 	var wg sync.WaitGroup
 	defer func() {
+		if stalled {
+			gate.Unlock()
+		}
 		for _, c := range conns {
 			if c != nil {
 				_ = c.Close()
@@ -424,11 +453,10 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 			buf := make([]byte, 64<<10)
 			for {
 				if i == 0 {
-					select {
-					case <-stopped:
-						return // and read no more: the stalled reader
-					default:
-					}
+					// A gate, not a critical section: wait while
+					// the controller holds it.
+					gate.Lock()
+					gate.Unlock()
 				}
 				k, err := c.Read(buf)
 				counts[i].Add(int64(k))
@@ -445,20 +473,35 @@ func fairness(v variant, n int, window time.Duration) (float64, error) {
 		}
 		return s
 	}
-	rate := func() float64 {
+	slot := window / fairnessCycles
+	measure := func() (int64, time.Duration) {
 		a, t := others(), time.Now()
-		time.Sleep(window)
-		return float64(others()-a) / time.Since(t).Seconds()
+		time.Sleep(slot)
+		return others() - a, time.Since(t)
 	}
-	time.Sleep(window / 4)
-	before := rate()
-	close(stopped)
-	time.Sleep(time.Second)
-	after := rate()
-	if before == 0 {
-		return 0, errors.New("no bytes arrived before the stop")
+	var freeBytes, stallBytes int64
+	var freeTime, stallTime time.Duration
+	time.Sleep(500 * time.Millisecond)
+	settle := time.Duration(0)
+	for range fairnessCycles {
+		b, d := measure()
+		freeBytes, freeTime = freeBytes+b, freeTime+d
+		if settle == 0 {
+			settle = settleTime(float64(freeBytes) / freeTime.Seconds() / float64(n-1))
+		}
+		gate.Lock()
+		stalled = true
+		time.Sleep(settle)
+		b, d = measure()
+		stallBytes, stallTime = stallBytes+b, stallTime+d
+		gate.Unlock()
+		stalled = false
+		time.Sleep(settle) // stream 0 drains what waited for it
 	}
-	return after / before, nil
+	if freeBytes == 0 {
+		return 0, errors.New("no bytes arrived with every reader reading")
+	}
+	return (float64(stallBytes) / stallTime.Seconds()) / (float64(freeBytes) / freeTime.Seconds()), nil
 }
 
 // serveSource is the data source: a TCP server doing nothing but the two
