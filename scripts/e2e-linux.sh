@@ -714,7 +714,7 @@ check_s() {
 		if as_user curl -sS --max-time 30 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$REFUSED_PORT/" -o /dev/null 2>"$WORK/check-s.refused.log"; then
 			log "     a port no rule allows was reached"; ok=1
 		fi
-		grep -q 'denied\|refus' "$WORK/xfreerdp.log" || { log "     the plugin logged no refusal"; ok=1; }
+		grep -q "tunnel: connect failed.*localhost:$REFUSED_PORT.*matches no rule" "$WORK/xfreerdp.log" || { log "     the plugin logged no refusal naming the rules"; ok=1; }
 		as_user curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$HTTP_PORT/big.bin" -o /dev/null 2>>"$WORK/check-s.curl.log" || { log "     the tunnel did not go on after the refusal"; ok=1; }
 	else
 		ok=1
