@@ -10,6 +10,7 @@
  * Release, FreeLibrary.
  *
  *   dvchost SCENARIO DLL [DLL2]
+ *   dvchost chat DLL CHANNEL HEX...
  *
  * Prints "ok ..." per check passed and "FAIL ..." per check failed; the exit
  * status is the number of failures (0: all passed). A crash is a crash:
@@ -66,6 +67,8 @@ typedef struct {
 	ULONG lastLen;
 	LONG writes, closes;
 	BOOL closeAnswers; /* Close calls OnClose on the spot, as mstsc may */
+	BOOL print;        /* print each write as "recv HEX" (scenario chat) */
+	HANDLE wrote;      /* set at each write, when not NULL */
 } Channel;
 
 static HRESULT STDMETHODCALLTYPE chQI(IWTSVirtualChannel *This, REFIID riid, void **ppv)
@@ -98,6 +101,15 @@ static HRESULT STDMETHODCALLTYPE chWrite(IWTSVirtualChannel *This, ULONG n, BYTE
 	c->last = copy;
 	c->lastLen = n;
 	c->writes++;
+	if (c->print) {
+		printf("recv ");
+		for (ULONG i = 0; i < n; i++)
+			printf("%02x", buf[i]);
+		printf("\n");
+		fflush(stdout);
+	}
+	if (c->wrote)
+		SetEvent(c->wrote);
 	LeaveCriticalSection(&c->cs);
 	return S_OK;
 }
@@ -597,6 +609,74 @@ static void scenarioPanic(const char *dll)
 	FreeLibrary(h);
 }
 
+/* ---- a conversation on one channel ------------------------------------- */
+
+static int unhex(const char *h, BYTE *out, int max)
+{
+	int n = 0;
+	for (; h[0] && h[1] && n < max; h += 2) {
+		unsigned v;
+		if (sscanf(h, "%2x", &v) != 1)
+			return -1;
+		out[n++] = (BYTE)v;
+	}
+	return h[0] ? -1 : n;
+}
+
+/* chat: opens channel name and sends each message in turn (hex); after
+ * each, waits up to 20 s for the plugin to write at least one message,
+ * and prints every write as "recv HEX". For features whose answers come
+ * from another thread (bridge, tunnel), the Go test reads the lines. */
+static void scenarioChat(const char *dll, const char *name, int nmsgs, char **msgs)
+{
+	HMODULE h = load(dll);
+	if (!h)
+		return;
+	IWTSPlugin *p = getInstance(h, "chat");
+	if (!p)
+		return;
+	Manager m;
+	Channel c;
+	managerInit(&m);
+	channelInit(&c);
+	c.print = TRUE;
+	c.wrote = CreateEventA(NULL, FALSE, FALSE, NULL);
+	CHECK(IWTSPlugin_Initialize(p, &m.iface) == S_OK && IWTSPlugin_Connected(p) == S_OK, "chat: Initialize, Connected");
+	IWTSListenerCallback *l = listenerFor(&m, name);
+	CHECK(l != NULL, "chat: a listener for %s (%d listeners)", name, m.n);
+	static BYTE buf[65536];
+	if (l && openChannel(l, &c, "chat")) {
+		for (int i = 0; i < nmsgs; i++) {
+			int n = unhex(msgs[i], buf, sizeof buf);
+			CHECK(n >= 0, "chat: message %d is hex", i + 1);
+			if (n < 0)
+				break;
+			EnterCriticalSection(&c.cs);
+			LONG before = c.writes;
+			LeaveCriticalSection(&c.cs);
+			HRESULT hr = IWTSVirtualChannelCallback_OnDataReceived(c.cb, (ULONG)n, buf);
+			CHECK(hr == S_OK, "chat: message %d delivered (hr 0x%08lx)", i + 1, hr);
+			DWORD deadline = GetTickCount() + 20000;
+			for (;;) {
+				EnterCriticalSection(&c.cs);
+				LONG now = c.writes;
+				LeaveCriticalSection(&c.cs);
+				if (now > before || (LONG)(deadline - GetTickCount()) <= 0)
+					break;
+				WaitForSingleObject(c.wrote, deadline - GetTickCount());
+			}
+			EnterCriticalSection(&c.cs);
+			CHECK(c.writes > before, "chat: the plugin answered message %d", i + 1);
+			LeaveCriticalSection(&c.cs);
+		}
+		closeChannel(&c, "chat");
+	}
+	CHECK(IWTSPlugin_Terminated(p) == S_OK, "chat: Terminated");
+	managerDone(&m, "chat");
+	IWTSPlugin_Release(p);
+	FreeLibrary(h);
+}
+
 /* ---- two Go DLLs in one process ---------------------------------------- */
 
 static void scenarioTwoCopies(const char *dll, const char *dll2)
@@ -629,7 +709,7 @@ static void scenarioTwoCopies(const char *dll, const char *dll2)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: dvchost getinstance|classobject|badinput|threads|panic|twocopies DLL [DLL2]\n");
+		fprintf(stderr, "usage: dvchost getinstance|classobject|badinput|threads|panic|twocopies DLL [DLL2]\n       dvchost chat DLL CHANNEL HEX...\n");
 		return 100;
 	}
 	const char *s = argv[1], *dll = argv[2];
@@ -645,6 +725,8 @@ int main(int argc, char **argv)
 		scenarioPanic(dll);
 	else if (!strcmp(s, "twocopies") && argc > 3)
 		scenarioTwoCopies(dll, argv[3]);
+	else if (!strcmp(s, "chat") && argc > 3)
+		scenarioChat(dll, argv[3], argc - 4, argv + 4);
 	else {
 		fprintf(stderr, "dvchost: unknown scenario %s\n", s);
 		return 100;
