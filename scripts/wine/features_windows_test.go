@@ -63,7 +63,9 @@ func chat(t *testing.T, host, dll, channel string, msgs ...[]byte) [][]byte {
 	return got
 }
 
-func frame(s string) []byte { return append(binary.LittleEndian.AppendUint32(nil, uint32(len(s))), s...) }
+func frame(s string) []byte {
+	return append(binary.LittleEndian.AppendUint32(nil, uint32(len(s))), s...)
+}
 
 // Bridge: the instance connects to the configured TCP socket, and a
 // framed message comes back from the echo server byte for byte.
