@@ -50,8 +50,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: rdpdvc <command> [flags]\n\ncommands:")
+	width := 0
 	for _, n := range commandNames() {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
+		width = max(width, len(n))
+	}
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\n`rdpdvc help <command>` or `rdpdvc <command> -h` shows a command's flags;\n`rdpdvc -version` the version. Exit status: 0 success, 1 failure, 2 bad usage.")
 }
