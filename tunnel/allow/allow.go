@@ -33,6 +33,16 @@
 // between the check and the dial (DNS rebinding) cannot reach an address
 // no rule allows. A name that no name rule matches, asked for a port no
 // address rule covers, is refused without a DNS query.
+//
+// So an address rule means names are resolved: with 10.0.0.0/8:443, any
+// name the session sends for port 443 is looked up in this side's DNS, to
+// see whether it lands in 10.0.0.0/8. To give the session no way to map
+// that DNS, a name that fails to resolve there is refused exactly as one
+// that resolves outside the rules is (SOCKS reply 2, not 4); only a name
+// a name rule allows gets the resolver's own error. Host names from the
+// session must be plain ASCII DNS names (letters, digits, '-', '_', no
+// empty label), lower-cased in ASCII only. The unspecified addresses
+// (0.0.0.0, ::) are matched as the loopback addresses they reach.
 package allow
 
 import (
@@ -371,7 +381,7 @@ func (r *Rules) Check(host string, port uint16, addrs []netip.Addr) ([]netip.Add
 	}
 	var ok []netip.Addr
 	for _, a := range addrs {
-		if r.addrAllowed(a.Unmap(), port) {
+		if r.addrAllowed(matchable(a), port) {
 			ok = append(ok, a)
 		}
 	}
@@ -389,6 +399,41 @@ func (r *Rules) denied(host string, port uint16, addrs []netip.Addr) error {
 	return e
 }
 
+// matchable is the address an address rule is matched against: an
+// IPv4-mapped address as the IPv4 address it is, and the unspecified
+// addresses as the loopback ones, since connecting to 0.0.0.0 or ::
+// reaches this machine's own services (a rule without 127.0.0.0/8 or
+// ::1 must not let them through).
+func matchable(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.IsUnspecified() {
+		if a.Is4() {
+			return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		return netip.IPv6Loopback()
+	}
+	return a
+}
+
+// sessionName is host, as the session sent it, in the form name rules
+// match (lower case, no trailing dot), or false if it is not a DNS name:
+// ASCII letters, digits, '-' and '_' in non-empty labels. Lower-casing
+// only ASCII keeps a name such as "\u212Aorp" (KELVIN SIGN) from folding
+// into a rule's "korp".
+func sessionName(host string) (string, bool) {
+	b := []byte(strings.TrimSuffix(host, "."))
+	for i, c := range b {
+		if c >= 0x80 {
+			return "", false
+		}
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	name := string(b)
+	return name, validName(name)
+}
+
 func (r *Rules) nameAllowed(host string, port uint16) bool {
 	if r == nil {
 		return false
@@ -396,7 +441,10 @@ func (r *Rules) nameAllowed(host string, port uint16) bool {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return false
 	}
-	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	name, ok := sessionName(host)
+	if !ok {
+		return false
+	}
 	for _, ru := range r.rules {
 		if ru.matchName(name, port) {
 			return true
@@ -446,10 +494,20 @@ func (r *Rules) Dial(ctx context.Context, host string, port uint16) (net.Conn, e
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		if !r.nameAllowed(host, port) && !r.anyAddrRule(port) {
+		if _, valid := sessionName(host); !valid {
+			return nil, r.denied(host, port, nil)
+		}
+		byName := r.nameAllowed(host, port)
+		if !byName && !r.anyAddrRule(port) {
 			return nil, r.denied(host, port, nil)
 		}
 		if addrs, err = r.lookup(ctx, host); err != nil {
+			if !byName {
+				// Only an address rule could allow it: a failed lookup
+				// is answered as a refusal, so that the session cannot
+				// tell which names the client's DNS knows.
+				return nil, r.denied(host, port, nil)
+			}
 			return nil, err
 		}
 	}

@@ -222,10 +222,12 @@ func TestDialDialsOnlyCheckedAddresses(t *testing.T) {
 		t.Errorf("error %q names neither the host nor the address", err)
 	}
 
+	// Only an address rule could have allowed it: a name that does not
+	// resolve is refused as one that resolves elsewhere, so that the
+	// session cannot map the client's DNS by the reply codes.
 	_, err = r.Dial(context.Background(), "missing.test", port)
-	var dnsErr *net.DNSError
-	if !errors.As(err, &dnsErr) {
-		t.Errorf("Dial(missing.test) = %v, want the resolver's error", err)
+	if !errors.Is(err, ErrDenied) {
+		t.Errorf("Dial(missing.test) = %v, want ErrDenied (as for rebind.test)", err)
 	}
 	if want := []string{"good.test", "rebind.test", "missing.test"}; strings.Join(lookups, " ") != strings.Join(want, " ") {
 		t.Errorf("lookups %v, want %v", lookups, want)
@@ -333,5 +335,52 @@ func TestDialFallsBackToTheNextAllowedAddress(t *testing.T) {
 	defer c.Close()
 	if got := c.RemoteAddr().(*net.TCPAddr).IP.String(); got != "127.0.0.1" {
 		t.Errorf("connected to %s, want 127.0.0.1", got)
+	}
+}
+
+// A name a name rule allows gets the resolver's own error when it does
+// not resolve: the user trusts that name, and the error tells them why.
+func TestDialNameRuleGetsTheResolversError(t *testing.T) {
+	r := mustParse(t, "missing.test")
+	r.Lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	_, err := r.Dial(context.Background(), "missing.test", 80)
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || errors.Is(err, ErrDenied) {
+		t.Errorf("Dial(missing.test) = %v, want the resolver's error", err)
+	}
+}
+
+// 0.0.0.0 and :: reach this machine's own services: they are matched as
+// the loopback addresses, so only a rule with loopback lets them through.
+func TestUnspecifiedIsLoopback(t *testing.T) {
+	port := listener(t)
+	if _, err := mustParse(t, "0.0.0.0/8", "::/128").Dial(context.Background(), "0.0.0.0", port); !errors.Is(err, ErrDenied) {
+		t.Errorf("Dial(0.0.0.0) under 0.0.0.0/8 = %v, want ErrDenied: it reaches loopback", err)
+	}
+	if _, err := mustParse(t, "::/128").Dial(context.Background(), "::", port); !errors.Is(err, ErrDenied) {
+		t.Errorf("Dial(::) under ::/128 = %v, want ErrDenied", err)
+	}
+	c, err := mustParse(t, "127.0.0.0/8").Dial(context.Background(), "0.0.0.0", port)
+	if err != nil {
+		t.Fatalf("Dial(0.0.0.0) under 127.0.0.0/8 = %v, want allowed (it is loopback)", err)
+	}
+	c.Close()
+}
+
+// Names from the session are plain ASCII DNS names: Unicode that folds
+// to ASCII (KELVIN SIGN to k) and empty labels match no rule, and are
+// refused without a lookup.
+func TestSessionNamesAreASCII(t *testing.T) {
+	r := mustParse(t, "korp.test", "*.example.test", "10.0.0.0/8")
+	r.Lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
+		t.Errorf("Lookup(%q) of a name that is not a DNS name", host)
+		return nil, errors.New("unexpected")
+	}
+	for _, host := range []string{"\u212Aorp.test", "..example.test", "a..example.test", "a b.example.test"} {
+		if _, err := r.Dial(context.Background(), host, 80); !errors.Is(err, ErrDenied) {
+			t.Errorf("Dial(%q) = %v, want ErrDenied", host, err)
+		}
 	}
 }
