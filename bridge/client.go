@@ -26,7 +26,12 @@ type ClientConfig struct {
 	// QueueBytes bounds the bytes received from the channel and not yet
 	// written to the socket, per connection (DefaultQueueBytes if 0).
 	QueueBytes int
-	Logger     *slog.Logger // nil: slog.Default()
+	// MaxConns bounds the bridge connections open at once
+	// (DefaultClientMaxConns if 0); the server's instances beyond it are
+	// refused, so that a server cannot make this side dial its program
+	// and queue for it without end.
+	MaxConns int
+	Logger   *slog.Logger // nil: slog.Default()
 }
 
 // Client is the client side of a bridge: the Listener of its channel.
@@ -49,6 +54,9 @@ func NewClient(cfg ClientConfig) *Client {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
 	cfg.QueueBytes = max(cfg.QueueBytes, HeaderLen+MaxMessage)
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultClientMaxConns
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -74,9 +82,15 @@ func (c *Client) Conns() int { return int(c.conns.Load()) }
 func (c *Client) Wait() { c.wg.Wait() }
 
 func (c *Client) accept(ch dvc.Channel) (dvc.Handler, error) {
+	if c.conns.Add(1) > int64(c.cfg.MaxConns) {
+		c.conns.Add(-1)
+		c.lim.Log(c.cfg.Logger, slog.LevelWarn, "bridge: too many connections", "bridge: too many connections; refusing the channel", "channel", ch.Name(), "id", ch.ID(), "max", c.cfg.MaxConns)
+		return nil, fmt.Errorf("bridge: %d connections open, the most allowed (MaxConns)", c.cfg.MaxConns)
+	}
 	d := net.Dialer{Timeout: c.cfg.Timeout}
 	sc, err := d.Dial(c.cfg.Addr.Network, c.cfg.Addr.Address)
 	if err != nil {
+		c.conns.Add(-1)
 		c.lim.Log(c.cfg.Logger, slog.LevelWarn, "bridge: refused", "bridge: cannot connect to the local socket; refusing the channel", "channel", ch.Name(), "id", ch.ID(), "socket", c.cfg.Addr.String(), "err", err)
 		return nil, fmt.Errorf("bridge: %s: %w", c.cfg.Addr, err)
 	}
@@ -84,7 +98,6 @@ func (c *Client) accept(ch dvc.Channel) (dvc.Handler, error) {
 		tc.SetNoDelay(true)
 	}
 	h := &clientConn{c: c, ch: ch, sc: sc, q: newOutbox(c.cfg.QueueBytes), log: c.cfg.Logger.With("channel", ch.Name(), "id", ch.ID())}
-	c.conns.Add(1)
 	c.wg.Add(2)
 	go h.writeLoop()
 	go h.readLoop()

@@ -23,6 +23,12 @@ const (
 	// DefaultMaxConns bounds a server's bridge connections at once;
 	// connections beyond it are closed as they come.
 	DefaultMaxConns = 1024
+	// DefaultClientMaxConns bounds a client's bridge connections at
+	// once, each a dial of the local program and a queue of up to
+	// QueueBytes: a server opening instance after instance reaches at
+	// most 64 connections and 256 MiB of queues with the defaults.
+	// Instances beyond it are refused.
+	DefaultClientMaxConns = 64
 )
 
 // errHalf is what readMessages returns when the local program shut down

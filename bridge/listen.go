@@ -37,9 +37,16 @@ func removeStale(path string) error {
 	if fi.Mode()&fs.ModeSocket == 0 {
 		return fmt.Errorf("bridge: %s exists and is not a socket; not replacing it", path)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
 		c.Close()
 		return fmt.Errorf("bridge: %s: another program is listening on it", path)
+	}
+	// Only "connection refused" says nobody listens: a full accept
+	// backlog (EAGAIN), a permission error or a timeout come from a live
+	// listener, or one this side cannot judge, and are not stale.
+	if !connRefused(err) {
+		return fmt.Errorf("bridge: %s: not replacing it: %w", path, err)
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("bridge: removing the stale socket %s: %w", path, err)

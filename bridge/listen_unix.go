@@ -3,11 +3,13 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // listenUnix binds in a fresh folder of mode 0700 next to path, sets the
@@ -55,3 +57,6 @@ func (u *unlinking) Close() error {
 	u.once.Do(func() { os.Remove(u.path) })
 	return err
 }
+
+// connRefused reports whether a dial failed because nothing listens.
+func connRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -44,6 +44,7 @@ func runBridgeClient(ctx context.Context, args []string, stdout, stderr io.Write
 		retry     time.Duration
 		reconnect bool
 		queue     int
+		maxConns  int
 		lf        cli.LogFlags
 		tf        cli.TraceFlag
 	)
@@ -54,6 +55,7 @@ func runBridgeClient(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&addr, "connect", cli.DefaultAddr, "portable transport: connect to the RDP server at `host:port`")
 	fs.DurationVar(&retry, "retry", 10*time.Second, "keep trying to connect for this long")
 	fs.BoolVar(&reconnect, "reconnect", false, "when the server goes away, connect again (until Ctrl+C)")
+	fs.IntVar(&maxConns, "max-conns", bridge.DefaultClientMaxConns, "bridge connections at once; the server's instances beyond it are refused")
 	fs.IntVar(&queue, "queue", bridge.DefaultQueueBytes, "`bytes` received and not yet written to the socket, per connection; when the socket's program leaves it full for -timeout, that connection ends")
 	lf.Register(fs)
 	tf.Register(fs)
@@ -65,8 +67,8 @@ func runBridgeClient(ctx context.Context, args []string, stdout, stderr io.Write
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err == nil && queue <= 0 {
-		err = fmt.Errorf("-queue must be > 0")
+	if err == nil && (queue <= 0 || maxConns <= 0) {
+		err = fmt.Errorf("-queue and -max-conns must be > 0")
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "rdpdvc bridge-client:", err, "(-h for help)")
@@ -79,7 +81,7 @@ func runBridgeClient(ctx context.Context, args []string, stdout, stderr io.Write
 		return 1
 	}
 	defer rec.Close()
-	bc := bridge.NewClient(bridge.ClientConfig{Addr: sock, Framing: framing, Timeout: bf.timeout, QueueBytes: queue, Logger: log})
+	bc := bridge.NewClient(bridge.ClientConfig{Addr: sock, Framing: framing, Timeout: bf.timeout, QueueBytes: queue, MaxConns: maxConns, Logger: log})
 	defer bc.Wait()
 	if reconnect {
 		retry = -1
