@@ -137,6 +137,10 @@ mount_all() {
 	mount -t sysfs sysfs "$d/sys" 2>/dev/null || true
 	mkdir -p "$d/tmp"
 	chmod 1777 "$d/tmp"
+	# debootstrap's bookworm minbase has no /etc/hosts (trixie's has), and
+	# without it "localhost" resolves nowhere: e2e check (s) asks the
+	# client to resolve it, as every installed system can.
+	[ -e "$d/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$d/etc/hosts"
 }
 
 # in_use DIR: some process has its root or working folder below DIR.
