@@ -52,6 +52,8 @@ type Server struct {
 	dialing  int // Dials between their slot and their stream
 	closed   bool
 	wg       sync.WaitGroup // each stream's reader; reverse listeners
+	stop     context.Context // done once Close is called: ends every Join
+	stopAll  context.CancelFunc
 }
 
 func (s *Server) init() {
@@ -62,6 +64,7 @@ func (s *Server) init() {
 		}
 		s.streams = make(map[*Stream]struct{})
 		s.reverses = make(map[*Reverse]struct{})
+		s.stop, s.stopAll = context.WithCancel(context.Background())
 	})
 }
 
@@ -239,6 +242,7 @@ func (s *Server) handshake(ctx context.Context, target wire.Addr, first []byte) 
 	}
 	var st *Stream
 	st = newStream(conn, Addr{rep.Bound}, Addr{target}, s.Window, rep.Window, s.MaxData, s.WriteTimeout, func() { s.forget(st) })
+	st.owner = s.stop
 	return st, nil
 }
 
@@ -303,6 +307,7 @@ func (s *Server) Close() error {
 	for _, st := range sts {
 		st.Close()
 	}
+	s.stopAll() // streams that ended in order may still be draining
 	s.wg.Wait()
 	return nil
 }

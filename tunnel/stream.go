@@ -58,6 +58,10 @@ type Stream struct {
 	maxData      int
 	writeTimeout time.Duration
 	onEnd        func() // called once when the stream ends (the owner's count)
+	// owner is done when the Server or Client the stream belongs to
+	// closes: Join then drops its socket even if the stream ended in
+	// order and is still writing out what arrived.
+	owner context.Context
 
 	ctx    context.Context // cancelled when the stream ends: fails writes in flight
 	cancel context.CancelFunc
@@ -91,7 +95,7 @@ type Stream struct {
 // peerWindow is the credit the peer granted, window this end's.
 func newStream(ch dvc.Channel, local, remote net.Addr, window int, peerWindow uint32, maxData int, writeTimeout time.Duration, onEnd func()) *Stream {
 	s := &Stream{
-		ch: ch, local: local, remote: remote, maxData: maxData, writeTimeout: writeTimeout, onEnd: onEnd,
+		ch: ch, local: local, remote: remote, maxData: maxData, writeTimeout: writeTimeout, onEnd: onEnd, owner: context.Background(),
 		window: window, credit: int64(peerWindow), peerWindow: int64(peerWindow),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 	}

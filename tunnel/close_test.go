@@ -1,0 +1,117 @@
+package tunnel
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/tunnel/wire"
+)
+
+// stuckTimeout is how long a test waits for something that must happen
+// before it calls it stuck: far longer than it takes, never a speed.
+const stuckTimeout = 15 * time.Second
+
+// returns waits for done, failing the test if it is stuck.
+func returns(t *testing.T, what string, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(stuckTimeout):
+		t.Fatalf("%s is stuck", what)
+	}
+}
+
+// pipeTarget is a Client.Dial whose targets are net.Pipe ends nobody
+// reads; closeAll closes their other ends (deferred by the test, so that
+// a stuck test's cleanup does not hang too).
+func pipeTarget() (dial func(context.Context, string, uint16) (net.Conn, error), closeAll func()) {
+	var mu sync.Mutex
+	var ends []net.Conn
+	closeAll = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range ends {
+			c.Close()
+		}
+	}
+	dial = func(context.Context, string, uint16) (net.Conn, error) {
+		a, b := net.Pipe()
+		mu.Lock()
+		ends = append(ends, b)
+		mu.Unlock()
+		return a, nil
+	}
+	return dial, closeAll
+}
+
+// TestClientCloseNonReadingTarget: a server ends a stream in order (DATA,
+// EOF, CLOSE 0) to a target that reads nothing: the client's Join is left
+// writing to it, and Client.Close still returns.
+func TestClientCloseNonReadingTarget(t *testing.T) {
+	dial, closeAll := pipeTarget()
+	cli := &Client{Dial: dial}
+	p := newPortable(t, &Server{}, cli)
+	defer closeAll()
+	ctx := ctxT(t)
+	conn, err := p.srv.Opener.Open(ctx, wire.ChannelName, dvc.WithFramer(wire.Framer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg, _ := wire.Open{Window: 1 << 20, Target: wire.Addr{Host: "127.0.0.1", Port: 1}}.Append(nil)
+	if err := conn.Write(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := readMsg(t, ctx, conn).(wire.Reply); !ok || r.Code != 0 {
+		t.Fatalf("reply %#v", r)
+	}
+	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
+		b, _ := m.Append(nil)
+		if err := conn.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	waitFor(t, "the client to end the stream", func() bool { return cli.Streams() == 0 })
+	done := make(chan struct{})
+	go func() { cli.Close(); close(done) }()
+	returns(t, "Client.Close", done)
+}
+
+// TestDrainBounded: after an orderly end, Join writes out what arrived,
+// but a socket that takes nothing for WriteTimeout ends it.
+func TestDrainBounded(t *testing.T) {
+	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Millisecond, nil)
+	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
+		if err := st.deliver(m, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	done := make(chan struct{})
+	go func() { Join(a, st); close(done) }()
+	returns(t, "Join on a socket nobody reads", done)
+}
+
+// TestServerCloseNonReadingProgram: Server.Close while Join carries a
+// stream to a local program that reads nothing ends Join.
+func TestServerCloseNonReadingProgram(t *testing.T) {
+	fh, fp := flooder(t)
+	p := newPortable(t, &Server{}, &Client{})
+	st, err := p.srv.DialStream(ctxT(t), fh, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe() // nobody reads b
+	defer b.Close()
+	done := make(chan struct{})
+	go func() { Join(a, st); close(done) }()
+	waitFor(t, "bytes to arrive for the program", func() bool { return st.bufferedForTest() > 0 })
+	p.srv.Close()
+	returns(t, "Join after Server.Close", done)
+}
