@@ -115,3 +115,90 @@ func TestServerCloseNonReadingProgram(t *testing.T) {
 	p.srv.Close()
 	returns(t, "Join after Server.Close", done)
 }
+
+// stallConn is a carrier whose instance answers OPEN with a REPLY and
+// then takes no more writes: each one waits for its context. It counts
+// the writes waiting at once.
+type stallConn struct {
+	o     *stallOpener
+	reply chan []byte
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (*stallConn) Name() string { return wire.ChannelName }
+func (*stallConn) ID() uint32   { return 1 }
+
+func (c *stallConn) Write(ctx context.Context, msg []byte) error {
+	if m, err := wire.Parse(msg); err == nil {
+		if _, ok := m.(wire.Open); ok {
+			b, _ := wire.Reply{Window: 1000}.Append(nil)
+			c.reply <- b
+			return nil
+		}
+	}
+	c.o.mu.Lock()
+	c.o.waiting++
+	c.o.most = max(c.o.most, c.o.waiting)
+	c.o.mu.Unlock()
+	defer func() {
+		c.o.mu.Lock()
+		c.o.waiting--
+		c.o.mu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.o.release:
+		return nil
+	}
+}
+
+func (c *stallConn) Read(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-c.reply:
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (c *stallConn) Close() error { c.once.Do(func() { close(c.done) }); return nil }
+
+type stallOpener struct {
+	release chan struct{} // closed to let every stalled write through
+	mu      sync.Mutex
+	waiting int
+	most    int
+}
+
+func (o *stallOpener) Open(context.Context, string, ...dvc.OpenOption) (dvc.Conn, error) {
+	return &stallConn{o: o, reply: make(chan []byte, 1), done: make(chan struct{})}, nil
+}
+
+func (o *stallOpener) counts() (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.waiting, o.most
+}
+
+// TestServerCloseStalledCarrier: Server.Close on a carrier that takes no
+// writes has every stream's CLOSE waiting at once, not one after another
+// (each may wait closeTimeout).
+func TestServerCloseStalledCarrier(t *testing.T) {
+	const n = 8
+	o := &stallOpener{release: make(chan struct{})}
+	s := &Server{Opener: o}
+	for range n {
+		if _, err := s.DialStream(ctxT(t), "127.0.0.1", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	waitFor(t, "every stream's CLOSE to be written at once", func() bool { w, _ := o.counts(); return w == n })
+	close(o.release)
+	returns(t, "Server.Close", done)
+}

@@ -304,9 +304,14 @@ func (s *Server) Close() error {
 	for _, r := range rs {
 		r.cancel()
 	}
+	// In parallel: each Close may wait closeTimeout for its CLOSE on a
+	// stalled carrier, so one after another N streams would take N times
+	// that.
+	var wg sync.WaitGroup
 	for _, st := range sts {
-		st.Close()
+		wg.Go(func() { st.Close() })
 	}
+	wg.Wait()
 	s.stopAll() // streams that ended in order may still be draining
 	s.wg.Wait()
 	return nil
