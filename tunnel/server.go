@@ -51,7 +51,7 @@ type Server struct {
 	reverses map[*Reverse]struct{}
 	dialing  int // Dials between their slot and their stream
 	closed   bool
-	wg       sync.WaitGroup // each stream's reader; reverse listeners
+	wg       sync.WaitGroup  // each stream's reader; reverse listeners
 	stop     context.Context // done once Close is called: ends every Join
 	stopAll  context.CancelFunc
 }
