@@ -202,7 +202,7 @@ func (in *instance) Received(msg []byte) {
 			in.fail(fmt.Errorf("%w: %v as the first message", ErrProtocol, m.Type()))
 		}
 	case stateStream:
-		if err := st.deliver(m, true); err != nil {
+		if err := st.deliver(m); err != nil {
 			in.c.lim.Log(in.log(), slog.LevelWarn, "protocol", "tunnel: closing a stream", "target", st.remote.String(), "err", err)
 			st.abort(err, wire.CloseProtocol)
 		}

@@ -87,7 +87,7 @@ func TestClientCloseNonReadingTarget(t *testing.T) {
 func TestDrainBounded(t *testing.T) {
 	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Millisecond, nil)
 	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
-		if err := st.deliver(m, true); err != nil {
+		if err := st.deliver(m); err != nil {
 			t.Fatal(err)
 		}
 	}

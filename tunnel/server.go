@@ -268,7 +268,7 @@ func (s *Server) readLoop(st *Stream) {
 		}
 		m, err := wire.Parse(msg)
 		if err == nil {
-			err = st.deliver(m, false)
+			err = st.deliver(m)
 		}
 		if err != nil {
 			s.Logger.Warn("tunnel: closing a stream", "channel", conn.ID(), "target", st.remote.String(), "err", err)
