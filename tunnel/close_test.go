@@ -98,6 +98,25 @@ func TestDrainBounded(t *testing.T) {
 	returns(t, "Join on a socket nobody reads", done)
 }
 
+// TestOwnerCloseEndsDrain: the owner's Close (Server's or Client's) ends
+// a Join draining to a socket nobody reads, long before WriteTimeout.
+func TestOwnerCloseEndsDrain(t *testing.T) {
+	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Hour, nil)
+	owner, closeOwner := context.WithCancel(context.Background())
+	st.owner = owner
+	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
+		if err := st.deliver(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	done := make(chan struct{})
+	go func() { Join(a, st); close(done) }()
+	closeOwner()
+	returns(t, "Join after its owner closed", done)
+}
+
 // TestServerCloseNonReadingProgram: Server.Close while Join carries a
 // stream to a local program that reads nothing ends Join.
 func TestServerCloseNonReadingProgram(t *testing.T) {
