@@ -69,7 +69,7 @@ func TestClientCloseNonReadingTarget(t *testing.T) {
 	if r, ok := readMsg(t, ctx, conn).(wire.Reply); !ok || r.Code != 0 {
 		t.Fatalf("reply %#v", r)
 	}
-	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
+	for _, m := range orderlyEnd {
 		b, _ := m.Append(nil)
 		if err := conn.Write(ctx, b); err != nil {
 			t.Fatal(err)
@@ -82,20 +82,30 @@ func TestClientCloseNonReadingTarget(t *testing.T) {
 	returns(t, "Client.Close", done)
 }
 
-// TestDrainBounded: after an orderly end, Join writes out what arrived,
-// but a socket that takes nothing for WriteTimeout ends it.
-func TestDrainBounded(t *testing.T) {
-	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Millisecond, nil)
-	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
+// orderlyEnd is the messages of a stream the peer ends in order, with
+// bytes still to write out.
+var orderlyEnd = []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}}
+
+// joinEnded starts Join of a stream the peer ended in order (orderlyEnd)
+// with a socket nobody reads; done is closed when Join returns.
+func joinEnded(t *testing.T, st *Stream) (done chan struct{}) {
+	for _, m := range orderlyEnd {
 		if err := st.deliver(m); err != nil {
 			t.Fatal(err)
 		}
 	}
 	a, b := net.Pipe()
-	defer b.Close()
-	done := make(chan struct{})
+	t.Cleanup(func() { b.Close() })
+	done = make(chan struct{})
 	go func() { Join(a, st); close(done) }()
-	returns(t, "Join on a socket nobody reads", done)
+	return done
+}
+
+// TestDrainBounded: after an orderly end, Join writes out what arrived,
+// but a socket that takes nothing for WriteTimeout ends it.
+func TestDrainBounded(t *testing.T) {
+	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Millisecond, nil)
+	returns(t, "Join on a socket nobody reads", joinEnded(t, st))
 }
 
 // TestOwnerCloseEndsDrain: the owner's Close (Server's or Client's) ends
@@ -104,15 +114,7 @@ func TestOwnerCloseEndsDrain(t *testing.T) {
 	st := newStream(&nullChannel{}, nil, nil, 1000, 1000, DefaultMaxData, time.Hour, nil)
 	owner, closeOwner := context.WithCancel(context.Background())
 	st.owner = owner
-	for _, m := range []wire.Message{wire.Data{Payload: []byte("nobody reads this")}, wire.EOF{}, wire.Close{Reason: wire.CloseNormal}} {
-		if err := st.deliver(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a, b := net.Pipe()
-	defer b.Close()
-	done := make(chan struct{})
-	go func() { Join(a, st); close(done) }()
+	done := joinEnded(t, st)
 	closeOwner()
 	returns(t, "Join after its owner closed", done)
 }
