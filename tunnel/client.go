@@ -65,7 +65,8 @@ type Client struct {
 	rev     reverseState
 	closed  bool
 	wg      sync.WaitGroup
-	stopped chan struct{} // closed by Close
+	stop    context.Context // done once Close is called: ends every Join
+	stopAll context.CancelFunc
 	lim     *lograte.Limiter
 }
 
@@ -79,7 +80,7 @@ func (c *Client) init() {
 			c.DialTimeout = DefaultDialTimeout
 		}
 		c.insts = make(map[*instance]struct{})
-		c.stopped = make(chan struct{})
+		c.stop, c.stopAll = context.WithCancel(context.Background())
 		c.lim = lograte.New(0, 0)
 		c.rev.init()
 	})
@@ -126,10 +127,7 @@ func (c *Client) Streams() int {
 func (c *Client) Close() error {
 	c.init()
 	c.mu.Lock()
-	if !c.closed {
-		c.closed = true
-		close(c.stopped)
-	}
+	c.closed = true
 	ins := make([]*instance, 0, len(c.insts))
 	for in := range c.insts {
 		ins = append(ins, in)
@@ -138,6 +136,7 @@ func (c *Client) Close() error {
 	for _, in := range ins {
 		in.shutdown()
 	}
+	c.stopAll() // streams that ended in order may still be draining
 	c.rev.closeAll()
 	c.wg.Wait()
 	c.lim.Flush(c.Logger)
@@ -203,7 +202,7 @@ func (in *instance) Received(msg []byte) {
 			in.fail(fmt.Errorf("%w: %v as the first message", ErrProtocol, m.Type()))
 		}
 	case stateStream:
-		if err := st.deliver(m, true); err != nil {
+		if err := st.deliver(m); err != nil {
 			in.c.lim.Log(in.log(), slog.LevelWarn, "protocol", "tunnel: closing a stream", "target", st.remote.String(), "err", err)
 			st.abort(err, wire.CloseProtocol)
 		}
@@ -342,6 +341,7 @@ func (in *instance) open(o wire.Open) {
 func (in *instance) run(conn net.Conn, peerWindow uint32, remote net.Addr, log *slog.Logger) {
 	var st *Stream
 	st = newStream(in.ch, conn.LocalAddr(), remote, in.c.Window, peerWindow, in.c.MaxData, in.c.WriteTimeout, nil)
+	st.owner = in.c.stop
 	in.mu.Lock()
 	if in.state == stateDone {
 		in.mu.Unlock()

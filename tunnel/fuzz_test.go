@@ -37,7 +37,7 @@ func FuzzDeliver(f *testing.F) {
 			if err != nil {
 				continue
 			}
-			if err := st.deliver(m, true); err != nil {
+			if err := st.deliver(m); err != nil {
 				st.abort(err, wire.CloseProtocol)
 				return
 			}

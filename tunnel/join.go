@@ -24,18 +24,24 @@ func Join(conn net.Conn, st *Stream) error {
 		t.SetNoDelay(true)
 	}
 	// When the stream ends under them, wake the goroutine reading conn
-	// (a read deadline works on every platform); a reset also drops conn
-	// so that a write stuck on a peer that reads nothing returns.
+	// (a read deadline works on every platform). Only an orderly end by
+	// the peer (both EOFs, CLOSE 0) leaves conn open, to write out what
+	// arrived before it, and then each write has WriteTimeout: a socket
+	// whose reader stops cannot hold Join (and so Client.Close) forever.
+	// Any other end, Close on this side included, drops conn, so that a
+	// write stuck on a peer that reads nothing returns.
 	stop := context.AfterFunc(st.ctx, func() {
 		conn.SetReadDeadline(time.Now())
-		st.mu.Lock()
-		reset := st.endErr != io.EOF && !st.closedHere
-		st.mu.Unlock()
-		if reset {
+		if st.draining() {
+			conn.SetWriteDeadline(time.Now().Add(st.writeTimeout))
+		} else {
 			conn.Close()
 		}
 	})
 	defer stop()
+	// The owner's Close ends every Join, draining or not.
+	stopOwner := context.AfterFunc(st.owner, func() { conn.Close() })
+	defer stopOwner()
 	var (
 		wg       sync.WaitGroup
 		errMu    sync.Mutex
@@ -51,7 +57,7 @@ func Join(conn net.Conn, st *Stream) error {
 	wg.Add(1)
 	go func() { // the peer's bytes to conn
 		defer wg.Done()
-		_, err := st.WriteTo(conn)
+		_, err := st.WriteTo(drainWriter{conn, st})
 		if err != nil {
 			note(err)
 			st.abort(err, wire.CloseReset)
@@ -65,7 +71,7 @@ func Join(conn net.Conn, st *Stream) error {
 	switch {
 	case err == nil:
 		st.CloseWrite()
-	case errors.Is(err, os.ErrDeadlineExceeded) && st.ctx.Err() != nil:
+	case (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed)) && st.ctx.Err() != nil:
 		// woken because the stream ended: not this side's failure
 	default:
 		note(err)
@@ -75,6 +81,29 @@ func Join(conn net.Conn, st *Stream) error {
 	conn.Close()
 	st.Close()
 	return firstErr
+}
+
+// drainWriter is conn for WriteTo: once the stream has ended in order,
+// each write renews conn's write deadline, so the drain goes on while
+// the socket takes bytes and fails after WriteTimeout without progress.
+type drainWriter struct {
+	conn net.Conn
+	st   *Stream
+}
+
+func (w drainWriter) Write(p []byte) (int, error) {
+	if w.st.ctx.Err() != nil {
+		w.conn.SetWriteDeadline(time.Now().Add(w.st.writeTimeout))
+	}
+	return w.conn.Write(p)
+}
+
+// draining reports whether the stream ended in order by the peer (not
+// by this side's Close), so what arrived is still to be written out.
+func (s *Stream) draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endErr == io.EOF && !s.closedHere
 }
 
 // idleBuf is the read buffer a connection waits with: an idle stream

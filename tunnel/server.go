@@ -51,7 +51,9 @@ type Server struct {
 	reverses map[*Reverse]struct{}
 	dialing  int // Dials between their slot and their stream
 	closed   bool
-	wg       sync.WaitGroup // each stream's reader; reverse listeners
+	wg       sync.WaitGroup  // each stream's reader; reverse listeners
+	stop     context.Context // done once Close is called: ends every Join
+	stopAll  context.CancelFunc
 }
 
 func (s *Server) init() {
@@ -62,6 +64,7 @@ func (s *Server) init() {
 		}
 		s.streams = make(map[*Stream]struct{})
 		s.reverses = make(map[*Reverse]struct{})
+		s.stop, s.stopAll = context.WithCancel(context.Background())
 	})
 }
 
@@ -239,6 +242,7 @@ func (s *Server) handshake(ctx context.Context, target wire.Addr, first []byte) 
 	}
 	var st *Stream
 	st = newStream(conn, Addr{rep.Bound}, Addr{target}, s.Window, rep.Window, s.MaxData, s.WriteTimeout, func() { s.forget(st) })
+	st.owner = s.stop
 	return st, nil
 }
 
@@ -264,7 +268,7 @@ func (s *Server) readLoop(st *Stream) {
 		}
 		m, err := wire.Parse(msg)
 		if err == nil {
-			err = st.deliver(m, false)
+			err = st.deliver(m)
 		}
 		if err != nil {
 			s.Logger.Warn("tunnel: closing a stream", "channel", conn.ID(), "target", st.remote.String(), "err", err)
@@ -300,9 +304,15 @@ func (s *Server) Close() error {
 	for _, r := range rs {
 		r.cancel()
 	}
+	// In parallel: each Close may wait closeTimeout for its CLOSE on a
+	// stalled carrier, so one after another N streams would take N times
+	// that.
+	var wg sync.WaitGroup
 	for _, st := range sts {
-		st.Close()
+		wg.Go(func() { st.Close() })
 	}
+	wg.Wait()
+	s.stopAll() // streams that ended in order may still be draining
 	s.wg.Wait()
 	return nil
 }

@@ -58,6 +58,10 @@ type Stream struct {
 	maxData      int
 	writeTimeout time.Duration
 	onEnd        func() // called once when the stream ends (the owner's count)
+	// owner is done when the Server or Client the stream belongs to
+	// closes: Join then drops its socket even if the stream ended in
+	// order and is still writing out what arrived.
+	owner context.Context
 
 	ctx    context.Context // cancelled when the stream ends: fails writes in flight
 	cancel context.CancelFunc
@@ -91,7 +95,7 @@ type Stream struct {
 // peerWindow is the credit the peer granted, window this end's.
 func newStream(ch dvc.Channel, local, remote net.Addr, window int, peerWindow uint32, maxData int, writeTimeout time.Duration, onEnd func()) *Stream {
 	s := &Stream{
-		ch: ch, local: local, remote: remote, maxData: maxData, writeTimeout: writeTimeout, onEnd: onEnd,
+		ch: ch, local: local, remote: remote, maxData: maxData, writeTimeout: writeTimeout, onEnd: onEnd, owner: context.Background(),
 		window: window, credit: int64(peerWindow), peerWindow: int64(peerWindow),
 		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
 	}
@@ -101,32 +105,69 @@ func newStream(ch dvc.Channel, local, remote net.Addr, window int, peerWindow ui
 	return s
 }
 
-// chunk is one DATA payload held for reading; buf, when set, is the
-// pooled buffer b lives in, given back once b has been read out.
+// chunk is a run of received bytes held for reading, in buf, a pooled
+// buffer of one of bufSizes' sizes, given back once b has been read out.
 type chunk struct {
 	b   []byte
 	buf *[]byte
 }
 
-// dataBufs are the buffers DATA payloads are copied into on the client
-// side (a Handler's message is valid only during the call): one
-// allocation less per message.
-var dataBufs = sync.Pool{New: func() any { b := make([]byte, 0, wire.MaxData); return &b }}
+// bufSizes are the sizes of the buffers received bytes are kept in. The
+// bytes of DATA payloads form one stream, so deliver fills the last
+// buffer's spare room before it takes another, and sizes a new one by
+// what is left of the payload: every buffer but the last is full, so what
+// a stream holds is its bytes, the part of its head buffer already read
+// and the last one's spare room (each under 64 KiB), whatever the sizes
+// of the DATA a peer sends (TestHeldMemory). A message is never kept as
+// it came: a Handler's is valid only during the call, and keeping a
+// conn.Read message whole would hold its allocation for a few bytes.
+var bufSizes = [...]int{4 << 10, 16 << 10, 64 << 10}
 
-// copyChunk copies p, into a pooled buffer when it is large.
-func copyChunk(p []byte) chunk {
-	if len(p) < 4096 {
-		return chunk{b: append([]byte(nil), p...)}
+var bufPools [len(bufSizes)]sync.Pool
+
+func init() {
+	for i, n := range bufSizes {
+		bufPools[i].New = func() any { b := make([]byte, 0, n); return &b }
 	}
-	bp := dataBufs.Get().(*[]byte)
-	return chunk{b: append((*bp)[:0], p...), buf: bp}
+}
+
+// getBuf returns an empty pooled buffer for about n bytes.
+func getBuf(n int) *[]byte {
+	i := 0
+	for i < len(bufSizes)-1 && bufSizes[i] < n {
+		i++
+	}
+	return bufPools[i].Get().(*[]byte)
 }
 
 // release gives the buffer back. Never after Close, which drops the queue
 // while WriteTo may still be writing from its head.
 func (c chunk) release() {
-	if c.buf != nil {
-		dataBufs.Put(c.buf)
+	for i, n := range bufSizes {
+		if c.buf != nil && cap(*c.buf) == n {
+			*c.buf = (*c.buf)[:0]
+			bufPools[i].Put(c.buf)
+			return
+		}
+	}
+}
+
+// appendLocked queues p: into the last chunk's spare room, then into new
+// buffers. The last chunk's b may be WriteTo's head, written from outside
+// the lock: appending within its capacity writes only bytes past the ones
+// WriteTo holds, and WriteTo takes what it wrote off the current b.
+func (s *Stream) appendLocked(p []byte) {
+	if k := len(s.rq) - 1; k >= 0 {
+		last := &s.rq[k]
+		n := min(len(p), cap(last.b)-len(last.b))
+		last.b = append(last.b, p[:n]...)
+		p = p[n:]
+	}
+	for len(p) > 0 {
+		bp := getBuf(len(p))
+		n := min(len(p), cap(*bp))
+		s.rq = append(s.rq, chunk{b: append(*bp, p[:n]...), buf: bp})
+		p = p[n:]
 	}
 }
 
@@ -140,9 +181,9 @@ func signal(c chan struct{}) {
 // deliver takes one message received on the instance after the
 // handshake. It never blocks (a client-side Handler calls it from
 // Received); a non-nil error is a protocol error, for which the caller
-// aborts the stream. DATA payloads are copied when copyData is set (the
-// message is valid only during the call).
-func (s *Stream) deliver(m wire.Message, copyData bool) error {
+// aborts the stream. DATA payloads are copied: m need not outlive the
+// call.
+func (s *Stream) deliver(m wire.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ended {
@@ -159,13 +200,9 @@ func (s *Stream) deliver(m wire.Message, copyData bool) error {
 		if len(m.Payload) == 0 {
 			return nil
 		}
-		c := chunk{b: m.Payload}
-		if copyData {
-			c = copyChunk(m.Payload)
-		}
-		s.rq = append(s.rq, c)
-		s.rbytes += len(c.b)
-		s.held += len(c.b)
+		s.appendLocked(m.Payload)
+		s.rbytes += len(m.Payload)
+		s.held += len(m.Payload)
 		signal(s.readable)
 	case wire.Credit:
 		s.credit += int64(m.Increment)
@@ -339,15 +376,17 @@ func (s *Stream) WriteTo(w io.Writer) (int64, error) {
 				s.mu.Unlock()
 				return total, net.ErrClosed
 			}
-			if n == len(head.b) {
-				head.release()
+			// deliver may have appended to the head meanwhile: its
+			// current b, not the one written from, is what is left.
+			if n == len(s.rq[0].b) {
+				s.rq[0].release()
 				s.rq[0] = chunk{}
 				s.rq = s.rq[1:]
 				if len(s.rq) == 0 {
 					s.rq = nil
 				}
 			} else {
-				s.rq[0].b = head.b[n:]
+				s.rq[0].b = s.rq[0].b[n:]
 			}
 			s.rbytes -= n
 			inc := s.consumedLocked(n)
