@@ -41,7 +41,11 @@
 // inside Received (that is how a client answers; give it a context with a
 // deadline, since a Write waiting for a stalled peer holds up delivery),
 // but not from inside Listener.Accept: the channel opens when Accept
-// returns. A channel's Close is safe anywhere, Received included; its
+// returns. A Write whose context ends while the peer is not reading
+// returns ctx.Err() at once, even mid-message; the message is then
+// finished behind it, whole (a stream cannot carry half a message), so
+// such a Write may still have delivered it, and Config.WriteTimeout still
+// bounds it. A channel's Close is safe anywhere, Received included; its
 // Closed then comes after Received returns. The caller owns the
 // goroutine that runs Run and those that call Open, Read and Write;
 // portable owns the rest and stops them when the connection ends.
@@ -134,49 +138,104 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// deadlineWriter gives each write to conn a deadline of d from its start.
-type deadlineWriter struct {
-	conn net.Conn
-	d    time.Duration
-}
-
-func (w deadlineWriter) Write(p []byte) (int, error) {
-	if w.d > 0 {
-		if err := w.conn.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
-			return 0, err
-		}
-	}
-	n, err := w.conn.Write(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("portable: the peer read nothing for %v (Config.WriteTimeout): %w", w.d, err)
-	}
-	return n, err
-}
-
 // bufSize is each direction's buffer: large enough that bulk transfers
 // move in few system calls (256 KiB measured 1.35x faster than 64 KiB for
 // 1 MiB messages), at 0.5 MiB per connection.
 const bufSize = 256 << 10
 
-// link reads and writes the chunk stream; it is the session.Carrier.
+// link reads and writes the chunk stream; it is the session.Carrier and
+// a session.Interrupter.
 type link struct {
 	conn  net.Conn
 	br    *bufio.Reader
-	bw    *bufio.Writer            // used only under the session's carrier lock
 	rhdr  [chanpdu.HeaderSize]byte // read side only
-	whdr  [chanpdu.HeaderSize]byte // write side only
 	reasm chanpdu.Reassembler
 	buf   []byte // the single-chunk message being returned by next
+
+	// The write side, used only under the session's carrier lock. wb is
+	// its own buffer rather than a bufio.Writer because an interrupted
+	// write must keep what it has not written (bufio's errors stick).
+	wtimeout time.Duration
+	wb       []byte // queued; wb[woff:] not yet written
+	woff     int
+	whdr     [chanpdu.HeaderSize]byte
+	wctx     context.Context // the writer's, from SetWriteContext
+	wstop    func() bool     // stops wctx's AfterFunc, once armed
+	wfired   chan struct{}   // closed when that AfterFunc has run
 }
 
 func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
 	return &link{
-		conn:  conn,
-		br:    bufio.NewReaderSize(conn, bufSize),
-		bw:    bufio.NewWriterSize(deadlineWriter{conn, writeTimeout}, bufSize),
-		reasm: chanpdu.Reassembler{MaxLength: max},
-		buf:   make([]byte, ChunkSize),
+		conn:     conn,
+		br:       bufio.NewReaderSize(conn, bufSize),
+		reasm:    chanpdu.Reassembler{MaxLength: max},
+		buf:      make([]byte, ChunkSize),
+		wtimeout: writeTimeout,
+		wb:       make([]byte, 0, bufSize+2*(ChunkSize+chanpdu.HeaderSize)),
 	}
+}
+
+// SetWriteContext (session.Interrupter) makes writes until the next call
+// give up once ctx is done. The context is watched only once a write
+// reaches the socket, so a message that only fills the buffer costs
+// nothing.
+func (l *link) SetWriteContext(ctx context.Context) {
+	if l.wstop != nil {
+		if !l.wstop() {
+			// It ran, or is running: wait, so its past deadline cannot
+			// land on the next writer's write.
+			<-l.wfired
+		}
+		l.wstop, l.wfired = nil, nil
+		if l.wtimeout <= 0 {
+			l.conn.SetWriteDeadline(time.Time{})
+		}
+	}
+	l.wctx = ctx
+}
+
+// connWrite writes p to the socket with Config.WriteTimeout, or until the
+// writer's context ends (then the error wraps session.ErrInterrupted).
+func (l *link) connWrite(p []byte) (int, error) {
+	ctx := l.wctx
+	if ctx != nil && l.wstop == nil {
+		fired := make(chan struct{})
+		l.wfired = fired
+		l.wstop = context.AfterFunc(ctx, func() {
+			l.conn.SetWriteDeadline(longAgo) // wakes a blocked Write
+			close(fired)
+		})
+	}
+	if l.wtimeout > 0 {
+		if err := l.conn.SetWriteDeadline(time.Now().Add(l.wtimeout)); err != nil {
+			return 0, err
+		}
+	}
+	// Checked after the deadline is set: an AfterFunc that ran before
+	// is seen here, one that runs after overrides it.
+	if ctx != nil && ctx.Err() != nil {
+		return 0, fmt.Errorf("portable: %w", session.ErrInterrupted)
+	}
+	n, err := l.conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if ctx != nil && ctx.Err() != nil {
+			return n, fmt.Errorf("portable: %w", session.ErrInterrupted)
+		}
+		err = fmt.Errorf("portable: the peer read nothing for %v (Config.WriteTimeout): %w", l.wtimeout, err)
+	}
+	return n, err
+}
+
+// queue appends p to the write buffer, flushing it once full. An
+// interrupted flush still counts p as queued.
+func (l *link) queue(p ...[]byte) error {
+	for _, b := range p {
+		l.wb = append(l.wb, b...)
+	}
+	if len(l.wb) >= bufSize {
+		return l.Flush()
+	}
+	return nil
 }
 
 // WritePDUParts writes the virtual channel message head+body. Every PDU
@@ -188,14 +247,7 @@ func (l *link) WritePDUParts(head, body []byte) error {
 		return l.WritePDU(append(append([]byte(nil), head...), body...))
 	}
 	h := chanpdu.Header{Length: uint32(n), Flags: chanpdu.FlagFirst | chanpdu.FlagLast}
-	if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-		return err
-	}
-	if _, err := l.bw.Write(head); err != nil {
-		return err
-	}
-	_, err := l.bw.Write(body)
-	return err
+	return l.queue(h.Append(l.whdr[:0]), head, body)
 }
 
 // WritePDU writes one virtual channel message: one chunk when it fits
@@ -203,22 +255,32 @@ func (l *link) WritePDUParts(head, body []byte) error {
 func (l *link) WritePDU(pdu []byte) error {
 	if len(pdu) <= ChunkSize {
 		h := chanpdu.Header{Length: uint32(len(pdu)), Flags: chanpdu.FlagFirst | chanpdu.FlagLast}
-		if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-			return err
-		}
-		_, err := l.bw.Write(pdu)
+		return l.queue(h.Append(l.whdr[:0]), pdu)
+	}
+	// Queued whole before any flush, so that an interrupted flush has
+	// still taken the PDU.
+	err := chanpdu.Chunker{ChunkSize: ChunkSize, Flags: chanpdu.FlagShowProtocol}.Chunks(pdu, func(h chanpdu.Header, chunk []byte) error {
+		l.wb = append(append(l.wb, h.Append(l.whdr[:0])...), chunk...)
+		return nil
+	})
+	if err != nil || len(l.wb) < bufSize {
 		return err
 	}
-	return chanpdu.Chunker{ChunkSize: ChunkSize, Flags: chanpdu.FlagShowProtocol}.Chunks(pdu, func(h chanpdu.Header, chunk []byte) error {
-		if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-			return err
-		}
-		_, err := l.bw.Write(chunk)
-		return err
-	})
+	return l.Flush()
 }
 
-func (l *link) Flush() error { return l.bw.Flush() }
+// Flush writes what is queued. Interrupted, it keeps the rest queued.
+func (l *link) Flush() error {
+	for l.woff < len(l.wb) {
+		n, err := l.connWrite(l.wb[l.woff:])
+		l.woff += n
+		if err != nil {
+			return err
+		}
+	}
+	l.wb, l.woff = l.wb[:0], 0
+	return nil
+}
 
 // next returns the next whole virtual channel message. A single-chunk
 // message (every one rdpdvc sends) is returned in a buffer reused by the

@@ -36,6 +36,7 @@ type core struct {
 	scratch []byte
 	hdr     [9]byte     // a data PDU's header, built by drdynvc.SplitMessage
 	parts   PartsWriter // carrier's, if it has one
+	intr    Interrupter // carrier's, if it has one
 	// writers counts goroutines holding or waiting for wsem. The last one
 	// out flushes (group commit): messages that queue up behind each other
 	// — pipelined PNP requests, many channels echoing — share one write
@@ -77,6 +78,7 @@ func (c *core) init(r role, cfg Config, carrier Carrier) {
 	c.refusals = lograte.New(0, 0)
 	c.carrier = carrier
 	c.parts, _ = carrier.(PartsWriter)
+	c.intr, _ = carrier.(Interrupter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
 	c.kick = make(chan struct{}, 1)
 	c.wsem = make(sem, 1)
@@ -351,7 +353,12 @@ func (c *core) isDead() error {
 }
 
 // sendMessage fragments msg into DYNVC_DATA_FIRST/DYNVC_DATA PDUs for ch
-// (3.1.5.1) and writes them without interleaving.
+// (3.1.5.1) and writes them without interleaving, on the caller's
+// goroutine. When ctx ends while the carrier is blocked on the peer (an
+// Interrupter carrier), it returns ctx.Err() at once and the rest of msg
+// is written by finishMessage: half a message cannot be taken back, so a
+// Write that returns ctx.Err() may still deliver its message whole, and
+// the channel's next message waits for it.
 func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	if uint64(len(msg)) > 1<<32-1 {
 		return fmt.Errorf("session: %w: %d bytes (MS-RDPEDYC 2.2.3 allows 2^32-1)", dvc.ErrTooLarge, len(msg))
@@ -366,29 +373,105 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		}
 		return err
 	}
-	defer ch.wsem.release()
 	if err := ch.writable(); err != nil {
+		ch.wsem.release()
 		return err
 	}
 	if err := c.lockW(ctx); err != nil {
+		ch.wsem.release()
 		return err
 	}
 	// Checked again with the carrier held: a close queued meanwhile must
 	// not be followed by data on the wire.
 	if err := ch.writable(); err != nil {
 		c.unlockW()
+		ch.wsem.release()
 		return err
+	}
+	if c.intr != nil && ctx.Done() != nil {
+		c.intr.SetWriteContext(ctx)
 	}
 	// drdynvc.SplitMessage holds the fragmentation rule (MS-RDPEDYC 2.2.3:
 	// over drdynvc.MaxSingleData bytes, DATA_FIRST then DATA).
-	err := drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, c.writeData)
-	if ferr := c.unlockW(); err == nil {
-		err = ferr
+	w := msgWriter{c: c}
+	err := drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, w.write)
+	counted := true // this writer is still in c.writers
+	if err == nil {
+		counted = false
+		if c.writers.Add(-1) == 0 {
+			err = c.carrier.Flush()
+		}
 	}
+	if errors.Is(err, ErrInterrupted) {
+		// The carrier still holds what it accepted; finishMessage
+		// writes the rest and releases both locks.
+		c.intr.SetWriteContext(nil)
+		c.wg.Add(1)
+		go c.finishMessage(ch, msg, w.n, counted)
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return context.Canceled
+	}
+	if c.intr != nil && ctx.Done() != nil {
+		c.intr.SetWriteContext(nil)
+	}
+	if counted {
+		c.writers.Add(-1)
+	}
+	c.wsem.release()
+	ch.wsem.release()
 	if err != nil {
 		return c.sendFailed(err)
 	}
 	return nil
+}
+
+// msgWriter counts the PDUs of a message the carrier has accepted (an
+// interrupted write has accepted its PDU too).
+type msgWriter struct {
+	c *core
+	n int
+}
+
+func (w *msgWriter) write(head, body []byte) error {
+	err := w.c.writeData(head, body)
+	if err == nil || errors.Is(err, ErrInterrupted) {
+		w.n++
+	}
+	return err
+}
+
+// finishMessage completes a message whose writer's context ended: it
+// writes msg's PDUs after the first done (with only the carrier's own
+// timeout), flushes, and releases the carrier and ch's message lock, which
+// sendMessage left held. counted: the writer is still in c.writers (it
+// stopped before its last PDU was accepted). A failure fails the
+// connection, as any send failure does.
+func (c *core) finishMessage(ch *channel, msg []byte, done int, counted bool) {
+	defer c.wg.Done()
+	var err error
+	if counted {
+		i := 0
+		err = drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, func(head, body []byte) error {
+			i++
+			if i <= done {
+				return nil
+			}
+			return c.writeData(head, body)
+		})
+		c.writers.Add(-1)
+	}
+	if err == nil {
+		// Flushed even if another writer is waiting to: it may yet give
+		// up, and these bytes are already late.
+		err = c.carrier.Flush()
+	}
+	c.wsem.release()
+	ch.wsem.release()
+	if err != nil {
+		c.sendFailed(err)
+	}
 }
 
 // writeData writes the PDU head+body, without joining them first when the

@@ -54,6 +54,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -175,6 +176,24 @@ type Carrier interface {
 	WritePDU(pdu []byte) error
 	Flush() error
 }
+
+// Interrupter is an optional Carrier method: SetWriteContext makes the
+// carrier's WritePDU, WritePDUParts and Flush, until the next call, stop
+// waiting for the peer once ctx is done and return an error wrapping
+// ErrInterrupted. Such a return loses nothing: the PDU passed was queued
+// whole, and whatever was queued and not yet written stays queued for the
+// next Flush. A nil ctx: writes wait only as long as the carrier's own
+// timeout allows. The manager calls it with the carrier held, so that a
+// Write whose context ends while the peer is not reading returns at once;
+// the rest of its message is then written by a goroutine of the manager's
+// (a message cannot be cut short without corrupting the stream).
+type Interrupter interface {
+	SetWriteContext(ctx context.Context)
+}
+
+// ErrInterrupted is what an Interrupter's writes return (wrapped) when the
+// writer's context ended first.
+var ErrInterrupted = errors.New("session: carrier write interrupted by the writer's context")
 
 // PartsWriter is an optional Carrier method: WritePDUParts queues the PDU
 // whose bytes are head followed by body, so the manager need not copy a
