@@ -150,7 +150,6 @@ type link struct {
 	br    *bufio.Reader
 	rhdr  [chanpdu.HeaderSize]byte // read side only
 	reasm chanpdu.Reassembler
-	buf   []byte // the single-chunk message being returned by next
 
 	// The write side, used only under the session's carrier lock. wb is
 	// its own buffer rather than a bufio.Writer because an interrupted
@@ -169,7 +168,6 @@ func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
 		conn:     conn,
 		br:       bufio.NewReaderSize(conn, bufSize),
 		reasm:    chanpdu.Reassembler{MaxLength: max},
-		buf:      make([]byte, ChunkSize),
 		wtimeout: writeTimeout,
 		wb:       make([]byte, 0, bufSize+2*(ChunkSize+chanpdu.HeaderSize)),
 	}
@@ -283,17 +281,20 @@ func (l *link) Flush() error {
 }
 
 // next returns the next whole virtual channel message. A single-chunk
-// message (every one rdpdvc sends) is returned in a buffer reused by the
-// next call; longer ones are reassembled into a fresh slice.
+// message (every one rdpdvc sends) is returned in the read buffer itself,
+// valid until the next call; longer ones are reassembled into a fresh
+// slice. Bytes are consumed only once their whole chunk is there, so a
+// read cut short by a deadline (a Pump's context) loses nothing.
 func (l *link) next() ([]byte, error) {
 	for {
-		if _, err := io.ReadFull(l.br, l.rhdr[:]); err != nil {
-			if err == io.ErrUnexpectedEOF {
-				return nil, fmt.Errorf("portable: stream ends inside a CHANNEL_PDU_HEADER: %w", err)
+		hb, err := l.br.Peek(chanpdu.HeaderSize)
+		if err != nil {
+			if err == io.EOF && len(hb) > 0 {
+				return nil, fmt.Errorf("portable: stream ends inside a CHANNEL_PDU_HEADER: %w", io.ErrUnexpectedEOF)
 			}
 			return nil, err
 		}
-		h, err := chanpdu.ParseHeader(l.rhdr[:])
+		h, err := chanpdu.ParseHeader(hb)
 		if err != nil {
 			return nil, err
 		}
@@ -301,13 +302,18 @@ func (l *link) next() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("portable: %w", err)
 		}
-		chunk := l.buf[:n]
-		if _, err := io.ReadFull(l.br, chunk); err != nil {
+		b, err := l.br.Peek(chanpdu.HeaderSize + n)
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("portable: stream ends inside a chunk of %d bytes: %w", n, err)
 		}
+		chunk := b[chanpdu.HeaderSize:]
+		l.br.Discard(len(b)) // buffered: the bytes stay where they are until the next read
 		if _, _, active := l.reasm.InProgress(); !active && h.First() && h.Last() {
 			if h.Flags&chanpdu.FlagPacketCompressed != 0 {
 				return nil, fmt.Errorf("portable: %w", &chanpdu.Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags",
@@ -334,31 +340,46 @@ type manager interface {
 	Done() <-chan struct{}
 }
 
-// readLoop feeds m until the stream ends or m refuses a PDU, then closes
-// the connection. It returns why.
-func readLoop(l *link, m manager, log *slog.Logger) error {
+// readLoop feeds the manager until the stream ends or the manager
+// refuses a PDU, then closes the connection. It returns why. On a server,
+// it lends the reading to a Conn.Read (pump) when one is waiting and
+// nothing else is.
+func (c *conn) readLoop() error {
 	var cause error
 	for {
-		pdu, err := l.next()
+		pdu, err := c.l.next()
 		if err != nil {
-			// A reset is how TCP reports a peer that closed with our data
-			// still unread: a hang-up, not bad input.
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
-				cause = fmt.Errorf("portable: peer closed the connection: %w", io.EOF)
-			} else {
-				cause = err
-				log.Error("portable: bad input; dropping the connection", "remote", remote(l.conn), "err", err)
-			}
+			cause = c.streamErr(err)
 			break
 		}
-		if err := m.Receive(pdu); err != nil {
-			cause = err
-			log.Error("portable: protocol error; dropping the connection", "remote", remote(l.conn), "err", err)
+		if err := c.m.Receive(pdu); err != nil {
+			cause = c.protocolErr(err)
 			break
+		}
+		if p := c.pump; p != nil && p.lendable() {
+			if cause = p.lend(); cause != nil {
+				break
+			}
 		}
 	}
-	l.conn.Close()
+	c.nc.Close()
 	return cause
+}
+
+// streamErr is why the stream ended, logged when it is bad input.
+func (c *conn) streamErr(err error) error {
+	// A reset is how TCP reports a peer that closed with our data still
+	// unread: a hang-up, not bad input.
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("portable: peer closed the connection: %w", io.EOF)
+	}
+	c.cfg.Logger.Error("portable: bad input; dropping the connection", "remote", remote(c.nc), "err", err)
+	return err
+}
+
+func (c *conn) protocolErr(err error) error {
+	c.cfg.Logger.Error("portable: protocol error; dropping the connection", "remote", remote(c.nc), "err", err)
+	return err
 }
 
 func remote(c net.Conn) string {
@@ -393,17 +414,22 @@ type conn struct {
 
 	doneOnce sync.Once
 	done     chan struct{} // closed when the connection is over (see wait)
-	err      error         // what Run returned; set before done is closed
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close or the end of Run's context
+	pump      *pump         // server only
+	err       error         // what Run returned; set before done is closed
 }
 
 func newConn(nc net.Conn, cfg Config) *conn {
 	cfg = cfg.withDefaults()
 	return &conn{
-		nc:   nc,
-		l:    newLink(nc, cfg.MaxMessage, cfg.WriteTimeout),
-		cfg:  cfg,
-		shut: make(chan struct{}),
-		done: make(chan struct{}),
+		nc:      nc,
+		l:       newLink(nc, cfg.MaxMessage, cfg.WriteTimeout),
+		cfg:     cfg,
+		shut:    make(chan struct{}),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
 	}
 }
 
@@ -422,7 +448,7 @@ func (c *conn) run(ctx context.Context, start func()) error {
 		// Close already shut everything down and closed done.
 		return ErrClosed
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	stop := context.AfterFunc(ctx, func() { c.nc.Close(); c.closeOnce.Do(func() { close(c.closing) }) })
 	defer stop()
 	// A manager that failed while the peer is silent would leave the read
 	// loop waiting for ever: drop the connection with it.
@@ -443,7 +469,7 @@ func (c *conn) run(ctx context.Context, start func()) error {
 		// to read first.
 		go start()
 	}
-	err := readLoop(c.l, c.m, c.cfg.Logger)
+	err := c.readLoop()
 	if e, ok := c.m.(interface{ Err() error }); ok && failed.Load() && e.Err() != nil {
 		err = e.Err()
 	}
@@ -499,6 +525,7 @@ func (c *conn) close() error {
 	started := c.started
 	c.mu.Unlock()
 	err := c.nc.Close()
+	c.closeOnce.Do(func() { close(c.closing) })
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -545,7 +572,9 @@ type Server struct {
 // until Run. Call Close if Run will never be called, to release it.
 func NewServer(conn net.Conn, cfg Config) *Server {
 	c := newConn(conn, cfg)
-	s := &Server{c: c, sess: session.NewServer(c.l, c.cfg.Session)}
+	c.pump = newPump(c)
+	s := &Server{c: c, sess: session.NewServer(c.pump, c.cfg.Session)}
+	c.pump.srv = s.sess
 	c.m = s.sess
 	return s
 }
@@ -582,7 +611,10 @@ func (s *Server) Close() error { return s.c.close() }
 
 // Wait blocks until Run has returned (or Close has ended a Server that
 // never ran) and returns what Run returned.
-func (s *Server) Wait() error { return s.c.wait() }
+func (s *Server) Wait() error {
+	s.c.pump.Kick() // the end of the stream must be seen
+	return s.c.wait()
+}
 
 // Client is the RDP-client side of one connection: a DVC client manager
 // over the chunk stream. It is a dvc.Registrar. Register listeners, then

@@ -65,6 +65,9 @@ type core struct {
 	deadDone bool           // deadCh is closed
 	wg       sync.WaitGroup // ctrlLoop and client delivery goroutines
 	rout     output         // Receive's output, reused (one goroutine calls Receive)
+	pendErr  error          // the machine's error for rout, until it is all applied
+	pendFrom int            // the first event of rout not yet applied
+	pump     Pump           // the carrier's, if it has one (server only)
 
 	ver      atomic.Uint32 // the negotiated version, for Version from any goroutine
 	capsDone chan struct{} // closed when the capabilities exchange is done
@@ -91,14 +94,45 @@ func (c *core) init(r role, cfg Config, carrier Carrier) {
 // receive is Receive for both roles: the machine handles pdu, then its
 // output is acted on. A non-nil error has failed the manager.
 func (c *core) receive(pdu []byte) error {
+	_, err := c.receiveMode(pdu, false)
+	return err
+}
+
+// receiveMode is receive; with noWait, a delivery to a server channel
+// whose inbox (or the pool) is full is not waited for: receiveMode
+// returns blocked, and the rest of the output is left for resume, which
+// must be called (from a goroutine that may wait) before the next PDU.
+func (c *core) receiveMode(pdu []byte, noWait bool) (blocked bool, err error) {
 	o := &c.rout
 	c.mu.Lock()
-	err := c.machine.receive(pdu, o)
+	err = c.machine.receive(pdu, o)
 	c.attach(o)
 	c.noteDead()
 	c.mu.Unlock()
-	aerr := c.apply(o)
+	c.pendErr, c.pendFrom = err, 0
+	for _, p := range o.send {
+		c.queueCtrl(p)
+	}
+	return c.finishApply(noWait)
+}
+
+// resume finishes the output a noWait receive left, waiting as long as
+// deliveries need.
+func (c *core) resume() error {
+	_, err := c.finishApply(false)
+	return err
+}
+
+func (c *core) finishApply(noWait bool) (bool, error) {
+	o := &c.rout
+	i, aerr := c.applyEvents(o, c.pendFrom, noWait)
+	if aerr == errWouldBlock {
+		c.pendFrom = i
+		return true, nil
+	}
 	o.reset()
+	err := c.pendErr
+	c.pendErr, c.pendFrom = nil, 0
 	if err == nil {
 		err = aerr
 	}
@@ -108,8 +142,19 @@ func (c *core) receive(pdu []byte) error {
 	if err != nil {
 		c.fail(err)
 	}
-	return err
+	return false, err
 }
+
+// delivered tells the pump that ch's sleeping reader (if any) now has a
+// message to wake up to, so it no longer needs someone to receive for it.
+func (c *core) delivered(ch *channel) {
+	if c.pump != nil && ch.asleep.Load() && ch.asleep.Swap(false) {
+		c.pump.Awake()
+	}
+}
+
+// errWouldBlock stops a noWait apply at a delivery that would wait.
+var errWouldBlock = errors.New("session: delivery would wait")
 
 // attach gives each channel the machine has just accepted its driver
 // handle, before mu is released: a fail racing with the receive path must
@@ -139,8 +184,16 @@ func (c *core) apply(o *output) error {
 	for _, p := range o.send {
 		c.queueCtrl(p)
 	}
+	_, err := c.applyEvents(o, 0, false)
+	return err
+}
+
+// applyEvents acts on o.events from index from. With noWait it stops at
+// a server delivery that would wait, returning its index and
+// errWouldBlock.
+func (c *core) applyEvents(o *output, from int, noWait bool) (int, error) {
 	var err error
-	for i := range o.events {
+	for i := from; i < len(o.events); i++ {
 		ev := &o.events[i]
 		var ch *channel
 		if ev.ch != nil {
@@ -151,9 +204,19 @@ func (c *core) apply(o *output) error {
 			c.ver.Store(uint32(ev.version))
 			close(c.capsDone)
 		case evDeliver:
+			if noWait && ch.client == nil {
+				ok, perr := ch.in.TryPut(ev.msg)
+				if perr == nil && !ok {
+					return i, errWouldBlock
+				}
+				ev.msg = nil
+				c.delivered(ch)
+				continue // a channel closed meanwhile drops the message
+			}
 			if derr := ch.deliver(ev.msg); derr != nil && err == nil {
 				err = derr
 			}
+			c.delivered(ch)
 		case evOpened:
 			ch.answer(nil)
 		case evEnd:
@@ -172,7 +235,7 @@ func (c *core) apply(o *output) error {
 			}
 		}
 	}
-	return err
+	return len(o.events), err
 }
 
 // ctrlOverhead is what each queued control PDU costs besides its bytes
@@ -509,6 +572,8 @@ type channel struct {
 	d      delivery
 
 	wsem sem // one outgoing message at a time
+
+	asleep atomic.Bool // server: its reader waits in the inbox, counted by the Pump
 
 	result     chan error // server: the CREATE_RSP outcome for Open, sent once
 	answerOnce sync.Once

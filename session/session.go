@@ -191,6 +191,26 @@ type Interrupter interface {
 	SetWriteContext(ctx context.Context)
 }
 
+// Pump is an optional Carrier method set, used by a Server: it lets a
+// goroutine waiting in a channel's Read receive for the whole connection
+// itself while nobody else is, so that a message reaches its reader with
+// no hand-off between goroutines.
+type Pump interface {
+	// Pump receives PDUs on the calling goroutine, handing each to the
+	// Server's ReceiveNoWait, until done reports true, ctx ends or the
+	// stream fails. It returns false at once, having received nothing,
+	// when another goroutine is receiving: the caller is then counted as
+	// asleep, until Awake, and the carrier keeps receiving for it.
+	Pump(ctx context.Context, done func() bool) bool
+	// Awake ends one count Pump's false return began: the sleeper's
+	// inbox has had a message put in it, or its wait is over.
+	Awake()
+	// Kick is called before the Server waits for the peer other than in
+	// Read (Open, the capabilities): the carrier's own goroutine must be
+	// receiving, or soon be.
+	Kick()
+}
+
 // ErrInterrupted is what an Interrupter's writes return (wrapped) when the
 // writer's context ended first.
 var ErrInterrupted = errors.New("session: carrier write interrupted by the writer's context")
