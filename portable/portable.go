@@ -159,8 +159,14 @@ type link struct {
 	woff     int
 	whdr     [chanpdu.HeaderSize]byte
 	wctx     context.Context // the writer's, from SetWriteContext
-	wstop    func() bool     // stops wctx's AfterFunc, once armed
-	wfired   chan struct{}   // closed when that AfterFunc has run
+
+	// One context.AfterFunc per writer context, kept while writers come
+	// with the same one: it cuts a socket write short only while that
+	// context is the writer's (wcur, guarded by wmu).
+	wmu     sync.Mutex
+	wcur    context.Context
+	wregCtx context.Context
+	wreg    func() bool
 }
 
 func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
@@ -178,16 +184,15 @@ func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
 // reaches the socket, so a message that only fills the buffer costs
 // nothing.
 func (l *link) SetWriteContext(ctx context.Context) {
-	if l.wstop != nil {
-		if !l.wstop() {
-			// It ran, or is running: wait, so its past deadline cannot
-			// land on the next writer's write.
-			<-l.wfired
-		}
-		l.wstop, l.wfired = nil, nil
-		if l.wtimeout <= 0 {
+	if ctx == nil && l.wctx != nil {
+		l.wmu.Lock()
+		l.wcur = nil
+		if l.wctx.Err() != nil {
+			// Its AfterFunc may have set a past deadline (under wmu, so
+			// it is over): not for the next writer.
 			l.conn.SetWriteDeadline(time.Time{})
 		}
+		l.wmu.Unlock()
 	}
 	l.wctx = ctx
 }
@@ -196,16 +201,32 @@ func (l *link) SetWriteContext(ctx context.Context) {
 // writer's context ends (then the error wraps session.ErrInterrupted).
 func (l *link) connWrite(p []byte) (int, error) {
 	ctx := l.wctx
-	if ctx != nil && l.wstop == nil {
-		fired := make(chan struct{})
-		l.wfired = fired
-		l.wstop = context.AfterFunc(ctx, func() {
-			l.conn.SetWriteDeadline(longAgo) // wakes a blocked Write
-			close(fired)
-		})
+	if ctx != nil {
+		l.wmu.Lock()
+		l.wcur = ctx
+		if ctx != l.wregCtx {
+			if l.wreg != nil {
+				l.wreg()
+			}
+			l.wregCtx = ctx
+			l.wreg = context.AfterFunc(ctx, func() {
+				l.wmu.Lock()
+				if l.wcur == ctx {
+					l.conn.SetWriteDeadline(longAgo) // wakes a blocked Write
+				}
+				l.wmu.Unlock()
+			})
+		}
+		l.wmu.Unlock()
 	}
 	if l.wtimeout > 0 {
-		if err := l.conn.SetWriteDeadline(time.Now().Add(l.wtimeout)); err != nil {
+		l.wmu.Lock() // not over a past deadline the AfterFunc just set
+		var err error
+		if ctx == nil || ctx.Err() == nil {
+			err = l.conn.SetWriteDeadline(time.Now().Add(l.wtimeout))
+		}
+		l.wmu.Unlock()
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -356,9 +377,11 @@ func (c *conn) readLoop() error {
 			cause = c.protocolErr(err)
 			break
 		}
-		if p := c.pump; p != nil && p.lendable() {
-			if cause = p.lend(); cause != nil {
-				break
+		if p := c.pump; p != nil {
+			if seen, ok := p.tryLend(); ok {
+				if cause = p.lend(seen); cause != nil {
+					break
+				}
 			}
 		}
 	}

@@ -33,12 +33,19 @@ type pump struct {
 	timer *time.Timer   // lend's idle check, Run's goroutine only
 
 	mu       sync.Mutex
-	state    int    // running, lent or busy
-	gen      uint64 // counts lent → busy, for the idle check
-	sleepers int    // readers asleep in their inboxes (session.Pump)
-	want     bool   // a reader found the reading taken since the last lend
-	pend     bool   // with back: Run's goroutine must Resume first
-	cause    error  // with back: the stream ended under a reader
+	state    int             // running, lent or busy
+	gen      uint64          // counts lent → busy, for the idle check
+	sleepers int             // readers asleep in their inboxes (session.Pump)
+	want     bool            // a reader found the reading taken since the last lend
+	pend     bool            // with back: Run's goroutine must Resume first
+	cause    error           // with back: the stream ended under a reader
+	cur      context.Context // the busy reader's
+
+	// One context.AfterFunc per reader context, kept while readers come
+	// with the same one (a Read loop usually does): it cuts the socket
+	// read short only while that context's reader is reading.
+	regCtx  context.Context
+	regStop func() bool
 }
 
 const (
@@ -59,22 +66,23 @@ func newPump(c *conn) *pump {
 	return &pump{link: c.l, c: c, back: make(chan struct{}, 1), timer: t}
 }
 
-// lendable reports, after a PDU was handled on Run's goroutine, whether to
-// lend the reading: a reader wanted it, none is asleep, nothing is
-// buffered.
-func (p *pump) lendable() bool {
+// tryLend, after a PDU was handled on Run's goroutine, lends the
+// reading if a reader wanted it, none is asleep and nothing is buffered,
+// all in one hold of mu: a reader going to sleep in between would be left
+// waiting with nobody reading.
+func (p *pump) tryLend() (seen uint64, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.want && p.sleepers == 0 && p.br.Buffered() == 0
+	if !p.want || p.sleepers != 0 || p.br.Buffered() != 0 {
+		return 0, false
+	}
+	p.state, p.want = lent, false
+	return p.gen, true
 }
 
-// lend parks Run's goroutine with the reading lent, until it comes back.
-// A non-nil error is why the stream ended.
-func (p *pump) lend() error {
-	p.mu.Lock()
-	p.state, p.want = lent, false
-	seen := p.gen
-	p.mu.Unlock()
+// lend parks Run's goroutine with the reading lent (tryLend), until it
+// comes back. A non-nil error is why the stream ended.
+func (p *pump) lend(seen uint64) error {
 	p.timer.Reset(lendIdle)
 	defer p.timer.Stop()
 	closing, dead := p.c.closing, p.c.m.Done()
@@ -148,6 +156,9 @@ func (p *pump) Awake() {
 // Pump (session.Pump) reads and feeds the manager on the caller's
 // goroutine until done, if the reading is lent.
 func (p *pump) Pump(ctx context.Context, done func() bool) bool {
+	if ctx.Err() != nil {
+		return true // the caller returns ctx.Err()
+	}
 	p.mu.Lock()
 	if p.state != lent {
 		p.sleepers++
@@ -157,17 +168,22 @@ func (p *pump) Pump(ctx context.Context, done func() bool) bool {
 	}
 	p.state = busy
 	p.gen++
-	p.mu.Unlock()
-
-	var stop func() bool
-	var fired chan struct{}
-	if ctx.Done() != nil {
-		fired = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
-			p.c.nc.SetReadDeadline(longAgo) // wakes the blocked read below
-			close(fired)
+	p.cur = ctx
+	if ctx.Done() != nil && ctx != p.regCtx {
+		if p.regStop != nil {
+			p.regStop()
+		}
+		p.regCtx = ctx
+		p.regStop = context.AfterFunc(ctx, func() {
+			p.mu.Lock()
+			if p.state == busy && p.cur == ctx {
+				p.c.nc.SetReadDeadline(longAgo) // wakes the blocked read below
+			}
+			p.mu.Unlock()
 		})
 	}
+	p.mu.Unlock()
+
 	back, pend := false, false
 	var cause error
 	for !done() {
@@ -189,12 +205,6 @@ func (p *pump) Pump(ctx context.Context, done func() bool) bool {
 			break
 		}
 	}
-	if stop != nil && !stop() {
-		// The deadline was set (or is being set): undo it before anyone
-		// else reads.
-		<-fired
-		p.c.nc.SetReadDeadline(time.Time{})
-	}
 	p.mu.Lock()
 	if !back && (p.sleepers > 0 || p.br.Buffered() > 0) {
 		back = true // someone else needs the stream read now
@@ -203,6 +213,13 @@ func (p *pump) Pump(ctx context.Context, done func() bool) bool {
 		p.state, p.pend, p.cause = running, pend, cause
 	} else {
 		p.state = lent
+	}
+	p.cur = nil
+	if ctx.Err() != nil {
+		// The AfterFunc may have set the deadline (it runs under mu, so
+		// it has finished, and will not set it again): undo it before
+		// anyone else reads.
+		p.c.nc.SetReadDeadline(time.Time{})
 	}
 	p.mu.Unlock()
 	if back {

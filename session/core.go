@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -145,8 +146,9 @@ func (c *core) finishApply(noWait bool) (bool, error) {
 	return false, err
 }
 
-// delivered tells the pump that ch's sleeping reader (if any) now has a
-// message to wake up to, so it no longer needs someone to receive for it.
+// delivered tells the pump that ch's sleeping reader (if any) is about
+// to have a message to wake up to, so it no longer needs someone to
+// receive for it.
 func (c *core) delivered(ch *channel) {
 	if c.pump != nil && ch.asleep.Load() && ch.asleep.Swap(false) {
 		c.pump.Awake()
@@ -204,19 +206,21 @@ func (c *core) applyEvents(o *output, from int, noWait bool) (int, error) {
 			c.ver.Store(uint32(ev.version))
 			close(c.capsDone)
 		case evDeliver:
+			// Before the message goes in: after, the reader could take
+			// it and fall asleep again, and this would count that new
+			// sleep as over.
+			c.delivered(ch)
 			if noWait && ch.client == nil {
 				ok, perr := ch.in.TryPut(ev.msg)
 				if perr == nil && !ok {
 					return i, errWouldBlock
 				}
 				ev.msg = nil
-				c.delivered(ch)
 				continue // a channel closed meanwhile drops the message
 			}
 			if derr := ch.deliver(ev.msg); derr != nil && err == nil {
 				err = derr
 			}
-			c.delivered(ch)
 		case evOpened:
 			ch.answer(nil)
 		case evEnd:
@@ -469,6 +473,10 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		// The carrier still holds what it accepted; finishMessage
 		// writes the rest and releases both locks.
 		c.intr.SetWriteContext(nil)
+		if counted {
+			// The caller may reuse msg once Write returns.
+			msg = bytes.Clone(msg)
+		}
 		c.wg.Add(1)
 		go c.finishMessage(ch, msg, w.n, counted)
 		if cerr := ctx.Err(); cerr != nil {
