@@ -28,8 +28,13 @@
 //
 // # Goroutines
 //
-// Run's goroutine reads the connection and runs the DVC manager. A
-// client's channel instance gets a goroutine of its own for its
+// Run's goroutine reads the connection and runs the DVC manager. On a
+// server, a Conn.Read that has to wait, while no other Read is asleep,
+// does that reading itself for as long as it waits (Run's goroutine lends
+// it and parks), so the message reaches it without a hand-off between
+// goroutines; the reading goes back to Run's goroutine when someone else
+// needs it, and within 10 ms of nobody using it. A client's channel
+// instance gets a goroutine of its own for its
 // Listener.Accept and Handler calls; once the Handler has returned
 // quickly a few times in a row, its calls move to Run's goroutine (which
 // saves a thread hand-off per message). So a dvc.Handler must not assume

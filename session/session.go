@@ -40,7 +40,9 @@
 // # Goroutines and closing
 //
 // The carrier owns the receiving goroutine: it calls Receive with one PDU
-// at a time and, when the connection ends, Shutdown. A manager runs one
+// at a time and, when the connection ends, Shutdown. A carrier that is a
+// Pump may lend that role to a server Conn.Read that waits, which then
+// receives on its own goroutine (ReceiveNoWait, Resume). A manager runs one
 // goroutine of its own for queued control PDUs, from NewServer or
 // NewClient until Shutdown. The client side gives each accepted instance
 // a goroutine for Listener.Accept and the Handler's calls; a Handler that
