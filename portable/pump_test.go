@@ -15,20 +15,7 @@ import (
 // pump needs a socket to be the only reader of), with cfg for the server.
 func pumpPair(t *testing.T, cfg Config) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		cc.Close()
-		t.Fatal(err)
-	}
+	sc, cc := loopbackConns(t)
 	c := NewClient(cc, quietCfg())
 	c.Listen("echo", echoListener)
 	go c.Run(context.Background())
@@ -61,6 +48,26 @@ func pumpGen(s *Server) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.gen
+}
+
+// loopbackConns is both ends of a TCP connection on 127.0.0.1.
+func loopbackConns(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		cc.Close()
+		t.Fatal(err)
+	}
+	return sc, cc
 }
 
 // A Read that reads the socket itself still returns ctx.Err() when its
