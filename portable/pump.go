@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rdpdvc/rdpdvc/dvc"
 	"github.com/rdpdvc/rdpdvc/session"
 )
 
@@ -154,8 +155,8 @@ func (p *pump) Awake() {
 }
 
 // Pump (session.Pump) reads and feeds the manager on the caller's
-// goroutine until done, if the reading is lent.
-func (p *pump) Pump(ctx context.Context, done func() bool) bool {
+// goroutine until in is ready, if the reading is lent.
+func (p *pump) Pump(ctx context.Context, in *dvc.Inbox) bool {
 	if ctx.Err() != nil {
 		return true // the caller returns ctx.Err()
 	}
@@ -186,7 +187,7 @@ func (p *pump) Pump(ctx context.Context, done func() bool) bool {
 
 	back, pend := false, false
 	var cause error
-	for !done() {
+	for !in.Ready() {
 		pdu, err := p.next()
 		if err != nil {
 			back = true

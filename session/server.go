@@ -223,7 +223,7 @@ func (c *serverConn) Read(ctx context.Context) ([]byte, error) {
 	if p == nil || in.Ready() {
 		return in.Read(ctx)
 	}
-	if p.Pump(ctx, in.Ready) {
+	if p.Pump(ctx, in) {
 		if err := ctx.Err(); err != nil && !in.Ready() {
 			return nil, err
 		}

@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
+	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
 // Limits and defaults. Each is a field of Config; these are the values a
@@ -199,11 +200,12 @@ type Interrupter interface {
 // no hand-off between goroutines.
 type Pump interface {
 	// Pump receives PDUs on the calling goroutine, handing each to the
-	// Server's ReceiveNoWait, until done reports true, ctx ends or the
-	// stream fails. It returns false at once, having received nothing,
+	// Server's ReceiveNoWait, until in is Ready, ctx ends or the stream
+	// fails (in, not a func: a method value would be an allocation per
+	// Read). It returns false at once, having received nothing,
 	// when another goroutine is receiving: the caller is then counted as
 	// asleep, until Awake, and the carrier keeps receiving for it.
-	Pump(ctx context.Context, done func() bool) bool
+	Pump(ctx context.Context, in *dvc.Inbox) bool
 	// Awake ends one count Pump's false return began: the sleeper's
 	// inbox has had a message put in it, or its wait is over.
 	Awake()
