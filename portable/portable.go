@@ -172,6 +172,20 @@ type link struct {
 	wcur    context.Context
 	wregCtx context.Context
 	wreg    func() bool
+	wdone   bool // release was called: register nothing more
+}
+
+// release drops the write side's AfterFunc, which would otherwise keep
+// the link (and its buffers) reachable from a long-lived context after
+// the connection is gone.
+func (l *link) release() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.wdone = true
+	if l.wreg != nil {
+		l.wreg()
+		l.wreg, l.wregCtx = nil, nil
+	}
 }
 
 func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
@@ -209,7 +223,7 @@ func (l *link) connWrite(p []byte) (int, error) {
 	if ctx != nil {
 		l.wmu.Lock()
 		l.wcur = ctx
-		if ctx != l.wregCtx {
+		if ctx != l.wregCtx && !l.wdone {
 			if l.wreg != nil {
 				l.wreg()
 			}
@@ -540,6 +554,10 @@ func (c *conn) waitShut() bool {
 
 func (c *conn) finish(err error) {
 	c.doneOnce.Do(func() {
+		c.l.release()
+		if c.pump != nil {
+			c.pump.release()
+		}
 		c.err = err
 		close(c.done)
 	})

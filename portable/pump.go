@@ -47,6 +47,18 @@ type pump struct {
 	// read short only while that context's reader is reading.
 	regCtx  context.Context
 	regStop func() bool
+	done    bool // release was called
+}
+
+// release drops the reader's AfterFunc (see link.release).
+func (p *pump) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	if p.regStop != nil {
+		p.regStop()
+		p.regStop, p.regCtx = nil, nil
+	}
 }
 
 const (
@@ -132,7 +144,7 @@ func (p *pump) lend(seen uint64) error {
 func (p *pump) reclaim() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state != lent {
+	if p.state != lent || p.done {
 		return false
 	}
 	p.state = running

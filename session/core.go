@@ -477,12 +477,28 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 			// The caller may reuse msg once Write returns.
 			msg = bytes.Clone(msg)
 		}
-		c.wg.Add(1)
-		go c.finishMessage(ch, msg, w.n, counted)
-		if cerr := ctx.Err(); cerr != nil {
-			return cerr
+		// Counted under mu only while alive: Shutdown fails the
+		// manager under mu before it waits for c.wg.
+		c.mu.Lock()
+		alive := c.dead == nil
+		if alive {
+			c.wg.Add(1)
 		}
-		return context.Canceled
+		c.mu.Unlock()
+		if alive {
+			go c.finishMessage(ch, msg, w.n, counted)
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			return context.Canceled
+		}
+		// The connection is gone: nothing to finish.
+		if counted {
+			c.writers.Add(-1)
+		}
+		c.wsem.release()
+		ch.wsem.release()
+		return c.isDead()
 	}
 	if c.intr != nil && ctx.Done() != nil {
 		c.intr.SetWriteContext(nil)
