@@ -172,6 +172,40 @@ func (in *Inbox) Put(ctx context.Context, msg []byte) error {
 	}
 }
 
+// TryPut is Put without the wait: it appends msg (which the inbox then
+// owns) and returns true if the inbox and its pool have room now, false
+// if Put would wait; ErrClosed if the inbox was closed.
+func (in *Inbox) TryPut(msg []byte) (bool, error) {
+	in.mu.Lock()
+	if in.done {
+		in.mu.Unlock()
+		return false, ErrClosed
+	}
+	if in.bytes != 0 && in.bytes+len(msg) > in.limit {
+		in.mu.Unlock()
+		return false, nil
+	}
+	if in.pool != nil {
+		if ok, _ := in.pool.take(len(msg)); !ok {
+			in.mu.Unlock()
+			return false, nil
+		}
+	}
+	in.q = append(in.q, msg)
+	in.bytes += len(msg)
+	in.mu.Unlock()
+	signal(in.wake)
+	return true, nil
+}
+
+// Ready reports whether Read would return without waiting: a message is
+// queued, or the inbox is closed.
+func (in *Inbox) Ready() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.head < len(in.q) || in.done
+}
+
 // Read returns the next message. After CloseWithError it drains what is
 // queued, then returns the close error (io.EOF for nil).
 func (in *Inbox) Read(ctx context.Context) ([]byte, error) {

@@ -2,7 +2,6 @@ package portable
 
 import (
 	"context"
-	"net"
 	"testing"
 
 	"github.com/rdpdvc/rdpdvc/dvc/dvctest"
@@ -12,20 +11,7 @@ import (
 // 127.0.0.1 as it runs in practice.
 func TestContract(t *testing.T) {
 	dvctest.TestContract(t, func(t *testing.T) dvctest.Pair {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		cc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc, err := ln.Accept()
-		if err != nil {
-			cc.Close()
-			t.Fatal(err)
-		}
+		sc, cc := loopbackConns(t)
 		c := NewClient(cc, quietCfg())
 		runDone := make(chan struct{})
 		go func() { c.Run(context.Background()); close(runDone) }()

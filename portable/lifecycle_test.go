@@ -1,6 +1,7 @@
 package portable
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -141,4 +142,78 @@ func TestCloseDoesNotWaitForAStuckHandler(t *testing.T) {
 	closed := make(chan struct{})
 	go func() { c.Close(); c.Wait(); close(closed) }()
 	hangGuard(t, closed, "Close with a stuck Handler")
+}
+
+// recorder is a Handler that blocks in its first Received until release
+// is closed, then keeps every message.
+type recorder struct {
+	release chan struct{}
+	got     chan []byte
+}
+
+func (r recorder) Received(m []byte) {
+	<-r.release
+	r.got <- m
+}
+func (r recorder) Closed(error) {}
+
+// A Write whose context ends while the carrier is blocked on a peer that
+// does not read returns ctx.Err() at once, not after Config.WriteTimeout;
+// the message it had begun is finished behind it, whole, and the stream
+// stays intact: once the peer reads again, every message arrives, in
+// order, and the channel still carries the next one.
+func TestWriteInterruptedMidMessage(t *testing.T) {
+	sc, cc := net.Pipe() // synchronous: a write waits for the peer to read
+	ccfg := quietCfg()
+	ccfg.Session.InboxBytes = 1 // the second queued message stops the client's reading
+	r := recorder{release: make(chan struct{}), got: make(chan []byte, 8)}
+	c := NewClient(cc, ccfg)
+	c.Listen("rec", dvc.ListenerFunc(func(dvc.Channel) (dvc.Handler, error) { return r, nil }))
+	go c.Run(context.Background())
+	defer c.Close()
+	s := NewServer(sc, quietCfg())
+	defer s.Close()
+	go s.Run(context.Background())
+	conn, err := s.Open(context.Background(), "rec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := [][]byte{
+		bytes.Repeat([]byte{1}, 10),
+		bytes.Repeat([]byte{2}, 10),
+		bytes.Repeat([]byte{3}, 10),
+		bytes.Repeat([]byte{4}, 300<<10), // more than the link buffers
+	}
+	// The first three fill the handler, its inbox and the client's read
+	// loop (blocked putting the third); from then on the pipe does not
+	// move, so the fourth must give up.
+	for _, m := range msgs[:3] {
+		if err := conn.Write(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = conn.Write(short, msgs[3])
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Write to a stalled peer = %v, want DeadlineExceeded", err)
+	}
+	// The next message on the channel waits for the finished one.
+	last := []byte("after")
+	wrote := make(chan error, 1)
+	go func() { wrote <- conn.Write(context.Background(), last) }()
+	close(r.release)
+	for i, want := range append(msgs, last) {
+		select {
+		case got := <-r.got:
+			if !bytes.Equal(got, want) {
+				t.Fatalf("message %d: %d bytes, want %d bytes of %d", i, len(got), len(want), want[0])
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("message %d never arrived", i)
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("Write after the interrupted one: %v", err)
+	}
 }

@@ -28,8 +28,13 @@
 //
 // # Goroutines
 //
-// Run's goroutine reads the connection and runs the DVC manager. A
-// client's channel instance gets a goroutine of its own for its
+// Run's goroutine reads the connection and runs the DVC manager. On a
+// server, a Conn.Read that has to wait, while no other Read is asleep,
+// does that reading itself for as long as it waits (Run's goroutine lends
+// it and parks), so the message reaches it without a hand-off between
+// goroutines; the reading goes back to Run's goroutine when someone else
+// needs it, and within 10 ms of nobody using it. A client's channel
+// instance gets a goroutine of its own for its
 // Listener.Accept and Handler calls; once the Handler has returned
 // quickly a few times in a row, its calls move to Run's goroutine (which
 // saves a thread hand-off per message). So a dvc.Handler must not assume
@@ -41,7 +46,11 @@
 // inside Received (that is how a client answers; give it a context with a
 // deadline, since a Write waiting for a stalled peer holds up delivery),
 // but not from inside Listener.Accept: the channel opens when Accept
-// returns. A channel's Close is safe anywhere, Received included; its
+// returns. A Write whose context ends while the peer is not reading
+// returns ctx.Err() at once, even mid-message; the message is then
+// finished behind it, whole (a stream cannot carry half a message), so
+// such a Write may still have delivered it, and Config.WriteTimeout still
+// bounds it. A channel's Close is safe anywhere, Received included; its
 // Closed then comes after Received returns. The caller owns the
 // goroutine that runs Run and those that call Open, Read and Write;
 // portable owns the rest and stops them when the connection ends.
@@ -134,49 +143,137 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// deadlineWriter gives each write to conn a deadline of d from its start.
-type deadlineWriter struct {
-	conn net.Conn
-	d    time.Duration
-}
-
-func (w deadlineWriter) Write(p []byte) (int, error) {
-	if w.d > 0 {
-		if err := w.conn.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
-			return 0, err
-		}
-	}
-	n, err := w.conn.Write(p)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		err = fmt.Errorf("portable: the peer read nothing for %v (Config.WriteTimeout): %w", w.d, err)
-	}
-	return n, err
-}
-
 // bufSize is each direction's buffer: large enough that bulk transfers
 // move in few system calls (256 KiB measured 1.35x faster than 64 KiB for
 // 1 MiB messages), at 0.5 MiB per connection.
 const bufSize = 256 << 10
 
-// link reads and writes the chunk stream; it is the session.Carrier.
+// link reads and writes the chunk stream; it is the session.Carrier and
+// a session.Interrupter.
 type link struct {
 	conn  net.Conn
 	br    *bufio.Reader
-	bw    *bufio.Writer            // used only under the session's carrier lock
 	rhdr  [chanpdu.HeaderSize]byte // read side only
-	whdr  [chanpdu.HeaderSize]byte // write side only
 	reasm chanpdu.Reassembler
-	buf   []byte // the single-chunk message being returned by next
+
+	// The write side, used only under the session's carrier lock. wb is
+	// its own buffer rather than a bufio.Writer because an interrupted
+	// write must keep what it has not written (bufio's errors stick).
+	wtimeout time.Duration
+	wb       []byte // queued; wb[woff:] not yet written
+	woff     int
+	whdr     [chanpdu.HeaderSize]byte
+	wctx     context.Context // the writer's, from SetWriteContext
+
+	// One context.AfterFunc per writer context, kept while writers come
+	// with the same one: it cuts a socket write short only while that
+	// context is the writer's (wcur, guarded by wmu).
+	wmu     sync.Mutex
+	wcur    context.Context
+	wregCtx context.Context
+	wreg    func() bool
+	wdone   bool // release was called: register nothing more
+}
+
+// release drops the write side's AfterFunc, which would otherwise keep
+// the link (and its buffers) reachable from a long-lived context after
+// the connection is gone.
+func (l *link) release() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.wdone = true
+	if l.wreg != nil {
+		l.wreg()
+		l.wreg, l.wregCtx = nil, nil
+	}
 }
 
 func newLink(conn net.Conn, max uint32, writeTimeout time.Duration) *link {
 	return &link{
-		conn:  conn,
-		br:    bufio.NewReaderSize(conn, bufSize),
-		bw:    bufio.NewWriterSize(deadlineWriter{conn, writeTimeout}, bufSize),
-		reasm: chanpdu.Reassembler{MaxLength: max},
-		buf:   make([]byte, ChunkSize),
+		conn:     conn,
+		br:       bufio.NewReaderSize(conn, bufSize),
+		reasm:    chanpdu.Reassembler{MaxLength: max},
+		wtimeout: writeTimeout,
+		wb:       make([]byte, 0, bufSize+2*(ChunkSize+chanpdu.HeaderSize)),
 	}
+}
+
+// SetWriteContext (session.Interrupter) makes writes until the next call
+// give up once ctx is done. The context is watched only once a write
+// reaches the socket, so a message that only fills the buffer costs
+// nothing.
+func (l *link) SetWriteContext(ctx context.Context) {
+	if ctx == nil && l.wctx != nil {
+		l.wmu.Lock()
+		l.wcur = nil
+		if l.wctx.Err() != nil {
+			// Its AfterFunc may have set a past deadline (under wmu, so
+			// it is over): not for the next writer.
+			l.conn.SetWriteDeadline(time.Time{})
+		}
+		l.wmu.Unlock()
+	}
+	l.wctx = ctx
+}
+
+// connWrite writes p to the socket with Config.WriteTimeout, or until the
+// writer's context ends (then the error wraps session.ErrInterrupted).
+func (l *link) connWrite(p []byte) (int, error) {
+	ctx := l.wctx
+	if ctx != nil {
+		l.wmu.Lock()
+		l.wcur = ctx
+		if ctx != l.wregCtx && !l.wdone {
+			if l.wreg != nil {
+				l.wreg()
+			}
+			l.wregCtx = ctx
+			l.wreg = context.AfterFunc(ctx, func() {
+				l.wmu.Lock()
+				if l.wcur == ctx {
+					l.conn.SetWriteDeadline(longAgo) // wakes a blocked Write
+				}
+				l.wmu.Unlock()
+			})
+		}
+		l.wmu.Unlock()
+	}
+	if l.wtimeout > 0 {
+		l.wmu.Lock() // not over a past deadline the AfterFunc just set
+		var err error
+		if ctx == nil || ctx.Err() == nil {
+			err = l.conn.SetWriteDeadline(time.Now().Add(l.wtimeout))
+		}
+		l.wmu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	// Checked after the deadline is set: an AfterFunc that ran before
+	// is seen here, one that runs after overrides it.
+	if ctx != nil && ctx.Err() != nil {
+		return 0, fmt.Errorf("portable: %w", session.ErrInterrupted)
+	}
+	n, err := l.conn.Write(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if ctx != nil && ctx.Err() != nil {
+			return n, fmt.Errorf("portable: %w", session.ErrInterrupted)
+		}
+		err = fmt.Errorf("portable: the peer read nothing for %v (Config.WriteTimeout): %w", l.wtimeout, err)
+	}
+	return n, err
+}
+
+// queue appends p to the write buffer, flushing it once full. An
+// interrupted flush still counts p as queued.
+func (l *link) queue(p ...[]byte) error {
+	for _, b := range p {
+		l.wb = append(l.wb, b...)
+	}
+	if len(l.wb) >= bufSize {
+		return l.Flush()
+	}
+	return nil
 }
 
 // WritePDUParts writes the virtual channel message head+body. Every PDU
@@ -188,14 +285,7 @@ func (l *link) WritePDUParts(head, body []byte) error {
 		return l.WritePDU(append(append([]byte(nil), head...), body...))
 	}
 	h := chanpdu.Header{Length: uint32(n), Flags: chanpdu.FlagFirst | chanpdu.FlagLast}
-	if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-		return err
-	}
-	if _, err := l.bw.Write(head); err != nil {
-		return err
-	}
-	_, err := l.bw.Write(body)
-	return err
+	return l.queue(h.Append(l.whdr[:0]), head, body)
 }
 
 // WritePDU writes one virtual channel message: one chunk when it fits
@@ -203,35 +293,48 @@ func (l *link) WritePDUParts(head, body []byte) error {
 func (l *link) WritePDU(pdu []byte) error {
 	if len(pdu) <= ChunkSize {
 		h := chanpdu.Header{Length: uint32(len(pdu)), Flags: chanpdu.FlagFirst | chanpdu.FlagLast}
-		if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-			return err
-		}
-		_, err := l.bw.Write(pdu)
+		return l.queue(h.Append(l.whdr[:0]), pdu)
+	}
+	// Queued whole before any flush, so that an interrupted flush has
+	// still taken the PDU.
+	err := chanpdu.Chunker{ChunkSize: ChunkSize, Flags: chanpdu.FlagShowProtocol}.Chunks(pdu, func(h chanpdu.Header, chunk []byte) error {
+		l.wb = append(append(l.wb, h.Append(l.whdr[:0])...), chunk...)
+		return nil
+	})
+	if err != nil || len(l.wb) < bufSize {
 		return err
 	}
-	return chanpdu.Chunker{ChunkSize: ChunkSize, Flags: chanpdu.FlagShowProtocol}.Chunks(pdu, func(h chanpdu.Header, chunk []byte) error {
-		if _, err := l.bw.Write(h.Append(l.whdr[:0])); err != nil {
-			return err
-		}
-		_, err := l.bw.Write(chunk)
-		return err
-	})
+	return l.Flush()
 }
 
-func (l *link) Flush() error { return l.bw.Flush() }
+// Flush writes what is queued. Interrupted, it keeps the rest queued.
+func (l *link) Flush() error {
+	for l.woff < len(l.wb) {
+		n, err := l.connWrite(l.wb[l.woff:])
+		l.woff += n
+		if err != nil {
+			return err
+		}
+	}
+	l.wb, l.woff = l.wb[:0], 0
+	return nil
+}
 
 // next returns the next whole virtual channel message. A single-chunk
-// message (every one rdpdvc sends) is returned in a buffer reused by the
-// next call; longer ones are reassembled into a fresh slice.
+// message (every one rdpdvc sends) is returned in the read buffer itself,
+// valid until the next call; longer ones are reassembled into a fresh
+// slice. Bytes are consumed only once their whole chunk is there, so a
+// read cut short by a deadline (a Pump's context) loses nothing.
 func (l *link) next() ([]byte, error) {
 	for {
-		if _, err := io.ReadFull(l.br, l.rhdr[:]); err != nil {
-			if err == io.ErrUnexpectedEOF {
-				return nil, fmt.Errorf("portable: stream ends inside a CHANNEL_PDU_HEADER: %w", err)
+		hb, err := l.br.Peek(chanpdu.HeaderSize)
+		if err != nil {
+			if err == io.EOF && len(hb) > 0 {
+				return nil, fmt.Errorf("portable: stream ends inside a CHANNEL_PDU_HEADER: %w", io.ErrUnexpectedEOF)
 			}
 			return nil, err
 		}
-		h, err := chanpdu.ParseHeader(l.rhdr[:])
+		h, err := chanpdu.ParseHeader(hb)
 		if err != nil {
 			return nil, err
 		}
@@ -239,13 +342,18 @@ func (l *link) next() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("portable: %w", err)
 		}
-		chunk := l.buf[:n]
-		if _, err := io.ReadFull(l.br, chunk); err != nil {
+		b, err := l.br.Peek(chanpdu.HeaderSize + n)
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("portable: stream ends inside a chunk of %d bytes: %w", n, err)
 		}
+		chunk := b[chanpdu.HeaderSize:]
+		l.br.Discard(len(b)) // buffered: the bytes stay where they are until the next read
 		if _, _, active := l.reasm.InProgress(); !active && h.First() && h.Last() {
 			if h.Flags&chanpdu.FlagPacketCompressed != 0 {
 				return nil, fmt.Errorf("portable: %w", &chanpdu.Error{Codec: "chanpdu", Message: "CHANNEL_PDU_HEADER", Field: "flags",
@@ -272,31 +380,48 @@ type manager interface {
 	Done() <-chan struct{}
 }
 
-// readLoop feeds m until the stream ends or m refuses a PDU, then closes
-// the connection. It returns why.
-func readLoop(l *link, m manager, log *slog.Logger) error {
+// readLoop feeds the manager until the stream ends or the manager
+// refuses a PDU, then closes the connection. It returns why. On a server,
+// it lends the reading to a Conn.Read (pump) when one is waiting and
+// nothing else is.
+func (c *conn) readLoop() error {
 	var cause error
 	for {
-		pdu, err := l.next()
+		pdu, err := c.l.next()
 		if err != nil {
-			// A reset is how TCP reports a peer that closed with our data
-			// still unread: a hang-up, not bad input.
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
-				cause = fmt.Errorf("portable: peer closed the connection: %w", io.EOF)
-			} else {
-				cause = err
-				log.Error("portable: bad input; dropping the connection", "remote", remote(l.conn), "err", err)
-			}
+			cause = c.streamErr(err)
 			break
 		}
-		if err := m.Receive(pdu); err != nil {
-			cause = err
-			log.Error("portable: protocol error; dropping the connection", "remote", remote(l.conn), "err", err)
+		if err := c.m.Receive(pdu); err != nil {
+			cause = c.protocolErr(err)
 			break
+		}
+		if p := c.pump; p != nil {
+			if seen, ok := p.tryLend(); ok {
+				if cause = p.lend(seen); cause != nil {
+					break
+				}
+			}
 		}
 	}
-	l.conn.Close()
+	c.nc.Close()
 	return cause
+}
+
+// streamErr is why the stream ended, logged when it is bad input.
+func (c *conn) streamErr(err error) error {
+	// A reset is how TCP reports a peer that closed with our data still
+	// unread: a hang-up, not bad input.
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("portable: peer closed the connection: %w", io.EOF)
+	}
+	c.cfg.Logger.Error("portable: bad input; dropping the connection", "remote", remote(c.nc), "err", err)
+	return err
+}
+
+func (c *conn) protocolErr(err error) error {
+	c.cfg.Logger.Error("portable: protocol error; dropping the connection", "remote", remote(c.nc), "err", err)
+	return err
 }
 
 func remote(c net.Conn) string {
@@ -331,17 +456,22 @@ type conn struct {
 
 	doneOnce sync.Once
 	done     chan struct{} // closed when the connection is over (see wait)
-	err      error         // what Run returned; set before done is closed
+
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close or the end of Run's context
+	pump      *pump         // server only
+	err       error         // what Run returned; set before done is closed
 }
 
 func newConn(nc net.Conn, cfg Config) *conn {
 	cfg = cfg.withDefaults()
 	return &conn{
-		nc:   nc,
-		l:    newLink(nc, cfg.MaxMessage, cfg.WriteTimeout),
-		cfg:  cfg,
-		shut: make(chan struct{}),
-		done: make(chan struct{}),
+		nc:      nc,
+		l:       newLink(nc, cfg.MaxMessage, cfg.WriteTimeout),
+		cfg:     cfg,
+		shut:    make(chan struct{}),
+		done:    make(chan struct{}),
+		closing: make(chan struct{}),
 	}
 }
 
@@ -360,7 +490,7 @@ func (c *conn) run(ctx context.Context, start func()) error {
 		// Close already shut everything down and closed done.
 		return ErrClosed
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.Close() })
+	stop := context.AfterFunc(ctx, func() { c.nc.Close(); c.closeOnce.Do(func() { close(c.closing) }) })
 	defer stop()
 	// A manager that failed while the peer is silent would leave the read
 	// loop waiting for ever: drop the connection with it.
@@ -381,7 +511,7 @@ func (c *conn) run(ctx context.Context, start func()) error {
 		// to read first.
 		go start()
 	}
-	err := readLoop(c.l, c.m, c.cfg.Logger)
+	err := c.readLoop()
 	if e, ok := c.m.(interface{ Err() error }); ok && failed.Load() && e.Err() != nil {
 		err = e.Err()
 	}
@@ -424,6 +554,10 @@ func (c *conn) waitShut() bool {
 
 func (c *conn) finish(err error) {
 	c.doneOnce.Do(func() {
+		c.l.release()
+		if c.pump != nil {
+			c.pump.release()
+		}
 		c.err = err
 		close(c.done)
 	})
@@ -437,6 +571,7 @@ func (c *conn) close() error {
 	started := c.started
 	c.mu.Unlock()
 	err := c.nc.Close()
+	c.closeOnce.Do(func() { close(c.closing) })
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -483,7 +618,9 @@ type Server struct {
 // until Run. Call Close if Run will never be called, to release it.
 func NewServer(conn net.Conn, cfg Config) *Server {
 	c := newConn(conn, cfg)
-	s := &Server{c: c, sess: session.NewServer(c.l, c.cfg.Session)}
+	c.pump = newPump(c)
+	s := &Server{c: c, sess: session.NewServer(c.pump, c.cfg.Session)}
+	c.pump.srv = s.sess
 	c.m = s.sess
 	return s
 }
@@ -520,7 +657,10 @@ func (s *Server) Close() error { return s.c.close() }
 
 // Wait blocks until Run has returned (or Close has ended a Server that
 // never ran) and returns what Run returned.
-func (s *Server) Wait() error { return s.c.wait() }
+func (s *Server) Wait() error {
+	s.c.pump.Kick() // the end of the stream must be seen
+	return s.c.wait()
+}
 
 // Client is the RDP-client side of one connection: a DVC client manager
 // over the chunk stream. It is a dvc.Registrar. Register listeners, then

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ type core struct {
 	scratch []byte
 	hdr     [9]byte     // a data PDU's header, built by drdynvc.SplitMessage
 	parts   PartsWriter // carrier's, if it has one
+	intr    Interrupter // carrier's, if it has one
 	// writers counts goroutines holding or waiting for wsem. The last one
 	// out flushes (group commit): messages that queue up behind each other
 	// — pipelined PNP requests, many channels echoing — share one write
@@ -64,6 +66,9 @@ type core struct {
 	deadDone bool           // deadCh is closed
 	wg       sync.WaitGroup // ctrlLoop and client delivery goroutines
 	rout     output         // Receive's output, reused (one goroutine calls Receive)
+	pendErr  error          // the machine's error for rout, until it is all applied
+	pendFrom int            // the first event of rout not yet applied
+	pump     Pump           // the carrier's, if it has one (server only)
 
 	ver      atomic.Uint32 // the negotiated version, for Version from any goroutine
 	capsDone chan struct{} // closed when the capabilities exchange is done
@@ -77,6 +82,7 @@ func (c *core) init(r role, cfg Config, carrier Carrier) {
 	c.refusals = lograte.New(0, 0)
 	c.carrier = carrier
 	c.parts, _ = carrier.(PartsWriter)
+	c.intr, _ = carrier.(Interrupter)
 	c.scratch = make([]byte, 0, drdynvc.MaxPDU)
 	c.kick = make(chan struct{}, 1)
 	c.wsem = make(sem, 1)
@@ -89,14 +95,45 @@ func (c *core) init(r role, cfg Config, carrier Carrier) {
 // receive is Receive for both roles: the machine handles pdu, then its
 // output is acted on. A non-nil error has failed the manager.
 func (c *core) receive(pdu []byte) error {
+	_, err := c.receiveMode(pdu, false)
+	return err
+}
+
+// receiveMode is receive; with noWait, a delivery to a server channel
+// whose inbox (or the pool) is full is not waited for: receiveMode
+// returns blocked, and the rest of the output is left for resume, which
+// must be called (from a goroutine that may wait) before the next PDU.
+func (c *core) receiveMode(pdu []byte, noWait bool) (blocked bool, err error) {
 	o := &c.rout
 	c.mu.Lock()
-	err := c.machine.receive(pdu, o)
+	err = c.machine.receive(pdu, o)
 	c.attach(o)
 	c.noteDead()
 	c.mu.Unlock()
-	aerr := c.apply(o)
+	c.pendErr, c.pendFrom = err, 0
+	for _, p := range o.send {
+		c.queueCtrl(p)
+	}
+	return c.finishApply(noWait)
+}
+
+// resume finishes the output a noWait receive left, waiting as long as
+// deliveries need.
+func (c *core) resume() error {
+	_, err := c.finishApply(false)
+	return err
+}
+
+func (c *core) finishApply(noWait bool) (bool, error) {
+	o := &c.rout
+	i, aerr := c.applyEvents(o, c.pendFrom, noWait)
+	if aerr == errWouldBlock {
+		c.pendFrom = i
+		return true, nil
+	}
 	o.reset()
+	err := c.pendErr
+	c.pendErr, c.pendFrom = nil, 0
 	if err == nil {
 		err = aerr
 	}
@@ -106,8 +143,20 @@ func (c *core) receive(pdu []byte) error {
 	if err != nil {
 		c.fail(err)
 	}
-	return err
+	return false, err
 }
+
+// delivered tells the pump that ch's sleeping reader (if any) is about
+// to have a message to wake up to, so it no longer needs someone to
+// receive for it.
+func (c *core) delivered(ch *channel) {
+	if c.pump != nil && ch.asleep.Load() && ch.asleep.Swap(false) {
+		c.pump.Awake()
+	}
+}
+
+// errWouldBlock stops a noWait apply at a delivery that would wait.
+var errWouldBlock = errors.New("session: delivery would wait")
 
 // attach gives each channel the machine has just accepted its driver
 // handle, before mu is released: a fail racing with the receive path must
@@ -137,8 +186,16 @@ func (c *core) apply(o *output) error {
 	for _, p := range o.send {
 		c.queueCtrl(p)
 	}
+	_, err := c.applyEvents(o, 0, false)
+	return err
+}
+
+// applyEvents acts on o.events from index from. With noWait it stops at
+// a server delivery that would wait, returning its index and
+// errWouldBlock.
+func (c *core) applyEvents(o *output, from int, noWait bool) (int, error) {
 	var err error
-	for i := range o.events {
+	for i := from; i < len(o.events); i++ {
 		ev := &o.events[i]
 		var ch *channel
 		if ev.ch != nil {
@@ -149,6 +206,18 @@ func (c *core) apply(o *output) error {
 			c.ver.Store(uint32(ev.version))
 			close(c.capsDone)
 		case evDeliver:
+			// Before the message goes in: after, the reader could take
+			// it and fall asleep again, and this would count that new
+			// sleep as over.
+			c.delivered(ch)
+			if noWait && ch.client == nil {
+				ok, perr := ch.in.TryPut(ev.msg)
+				if perr == nil && !ok {
+					return i, errWouldBlock
+				}
+				ev.msg = nil
+				continue // a channel closed meanwhile drops the message
+			}
 			if derr := ch.deliver(ev.msg); derr != nil && err == nil {
 				err = derr
 			}
@@ -170,7 +239,7 @@ func (c *core) apply(o *output) error {
 			}
 		}
 	}
-	return err
+	return len(o.events), err
 }
 
 // ctrlOverhead is what each queued control PDU costs besides its bytes
@@ -351,7 +420,12 @@ func (c *core) isDead() error {
 }
 
 // sendMessage fragments msg into DYNVC_DATA_FIRST/DYNVC_DATA PDUs for ch
-// (3.1.5.1) and writes them without interleaving.
+// (3.1.5.1) and writes them without interleaving, on the caller's
+// goroutine. When ctx ends while the carrier is blocked on the peer (an
+// Interrupter carrier), it returns ctx.Err() at once and the rest of msg
+// is written by finishMessage: half a message cannot be taken back, so a
+// Write that returns ctx.Err() may still deliver its message whole, and
+// the channel's next message waits for it.
 func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 	if uint64(len(msg)) > 1<<32-1 {
 		return fmt.Errorf("session: %w: %d bytes (MS-RDPEDYC 2.2.3 allows 2^32-1)", dvc.ErrTooLarge, len(msg))
@@ -366,29 +440,125 @@ func (c *core) sendMessage(ctx context.Context, ch *channel, msg []byte) error {
 		}
 		return err
 	}
-	defer ch.wsem.release()
 	if err := ch.writable(); err != nil {
+		ch.wsem.release()
 		return err
 	}
 	if err := c.lockW(ctx); err != nil {
+		ch.wsem.release()
 		return err
 	}
 	// Checked again with the carrier held: a close queued meanwhile must
 	// not be followed by data on the wire.
 	if err := ch.writable(); err != nil {
 		c.unlockW()
+		ch.wsem.release()
 		return err
+	}
+	if c.intr != nil && ctx.Done() != nil {
+		c.intr.SetWriteContext(ctx)
 	}
 	// drdynvc.SplitMessage holds the fragmentation rule (MS-RDPEDYC 2.2.3:
 	// over drdynvc.MaxSingleData bytes, DATA_FIRST then DATA).
-	err := drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, c.writeData)
-	if ferr := c.unlockW(); err == nil {
-		err = ferr
+	w := msgWriter{c: c}
+	err := drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, w.write)
+	counted := true // this writer is still in c.writers
+	if err == nil {
+		counted = false
+		if c.writers.Add(-1) == 0 {
+			err = c.carrier.Flush()
+		}
 	}
+	if errors.Is(err, ErrInterrupted) {
+		// The carrier still holds what it accepted; finishMessage
+		// writes the rest and releases both locks.
+		c.intr.SetWriteContext(nil)
+		if counted {
+			// The caller may reuse msg once Write returns.
+			msg = bytes.Clone(msg)
+		}
+		// Counted under mu only while alive: Shutdown fails the
+		// manager under mu before it waits for c.wg.
+		c.mu.Lock()
+		alive := c.dead == nil
+		if alive {
+			c.wg.Add(1)
+		}
+		c.mu.Unlock()
+		if alive {
+			go c.finishMessage(ch, msg, w.n, counted)
+			if cerr := ctx.Err(); cerr != nil {
+				return cerr
+			}
+			return context.Canceled
+		}
+		// The connection is gone: nothing to finish.
+		if counted {
+			c.writers.Add(-1)
+		}
+		c.wsem.release()
+		ch.wsem.release()
+		return c.isDead()
+	}
+	if c.intr != nil && ctx.Done() != nil {
+		c.intr.SetWriteContext(nil)
+	}
+	if counted {
+		c.writers.Add(-1)
+	}
+	c.wsem.release()
+	ch.wsem.release()
 	if err != nil {
 		return c.sendFailed(err)
 	}
 	return nil
+}
+
+// msgWriter counts the PDUs of a message the carrier has accepted (an
+// interrupted write has accepted its PDU too).
+type msgWriter struct {
+	c *core
+	n int
+}
+
+func (w *msgWriter) write(head, body []byte) error {
+	err := w.c.writeData(head, body)
+	if err == nil || errors.Is(err, ErrInterrupted) {
+		w.n++
+	}
+	return err
+}
+
+// finishMessage completes a message whose writer's context ended: it
+// writes msg's PDUs after the first done (with only the carrier's own
+// timeout), flushes, and releases the carrier and ch's message lock, which
+// sendMessage left held. counted: the writer is still in c.writers (it
+// stopped before its last PDU was accepted). A failure fails the
+// connection, as any send failure does.
+func (c *core) finishMessage(ch *channel, msg []byte, done int, counted bool) {
+	defer c.wg.Done()
+	var err error
+	if counted {
+		i := 0
+		err = drdynvc.SplitMessage(c.hdr[:0], ch.id, msg, func(head, body []byte) error {
+			i++
+			if i <= done {
+				return nil
+			}
+			return c.writeData(head, body)
+		})
+		c.writers.Add(-1)
+	}
+	if err == nil {
+		// Flushed even if another writer is waiting to: it may yet give
+		// up, and these bytes are already late.
+		err = c.carrier.Flush()
+	}
+	c.wsem.release()
+	ch.wsem.release()
+	if err != nil {
+		c.sendFailed(err)
+	}
 }
 
 // writeData writes the PDU head+body, without joining them first when the
@@ -426,6 +596,8 @@ type channel struct {
 	d      delivery
 
 	wsem sem // one outgoing message at a time
+
+	asleep atomic.Bool // server: its reader waits in the inbox, counted by the Pump
 
 	result     chan error // server: the CREATE_RSP outcome for Open, sent once
 	answerOnce sync.Once

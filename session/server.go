@@ -26,6 +26,7 @@ type Server struct {
 func NewServer(carrier Carrier, cfg Config) *Server {
 	s := &Server{}
 	s.core.init(roleServer, cfg, carrier)
+	s.pump, _ = carrier.(Pump)
 	return s
 }
 
@@ -49,6 +50,19 @@ func (s *Server) Version() uint16 { return uint16(s.ver.Load()) }
 // error means the connection must be terminated (3.1.5.2.4); the manager
 // has then already failed every channel with it.
 func (s *Server) Receive(pdu []byte) error { return s.core.receive(pdu) }
+
+// ReceiveNoWait is Receive for a goroutine that must not wait (a Pump
+// run by a reader, which has its own context to honour): when a message
+// is for a channel whose inbox is full, or the connection's pool is, it
+// stops there and returns blocked; the carrier must then call Resume,
+// from a goroutine that may wait, before the next PDU.
+func (s *Server) ReceiveNoWait(pdu []byte) (blocked bool, err error) {
+	return s.core.receiveMode(pdu, true)
+}
+
+// Resume finishes what ReceiveNoWait left, waiting for room as Receive
+// does. Its error is one Receive would have returned.
+func (s *Server) Resume() error { return s.core.resume() }
 
 // ErrOpenTimeout is what Open returns (wrapped) when the client has not
 // answered its DYNVC_CREATE_REQ within Config.OpenTimeout.
@@ -81,6 +95,9 @@ func (s *Server) Open(ctx context.Context, name string, opts ...dvc.OpenOption) 
 	r := ch.result
 	s.mu.Unlock()
 
+	if s.pump != nil {
+		s.pump.Kick() // the answer must be read
+	}
 	if err := s.sendNow(ctx, req); err != nil {
 		// Not sent (the carrier was not ours in time, or the connection
 		// died, which empties the table): the id is free again.
@@ -147,6 +164,9 @@ func (s *Server) waitCaps(ctx context.Context) error {
 		return nil
 	default:
 	}
+	if s.pump != nil {
+		s.pump.Kick()
+	}
 	t := time.NewTimer(max(0, s.cfg.CapsTimeout-time.Since(s.capsAt)))
 	defer t.Stop()
 	select {
@@ -192,7 +212,32 @@ func (c *serverConn) ID() uint32   { return c.ch.id }
 func (c *serverConn) Write(ctx context.Context, msg []byte) error {
 	return c.ch.c.sendMessage(ctx, c.ch, msg)
 }
-func (c *serverConn) Read(ctx context.Context) ([]byte, error) { return c.ch.in.Read(ctx) }
+
+// Read returns the next message. While nobody else is receiving, it
+// receives for the connection itself (Pump), so the message it waits
+// for needs no hand-off from another goroutine.
+func (c *serverConn) Read(ctx context.Context) ([]byte, error) {
+	ch := c.ch
+	in := ch.in
+	p := ch.c.pump
+	if p == nil || in.Ready() {
+		return in.Read(ctx)
+	}
+	if p.Pump(ctx, in) {
+		if err := ctx.Err(); err != nil && !in.Ready() {
+			return nil, err
+		}
+		return in.Read(ctx)
+	}
+	// Another goroutine receives, and counts this reader asleep until a
+	// delivery to it (apply) or the end of this wait says otherwise.
+	ch.asleep.Store(true)
+	m, err := in.Read(ctx)
+	if ch.asleep.Swap(false) {
+		p.Awake()
+	}
+	return m, err
+}
 
 // Close sends DYNVC_CLOSE; the client's reply frees the ChannelId
 // (3.3.5.2). Reads then return dvc.ErrClosed. It never waits for the

@@ -40,7 +40,9 @@
 // # Goroutines and closing
 //
 // The carrier owns the receiving goroutine: it calls Receive with one PDU
-// at a time and, when the connection ends, Shutdown. A manager runs one
+// at a time and, when the connection ends, Shutdown. A carrier that is a
+// Pump may lend that role to a server Conn.Read that waits, which then
+// receives on its own goroutine (ReceiveNoWait, Resume). A manager runs one
 // goroutine of its own for queued control PDUs, from NewServer or
 // NewClient until Shutdown. The client side gives each accepted instance
 // a goroutine for Listener.Accept and the Handler's calls; a Handler that
@@ -54,12 +56,14 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/drdynvc"
+	"github.com/rdpdvc/rdpdvc/dvc"
 )
 
 // Limits and defaults. Each is a field of Config; these are the values a
@@ -175,6 +179,45 @@ type Carrier interface {
 	WritePDU(pdu []byte) error
 	Flush() error
 }
+
+// Interrupter is an optional Carrier method: SetWriteContext makes the
+// carrier's WritePDU, WritePDUParts and Flush, until the next call, stop
+// waiting for the peer once ctx is done and return an error wrapping
+// ErrInterrupted. Such a return loses nothing: the PDU passed was queued
+// whole, and whatever was queued and not yet written stays queued for the
+// next Flush. A nil ctx: writes wait only as long as the carrier's own
+// timeout allows. The manager calls it with the carrier held, so that a
+// Write whose context ends while the peer is not reading returns at once;
+// the rest of its message is then written by a goroutine of the manager's
+// (a message cannot be cut short without corrupting the stream).
+type Interrupter interface {
+	SetWriteContext(ctx context.Context)
+}
+
+// Pump is an optional Carrier method set, used by a Server: it lets a
+// goroutine waiting in a channel's Read receive for the whole connection
+// itself while nobody else is, so that a message reaches its reader with
+// no hand-off between goroutines.
+type Pump interface {
+	// Pump receives PDUs on the calling goroutine, handing each to the
+	// Server's ReceiveNoWait, until in is Ready, ctx ends or the stream
+	// fails (in, not a func: a method value would be an allocation per
+	// Read). It returns false at once, having received nothing,
+	// when another goroutine is receiving: the caller is then counted as
+	// asleep, until Awake, and the carrier keeps receiving for it.
+	Pump(ctx context.Context, in *dvc.Inbox) bool
+	// Awake ends one count Pump's false return began: the sleeper's
+	// inbox has had a message put in it, or its wait is over.
+	Awake()
+	// Kick is called before the Server waits for the peer other than in
+	// Read (Open, the capabilities): the carrier's own goroutine must be
+	// receiving, or soon be.
+	Kick()
+}
+
+// ErrInterrupted is what an Interrupter's writes return (wrapped) when the
+// writer's context ended first.
+var ErrInterrupted = errors.New("session: carrier write interrupted by the writer's context")
 
 // PartsWriter is an optional Carrier method: WritePDUParts queues the PDU
 // whose bytes are head followed by body, so the manager need not copy a
