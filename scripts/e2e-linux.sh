@@ -341,7 +341,10 @@ chmod 755 "$HOME_DIR/startwm.sh"
 chown "$E2E_USER:" "$HOME_DIR/startwm.sh"
 
 # ------------------------------------------------------------ xrdp config
-port_free() { [ -z "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
+# A port is free when no TCP socket has it as its local port, listening or
+# not: a connection another program made from an ephemeral port (32768 and
+# up) holds that port too, and a listener's bind on it then fails.
+port_free() { [ -z "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; }
 XRDP_PORT=""
 for p in $(seq 33890 33990); do
 	if port_free "$p"; then
@@ -451,12 +454,14 @@ BRIDGE_SOCK=$WORK/bridge/out.sock
 start bridge-echo python3 "$ROOT/bridge/testdata/echo.py" "$BRIDGE_SOCK"
 head -c 5000000 /dev/urandom >"$WORK/www/big.bin"
 HTTP_PORT="" REFUSED_PORT=""
-for p in $(seq 38080 38180); do
+for p in $(seq 28080 28180); do # below the ephemeral ports (see port_free)
 	port_free "$p" || continue
 	if [ -z "$HTTP_PORT" ]; then HTTP_PORT=$p; elif [ -z "$REFUSED_PORT" ]; then REFUSED_PORT=$p; else break; fi
 done
-[ -n "$REFUSED_PORT" ] || die "no two free ports in 38080-38180"
+[ -n "$REFUSED_PORT" ] || die "no two free ports in 28080-28180"
 start http python3 -m http.server --bind 127.0.0.1 --directory "$WORK/www" "$HTTP_PORT"
+tcp_listening() { ! [ -z "$(ss -Htln "sport = :$1")" ]; }
+wait_for 20 "the HTTP server on 127.0.0.1:$HTTP_PORT" tcp_listening "$HTTP_PORT" || die "the HTTP server did not start: $(tail -n 3 "$WORK/http.log")"
 # The tunnel allows only the HTTP server's port on loopback, by address:
 # check (s) asks for "localhost", which the client resolves and checks.
 BRIDGE_ARGS="bridge=rdpdvc::e2e::bridge=message:unix:$BRIDGE_SOCK"
@@ -708,7 +713,7 @@ check_s() {
 	for p in $(seq 31080 31180); do port_free "$p" && { socks=$p; break; }; done
 	as_user_session "$BIN/rdpdvc" tunnel -xrdp -socks "127.0.0.1:$socks" >"$out" 2>"$WORK/check-s.log" &
 	local pid=$!
-	if wait_for 20 "the SOCKS proxy on 127.0.0.1:$socks" bash -c "! [ -z \"\$(ss -Htln 'sport = :$socks')\" ]"; then
+	if wait_for 20 "the SOCKS proxy on 127.0.0.1:$socks" tcp_listening "$socks"; then
 		as_user curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$HTTP_PORT/big.bin" -o "$TRACE_DIR/got.bin" 2>"$WORK/check-s.curl.log" || { log "     curl: $(cat "$WORK/check-s.curl.log")"; ok=1; }
 		cmp -s "$TRACE_DIR/got.bin" "$WORK/www/big.bin" || { log "     the file fetched through the tunnel differs from the client's"; ok=1; }
 		if as_user curl -sS --max-time 30 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$REFUSED_PORT/" -o /dev/null 2>"$WORK/check-s.refused.log"; then
@@ -718,6 +723,11 @@ check_s() {
 		as_user curl -sS --max-time 60 --socks5-hostname "127.0.0.1:$socks" "http://localhost:$HTTP_PORT/big.bin" -o /dev/null 2>>"$WORK/check-s.curl.log" || { log "     the tunnel did not go on after the refusal"; ok=1; }
 	else
 		ok=1
+	fi
+	if [ "$ok" != 0 ]; then
+		log "     rdpdvc tunnel said: $(tail -n 5 "$WORK/check-s.log" | tr '\n' '|')"
+		log "     the plugin said: $(grep -a 'tunnel' "$WORK/xfreerdp.log" | tail -n 5 | tr '\n' '|')"
+		log "     the HTTP server said: $(tail -n 3 "$WORK/http.log" | tr '\n' '|'); listening: $(ss -Htlnp "sport = :$HTTP_PORT" | tr '\n' '|')"
 	fi
 	signal_session INT "$pid"
 	wait "$pid" 2>/dev/null
