@@ -618,9 +618,19 @@ type Server struct {
 // until Run. Call Close if Run will never be called, to release it.
 func NewServer(conn net.Conn, cfg Config) *Server {
 	c := newConn(conn, cfg)
-	c.pump = newPump(c)
-	s := &Server{c: c, sess: session.NewServer(c.pump, c.cfg.Session)}
-	c.pump.srv = s.sess
+	var carrier session.Carrier = c.l
+	// A lent reading is cut short by a read deadline (the reader's
+	// context ended, the channel or the connection closed): only a conn
+	// that takes read deadlines may lend its reading; on any other, every
+	// message goes through Run's goroutine.
+	if conn.SetReadDeadline(time.Time{}) == nil {
+		c.pump = newPump(c)
+		carrier = c.pump
+	}
+	s := &Server{c: c, sess: session.NewServer(carrier, c.cfg.Session)}
+	if c.pump != nil {
+		c.pump.srv = s.sess
+	}
 	c.m = s.sess
 	return s
 }
@@ -658,7 +668,9 @@ func (s *Server) Close() error { return s.c.close() }
 // Wait blocks until Run has returned (or Close has ended a Server that
 // never ran) and returns what Run returned.
 func (s *Server) Wait() error {
-	s.c.pump.Kick() // the end of the stream must be seen
+	if s.c.pump != nil {
+		s.c.pump.Kick() // the end of the stream must be seen
+	}
 	return s.c.wait()
 }
 

@@ -41,6 +41,7 @@ type pump struct {
 	pend     bool            // with back: Run's goroutine must Resume first
 	cause    error           // with back: the stream ended under a reader
 	cur      context.Context // the busy reader's
+	cut      bool            // Interrupt set the read deadline while busy
 
 	// One context.AfterFunc per reader context, kept while readers come
 	// with the same one (a Read loop usually does): it cuts the socket
@@ -159,6 +160,18 @@ func (p *pump) Kick() {
 	}
 }
 
+// Interrupt (session.Pump): a channel was closed here; a lent read in
+// progress is cut short (the read deadline), so that its reader sees the
+// close even if the peer sends nothing more.
+func (p *pump) Interrupt() {
+	p.mu.Lock()
+	if p.state == busy {
+		p.cut = true
+		p.c.nc.SetReadDeadline(longAgo)
+	}
+	p.mu.Unlock()
+}
+
 // Awake (session.Pump) ends a sleeper's count.
 func (p *pump) Awake() {
 	p.mu.Lock()
@@ -203,9 +216,12 @@ func (p *pump) Pump(ctx context.Context, in *dvc.Inbox) bool {
 		pdu, err := p.next()
 		if err != nil {
 			back = true
-			if !(ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded)) {
+			p.mu.Lock()
+			cut := p.cut
+			p.mu.Unlock()
+			if !((ctx.Err() != nil || cut) && errors.Is(err, os.ErrDeadlineExceeded)) {
 				cause = p.c.streamErr(err)
-			} // else: cut short by ctx; next left the stream intact
+			} // else: cut short by ctx or Interrupt; next left the stream intact
 			break
 		}
 		blocked, err := p.srv.ReceiveNoWait(pdu)
@@ -228,11 +244,13 @@ func (p *pump) Pump(ctx context.Context, in *dvc.Inbox) bool {
 		p.state = lent
 	}
 	p.cur = nil
-	if ctx.Err() != nil {
-		// The AfterFunc may have set the deadline (it runs under mu, so
-		// it has finished, and will not set it again): undo it before
-		// anyone else reads.
+	if ctx.Err() != nil || p.cut {
+		// The AfterFunc or Interrupt may have set the deadline (both run
+		// under mu, so they have finished, and will not set it again
+		// now that the state is no longer busy): undo it before anyone
+		// else reads.
 		p.c.nc.SetReadDeadline(time.Time{})
+		p.cut = false
 	}
 	p.mu.Unlock()
 	if back {

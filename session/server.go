@@ -253,6 +253,9 @@ func (c *serverConn) Close() error {
 	}
 	ch.end(dvc.ErrClosed, true)
 	ch.in.Discard(dvc.ErrClosed) // also when the peer closed first: reads say ErrClosed now
+	if s.pump != nil {
+		s.pump.Interrupt() // a Read of this channel may be reading the carrier
+	}
 	if pdu != nil {
 		s.queueCtrl(pdu)
 	}

@@ -213,6 +213,11 @@ type Pump interface {
 	// Read (Open, the capabilities): the carrier's own goroutine must be
 	// receiving, or soon be.
 	Kick()
+	// Interrupt is called when this end closed a channel: a Pump blocked
+	// reading for that channel's reader (or another's) must return soon,
+	// losing nothing, since a peer that sends nothing more would
+	// otherwise hold the closed channel's Read for ever.
+	Interrupt()
 }
 
 // ErrInterrupted is what an Interrupter's writes return (wrapped) when the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -42,29 +43,73 @@ func stuckAtCreate(addr string) (net.Conn, error) {
 }
 
 // gated is a net.Conn whose reads stop once stop is called: the peer
-// then sees a connection that reads nothing, while writes go on.
+// then sees a connection that reads nothing, while writes go on. A
+// stopped read still keeps the read deadline, as a net.Conn must (the
+// portable server cuts a lent read short with one).
 type gated struct {
 	net.Conn
 	once   sync.Once
 	gate   chan struct{}
 	closed chan struct{}
 	cmu    sync.Once
+
+	dmu      sync.Mutex
+	deadline time.Time
+	changed  chan struct{} // closed and replaced at each new deadline
 }
 
 func newGated(c net.Conn) *gated {
-	return &gated{Conn: c, gate: make(chan struct{}), closed: make(chan struct{})}
+	return &gated{Conn: c, gate: make(chan struct{}), closed: make(chan struct{}), changed: make(chan struct{})}
 }
 
 func (g *gated) stop() { g.once.Do(func() { close(g.gate) }) }
 
+func (g *gated) setDeadline(t time.Time) {
+	g.dmu.Lock()
+	g.deadline = t
+	close(g.changed)
+	g.changed = make(chan struct{})
+	g.dmu.Unlock()
+}
+
+func (g *gated) SetReadDeadline(t time.Time) error {
+	g.setDeadline(t)
+	return g.Conn.SetReadDeadline(t)
+}
+
+func (g *gated) SetDeadline(t time.Time) error {
+	g.setDeadline(t)
+	return g.Conn.SetDeadline(t)
+}
+
 func (g *gated) Read(b []byte) (int, error) {
 	select {
 	case <-g.gate:
-		<-g.closed
-		return 0, net.ErrClosed
 	default:
+		return g.Conn.Read(b)
 	}
-	return g.Conn.Read(b)
+	for {
+		g.dmu.Lock()
+		d, changed := g.deadline, g.changed
+		g.dmu.Unlock()
+		var expired <-chan time.Time
+		if !d.IsZero() {
+			left := time.Until(d)
+			if left <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			t := time.NewTimer(left)
+			expired = t.C
+			defer t.Stop()
+		}
+		select {
+		case <-g.closed:
+			return 0, net.ErrClosed
+		case <-expired:
+			return 0, os.ErrDeadlineExceeded
+		case <-changed:
+		}
+	}
 }
 
 func (g *gated) Close() error {
