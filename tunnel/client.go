@@ -342,6 +342,7 @@ func (in *instance) run(conn net.Conn, peerWindow uint32, remote net.Addr, log *
 	var st *Stream
 	st = newStream(in.ch, conn.LocalAddr(), remote, in.c.Window, peerWindow, in.c.MaxData, in.c.WriteTimeout, nil)
 	st.owner = in.c.stop
+	st.peerCloses = true // the server closes; see Stream.peerCloses
 	in.mu.Lock()
 	if in.state == stateDone {
 		in.mu.Unlock()

@@ -87,6 +87,17 @@ type Stream struct {
 	endErr     error         // why, for writes; reads drain rq first
 	closedHere bool          // Close was called on this end
 	closing    bool          // Close or abort has taken on closing the instance
+	// peerCloses: after its CLOSE, this end leaves closing the instance
+	// to the peer, for up to closeTimeout (lateClose), unless shutting
+	// down. The client side sets it: FreeRDP 2.11 frees a channel in the
+	// plugin's close (a zero-length write) on the plugin's thread while
+	// its own thread may be handling the server's DYNVC_CLOSE of the same
+	// channel, and a close from both ends at once then stalls its whole
+	// DVC manager. The server closes an instance as soon as it has the
+	// CLOSE, so the client's own close is only the fallback.
+	peerCloses bool
+	lateClose  *time.Timer
+	gone       bool // the instance closed (peerGone)
 
 	rdl, wdl deadline
 }
@@ -237,6 +248,10 @@ func closeError(reason uint8, peerEOF bool) error {
 func (s *Stream) peerGone(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.gone = true
+	if s.lateClose != nil {
+		s.lateClose.Stop()
+	}
 	if err == nil {
 		if s.peerEOF {
 			err = io.EOF
@@ -547,7 +562,22 @@ func (s *Stream) Close() error {
 	if !already {
 		s.sendClose(reason)
 	}
-	return s.ch.Close()
+	return s.closeInstance(false)
+}
+
+// closeInstance closes the instance after this end's CLOSE: at once, or
+// with peerCloses (and not now) closeTimeout later, unless the peer has
+// closed it by then.
+func (s *Stream) closeInstance(now bool) error {
+	if now || !s.peerCloses {
+		return s.ch.Close()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.gone && s.lateClose == nil {
+		s.lateClose = time.AfterFunc(closeTimeout, func() { s.ch.Close() })
+	}
+	return nil
 }
 
 // sendClose writes CLOSE, bounded by closeTimeout (the stream's context is
@@ -575,7 +605,7 @@ func (s *Stream) abort(err error, reason uint8) {
 	s.mu.Unlock()
 	go func() {
 		s.sendClose(reason)
-		s.ch.Close()
+		s.closeInstance(reason == wire.CloseShutdown)
 	}()
 }
 
