@@ -342,9 +342,11 @@ chown "$E2E_USER:" "$HOME_DIR/startwm.sh"
 
 # ------------------------------------------------------------ xrdp config
 # A port is free when no TCP socket has it as its local port, listening or
-# not: a connection another program made from an ephemeral port (32768 and
-# up) holds that port too, and a listener's bind on it then fails.
-port_free() { [ -z "$(ss -Htan "sport = :$1" 2>/dev/null)" ]; }
+# connected: a connection another program made from an ephemeral port
+# (32768 and up) holds that port too, and a listener's bind on it then
+# fails. TIME-WAIT sockets (a previous run's sesman) do not stop a bind
+# with SO_REUSEADDR, which every listener here sets.
+port_free() { [ -z "$(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null)" ]; }
 XRDP_PORT=""
 for p in $(seq 33890 33990); do
 	if port_free "$p"; then
