@@ -44,18 +44,7 @@ func TestCloseUnblocksAWaitingRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			roundTrip(t, conn, 10, 10, 10) // the reading is lent to Read from now on
-			done := make(chan error, 1)
-			go func() { _, err := conn.Read(context.Background()); done <- err }()
-			time.Sleep(50 * time.Millisecond) // let the Read start waiting (not deciding anything: the result below is)
-			conn.Close()
-			select {
-			case err := <-done:
-				if !errors.Is(err, dvc.ErrClosed) {
-					t.Fatalf("Read = %v, want dvc.ErrClosed", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("stuck: Close did not end a Read waiting on the channel")
-			}
+			closeEndsRead(t, conn)
 		})
 	}
 }
@@ -97,6 +86,13 @@ func TestCloseUnblocksReadWithASilentPeer(t *testing.T) {
 	}
 	roundTrip(t, conn, 10, 10, 10)
 	gate.shut() // the client writes nothing more
+	closeEndsRead(t, conn)
+}
+
+// closeEndsRead closes conn while a Read waits on it, and checks that the
+// Read ends with dvc.ErrClosed.
+func closeEndsRead(t *testing.T, conn dvc.Conn) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() { _, err := conn.Read(context.Background()); done <- err }()
 	time.Sleep(50 * time.Millisecond) // let the Read start waiting (not deciding anything: the result below is)
@@ -107,7 +103,7 @@ func TestCloseUnblocksReadWithASilentPeer(t *testing.T) {
 			t.Fatalf("Read = %v, want dvc.ErrClosed", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("stuck: Close did not end a Read while the peer is silent")
+		t.Fatal("stuck: Close did not end a Read waiting on the channel")
 	}
 }
 
