@@ -5,11 +5,11 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rdpdvc/rdpdvc/dvc"
+	"github.com/rdpdvc/rdpdvc/internal/testnet"
 	"github.com/rdpdvc/rdpdvc/loopback"
 	"github.com/rdpdvc/rdpdvc/portable"
 )
@@ -91,27 +91,7 @@ var _ dvc.Listener = (*Client)(nil)
 // handled on a goroutine; the cleanup waits for the handlers.
 func serveTCP(t testing.TB, handle func(net.Conn)) (string, uint16) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	ln := testnet.Serve(t, handle)
 	return "127.0.0.1", uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rdpdvc/rdpdvc/internal/testnet"
 	"github.com/rdpdvc/rdpdvc/tunnel/socks"
 )
 
@@ -95,37 +96,23 @@ func TestParseSize(t *testing.T) {
 
 // testProxy serves SOCKS5 with socks.Handshake and net.Dial until the test ends.
 func testProxy(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				req, err := socks.Handshake(c, socks.Config{})
-				if err != nil {
-					return
-				}
-				out, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port))))
-				if err != nil {
-					_ = socks.WriteReply(c, socks.ReplyFor(err), netip.AddrPort{})
-					return
-				}
-				defer out.Close()
-				_ = socks.WriteReply(c, socks.Succeeded, netip.AddrPort{})
-				go func() { _, _ = io.Copy(out, c); _ = out.Close() }()
-				_, _ = io.Copy(c, out)
-			})
+	t.Helper()
+	return testnet.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		req, err := socks.Handshake(c, socks.Config{})
+		if err != nil {
+			return
 		}
-	})
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+		out, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", net.JoinHostPort(req.Host, strconv.Itoa(int(req.Port))))
+		if err != nil {
+			_ = socks.WriteReply(c, socks.ReplyFor(err), netip.AddrPort{})
+			return
+		}
+		defer out.Close()
+		_ = socks.WriteReply(c, socks.Succeeded, netip.AddrPort{})
+		go func() { _, _ = io.Copy(out, c); _ = out.Close() }()
+		_, _ = io.Copy(c, out)
+	}).Addr().String()
 }
 
 // blockingProxy is testProxy with head-of-line blocking: one goroutine

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rdpdvc/rdpdvc/internal/testnet"
 	"github.com/rdpdvc/rdpdvc/tunnel/wire"
 )
 
@@ -19,24 +20,11 @@ import (
 // delivering the server's messages; the plugin's writes come back as
 // "recv HEX" lines. The targets are TCP echo servers in this process.
 
-// echoServer accepts connections and echoes them until the test ends.
-func echoServer(t *testing.T) (*net.TCPListener, uint16) {
+// echoServer echoes each connection until the test ends.
+func echoServer(t *testing.T) uint16 {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln, uint16(ln.Addr().(*net.TCPAddr).Port)
+	ln := testnet.Serve(t, func(c net.Conn) { io.Copy(c, c); c.Close() })
+	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
 
 // chat runs dvchost chat and returns the plugin's writes, in order.
@@ -71,7 +59,7 @@ func frame(s string) []byte {
 // framed message comes back from the echo server byte for byte.
 func TestPluginDLLBridge(t *testing.T) {
 	dll, host := pluginFiles(t)
-	_, port := echoServer(t)
+	port := echoServer(t)
 	logFile := filepath.Join(tempDir(t), "plugin.log")
 	configure(t, map[string]string{"LogFile": logFile, "Channels": "simple",
 		"Bridge": "rdpdvc::test::bridge=message:tcp:127.0.0.1:" + strconv.Itoa(int(port))})
@@ -87,7 +75,7 @@ func TestPluginDLLBridge(t *testing.T) {
 // REPLY 2, and the refusal is logged with the rules.
 func TestPluginDLLTunnel(t *testing.T) {
 	dll, host := pluginFiles(t)
-	_, port := echoServer(t)
+	port := echoServer(t)
 	logFile := filepath.Join(tempDir(t), "plugin.log")
 	configure(t, map[string]string{"LogFile": logFile, "Channels": "simple",
 		"Tunnel": "allow:127.0.0.1:" + strconv.Itoa(int(port))})

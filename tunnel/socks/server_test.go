@@ -15,11 +15,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rdpdvc/rdpdvc/internal/testnet"
 	"github.com/rdpdvc/rdpdvc/tunnel/allow"
 )
 
@@ -225,43 +225,24 @@ func TestReplyFor(t *testing.T) {
 // copy. dial is net.Dial or allow.Rules.Dial.
 func proxy(t *testing.T, cfg Config, dial func(ctx context.Context, host string, port uint16) (net.Conn, error)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				req, err := Handshake(c, cfg)
-				if err != nil {
-					t.Logf("handshake: %v", err)
-					return
-				}
-				out, err := dial(context.Background(), req.Host, req.Port)
-				if err != nil {
-					t.Logf("dial %s:%d: %v", req.Host, req.Port, err)
-					_ = WriteReply(c, ReplyFor(err), netip.AddrPort{})
-					return
-				}
-				defer out.Close()
-				_ = WriteReply(c, Succeeded, netip.AddrPort{})
-				go func() { _, _ = io.Copy(out, c); _ = out.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(c, out)
-			}()
+	return testnet.Serve(t, func(c net.Conn) {
+		defer c.Close()
+		req, err := Handshake(c, cfg)
+		if err != nil {
+			t.Logf("handshake: %v", err)
+			return
 		}
-	}()
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+		out, err := dial(context.Background(), req.Host, req.Port)
+		if err != nil {
+			t.Logf("dial %s:%d: %v", req.Host, req.Port, err)
+			_ = WriteReply(c, ReplyFor(err), netip.AddrPort{})
+			return
+		}
+		defer out.Close()
+		_ = WriteReply(c, Succeeded, netip.AddrPort{})
+		go func() { _, _ = io.Copy(out, c); _ = out.(*net.TCPConn).CloseWrite() }()
+		_, _ = io.Copy(c, out)
+	}).Addr().String()
 }
 
 func netDial(ctx context.Context, host string, port uint16) (net.Conn, error) {
